@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..losses import cw_margin
+from ..registry import ConfigError
+from ..threat import ThreatModel
+
+ATTACK_LOSSES = ("ce", "cw")
+MODES = ("eval", "train")
+
+
+def attack_loss(name: str, logits, y):
+    """Summed (not averaged) so that each example's gradient does not depend on the batch size."""
+    if name == "ce":
+        return F.cross_entropy(logits.float(), y, reduction="sum")
+    return cw_margin(logits, y).sum()
+
+
+def project(delta: torch.Tensor, x: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
+    """Into the eps-ball of the threat's norm, then into the [0,1] box around x."""
+    if threat.norm == "linf":
+        delta = delta.clamp(-threat.eps, threat.eps)
+    else:
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        delta = delta * (threat.eps / norms).clamp(max=1.0).view(-1, *[1] * (delta.dim() - 1))
+    return (x + delta).clamp(0, 1) - x
+
+
+def random_delta(x: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
+    """Uniform in the Linf ball; for L2 a random direction at a uniformly drawn radius."""
+    if threat.norm == "linf":
+        delta = torch.empty_like(x).uniform_(-threat.eps, threat.eps)
+    else:
+        delta = torch.randn_like(x)
+        norms = delta.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
+        radius = torch.rand(x.shape[0], *[1] * (x.dim() - 1), device=x.device) * threat.eps
+        delta = delta / norms.clamp_min(1e-12) * radius
+    return project(delta, x, threat)
+
+
+def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return grad.sign()
+    norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return grad / norms.view(-1, *[1] * (grad.dim() - 1))
+
+
+class Attack:
+    """Base: runs `perturb` with the model in the chosen mode, then restores the model's mode.
+
+    Gradients are taken with respect to the perturbation only (never the weights).
+    """
+
+    def __init__(self, model: torch.nn.Module, threat: ThreatModel, *, mode: str = "eval"):
+        if not isinstance(threat, ThreatModel):
+            raise ConfigError(f"threat: expected a ThreatModel, got {type(threat).__name__}")
+        if mode not in MODES:
+            raise ConfigError(f"attack.mode: must be one of {', '.join(MODES)}, got {mode!r}")
+        self.model = model
+        self.threat = threat
+        self.mode = mode
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.threat.eps == 0:
+            return x.detach().clone()
+        was_training = self.model.training
+        self.model.train(self.mode == "train")
+        try:
+            with torch.enable_grad():
+                x_adv = self.perturb(x.detach(), y)
+        finally:
+            self.model.train(was_training)
+        return x_adv.detach()
+
+    def perturb(self, x, y) -> torch.Tensor:
+        raise NotImplementedError
+
+    def gradient(self, x, delta, y, loss: str = "ce"):
+        """Gradient of the attack loss with respect to delta, and the logits it was taken at."""
+        delta = delta.detach().requires_grad_(True)
+        logits = self.model(x + delta)
+        (grad,) = torch.autograd.grad(attack_loss(loss, logits, y), delta)
+        return grad, logits.detach()
+
+    def settings(self) -> dict:
+        return {"norm": self.threat.norm, "eps": round(self.threat.eps, 6), "mode": self.mode}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in self.settings().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,51 @@
+import torch
+
+from ..registry import ConfigError
+from .base import ATTACK_LOSSES, Attack, ascent_direction, project, random_delta
+
+
+class PGD(Attack):
+    """Projected gradient ascent (Madry et al. 2018): threat.steps steps of size threat.step,
+    Linf or L2, from a random start, on the cross-entropy or the CW margin.
+
+    Each restart runs only on the examples that every earlier restart failed to fool (the batch is
+    compacted), and an example keeps the first perturbation that fooled the model.
+    """
+
+    def __init__(self, model, threat, *, loss="ce", random_start=True, restarts=1, mode="eval"):
+        super().__init__(model, threat, mode=mode)
+        if loss not in ATTACK_LOSSES:
+            raise ConfigError(f"attack.loss: must be one of {', '.join(ATTACK_LOSSES)}, got {loss!r}")
+        if int(restarts) < 1:
+            raise ConfigError(f"attack.restarts: must be >= 1, got {restarts}")
+        self.loss = loss
+        self.random_start = random_start
+        self.restarts = int(restarts)
+
+    def run_once(self, x, y):
+        delta = random_delta(x, self.threat) if self.random_start else x.new_zeros(x.shape)
+        for _ in range(self.threat.steps):
+            grad, _ = self.gradient(x, delta, y, self.loss)
+            delta = project(delta + self.threat.step * ascent_direction(grad, self.threat.norm), x, self.threat)
+        return x + delta
+
+    def perturb(self, x, y):
+        x_adv = self.run_once(x, y)
+        if self.restarts == 1:
+            return x_adv
+        with torch.no_grad():
+            robust = self.model(x_adv).argmax(1) == y
+        for _ in range(self.restarts - 1):
+            idx = robust.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            candidate = self.run_once(x[idx], y[idx])
+            with torch.no_grad():
+                fooled = self.model(candidate).argmax(1) != y[idx]
+            x_adv[idx[fooled]] = candidate[fooled]
+            robust[idx[fooled]] = False
+        return x_adv
+
+    def settings(self):
+        return {**super().settings(), "step": round(self.threat.step, 6), "steps": self.threat.steps,
+                "loss": self.loss, "random_start": self.random_start, "restarts": self.restarts}

@@ -1,0 +1,297 @@
+"""Run configuration: dataclasses loaded from YAML, overridden by `--set key=value`, validated up front.
+
+A YAML file may name `base: other.yaml` (relative to itself); its keys are merged over the base's.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from .registry import ConfigError, suggest
+from .threat import ThreatModel, parse_number
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist5k"
+    data_dir: Optional[str] = None
+    download: bool = False
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    val_size: Optional[int] = None      # points held out of the training data; None: the dataset's default
+    augment: Optional[bool] = None      # None: crop + flip on natural images, nothing on digits
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "small_cnn"
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ThreatConfig:
+    """The training attack's threat model (steps is used by multi-step methods)."""
+    norm: str = "linf"
+    eps: Any = 0.3
+    step: Any = None
+    steps: int = 10
+
+
+@dataclass
+class MethodConfig:
+    name: str = "regmix"
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"                   # sgd | adam
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "multistep"             # constant | multistep | cosine | cyclic
+    milestones: List[float] = field(default_factory=list)   # epochs where lr is multiplied by gamma
+    gamma: float = 0.1
+    lr_min: float = 0.0                 # floor of cosine and cyclic
+    warmup_epochs: float = 0.0          # linear warm-up of the learning rate
+
+
+@dataclass
+class EvalConfig:
+    """Validation every epoch: clean and PGD accuracy on the validation split (model selection)."""
+    eps: Any = None                     # None: the training eps
+    step: Any = None                    # None: eps / 4
+    steps: int = 10
+    every: int = 1
+    max_points: Optional[int] = None    # validate on the first N validation points only
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    seed: int = 0
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
+    amp: str = "none"                   # none | bf16 (CUDA only)
+    channels_last: bool = False
+    ema: bool = False
+    ema_decay: float = 0.999
+    eps_warmup_epochs: int = 0          # ramp the training eps linearly over the first N epochs
+    log_every: int = 1                  # steps between metrics.jsonl step records
+    progress: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    threat: ThreatConfig = field(default_factory=ThreatConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def training_threat(self) -> ThreatModel:
+        return ThreatModel(self.threat.norm, self.threat.eps, self.threat.step, self.threat.steps)
+
+    def eval_threat(self) -> ThreatModel:
+        train = self.training_threat()
+        eps = train.eps if self.eval.eps is None else self.eval.eps
+        return ThreatModel(train.norm, eps, self.eval.step, self.eval.steps)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _coerce(value, kind, where):
+    origin = typing.get_origin(kind)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        origin = typing.get_origin(kind)
+    if kind is Any:
+        return value
+    if origin in (list, List):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(kind)
+        return [_coerce(v, item, where) for v in value]
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of options, got {value!r}")
+        return dict(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return parse_number(value, where)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls, data, prefix=""):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{where}: unknown config key{suggest(key, names)}; "
+                              f"allowed under {prefix.rstrip('.') or 'the top level'}: {', '.join(names)}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = _build(kind, value, where + ".")
+        else:
+            kwargs[key] = _coerce(value, kind, where)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path, _seen=()) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"--config: {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping of keys, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is not None:
+        base_path = (path.parent / base).resolve()
+        if base_path in _seen:
+            raise ConfigError(f"base: {path} includes itself through {base_path}")
+        data = _merge(read_yaml(base_path, _seen + (base_path,)), data)
+    return data
+
+
+def parse_override(text: str):
+    """'method.options.alpha=0.5' -> (['method', 'options', 'alpha'], 0.5); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set: expected key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    data = copy.deepcopy(data)
+    for text in overrides or ():
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text}: {part!r} is not a section")
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path=None, overrides=(), data: Optional[dict] = None) -> Config:
+    """Config from a YAML file (or a dict), with `key=value` overrides, validated."""
+    raw = read_yaml(path) if path is not None else copy.deepcopy(data or {})
+    config = _build(Config, apply_overrides(raw, overrides))
+    validate(config)
+    return config
+
+
+def validate(config: Config):
+    """Everything that can be checked before a run starts, so a bad value never costs a half run."""
+    from .data import DATASETS
+    from .methods import create_method
+    from .models import MODELS
+
+    DATASETS.get(config.data.name)
+    MODELS.get(config.model.name)
+    create_method(config.method.name, config.training_threat(), **config.method.options)
+    config.eval_threat()
+    checks = [
+        ("name", bool(config.name) and "/" not in config.name and config.name not in (".", ".."),
+         "a non-empty folder name without '/'"),
+        ("data.batch_size", config.data.batch_size >= 1, "an integer >= 1"),
+        ("data.eval_batch_size", config.data.eval_batch_size >= 1, "an integer >= 1"),
+        ("data.num_workers", config.data.num_workers >= 0, "an integer >= 0"),
+        ("optim.name", config.optim.name in ("sgd", "adam"), "one of sgd, adam"),
+        ("optim.lr", 0 < config.optim.lr <= 10, "a number in (0, 10]"),
+        ("optim.momentum", 0 <= config.optim.momentum < 1, "a number in [0, 1)"),
+        ("optim.weight_decay", 0 <= config.optim.weight_decay < 1, "a number in [0, 1)"),
+        ("schedule.name", config.schedule.name in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        ("schedule.gamma", 0 < config.schedule.gamma <= 1, "a number in (0, 1]"),
+        ("schedule.lr_min", 0 <= config.schedule.lr_min <= config.optim.lr, "a number in [0, optim.lr]"),
+        ("schedule.warmup_epochs", config.schedule.warmup_epochs >= 0, "a number >= 0"),
+        ("schedule.milestones", all(m > 0 for m in config.schedule.milestones),
+         "positive epochs"),
+        ("eval.every", config.eval.every >= 1, "an integer >= 1"),
+        ("eval.max_points", config.eval.max_points is None or config.eval.max_points >= 1, "null or an integer >= 1"),
+        ("train.epochs", 1 <= config.train.epochs <= 100000, "an integer in [1, 100000]"),
+        ("train.amp", config.train.amp in ("none", "bf16"), "one of none, bf16"),
+        ("train.ema_decay", 0 < config.train.ema_decay < 1, "a number in (0, 1)"),
+        ("train.eps_warmup_epochs", config.train.eps_warmup_epochs >= 0, "an integer >= 0"),
+        ("train.log_every", config.train.log_every >= 1, "an integer >= 1"),
+        ("train.device", config.train.device == "auto" or config.train.device.split(":")[0] in ("cpu", "cuda"),
+         "auto, cpu, cuda or cuda:N"),
+    ]
+    for name, ok, allowed in checks:
+        if not ok:
+            value = config
+            for part in name.split("."):
+                value = getattr(value, part)
+            raise ConfigError(f"{name}: must be {allowed}, got {value!r}")
+
+
+SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
+
+
+def save_config(config: Config, path):
+    from .checkpoint import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
