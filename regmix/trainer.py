@@ -134,7 +134,7 @@ class Trainer:
                                  persistent_workers=False)
         self.val_loader = make_loader(self.val_set, c.data.eval_batch_size, c.eval.max_points)
         self.start_epoch = 0
-        self.best = {"val_pgd": -1.0, "epoch": -1}
+        self.best = {"val_pgd": -1.0, "val_clean": -1.0, "epoch": -1}
         self.step = 0
         if resume and (self.run_dir / "last.pt").exists():
             self._load(load_checkpoint(self.run_dir / "last.pt", map_location=self.device))
@@ -284,7 +284,8 @@ class Trainer:
                 last = epoch + 1 == c.train.epochs
                 if (epoch + 1) % c.eval.every == 0 or last:
                     record.update(self.validate())
-                    if record["val_pgd"] > self.best["val_pgd"]:
+                    # PGD accuracy selects; clean accuracy breaks ties (a standard model is 0 under PGD)
+                    if (record["val_pgd"], record["val_clean"]) > (self.best["val_pgd"], self.best["val_clean"]):
                         self.best = {"val_pgd": record["val_pgd"], "val_clean": record["val_clean"],
                                      "epoch": epoch + 1}
                         atomic_save(self._best_state(epoch + 1, record), self.run_dir / "best.pt")
@@ -292,9 +293,8 @@ class Trainer:
                      **record})
                 metrics.flush()
                 atomic_save(self._state(epoch + 1, complete=last), self.run_dir / "last.pt")
-                if c.train.progress:
-                    shown = {k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))}
-                    print(f"[{c.name}] epoch {epoch + 1}/{c.train.epochs} {shown}", flush=True)
+                shown = {k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))}
+                print(f"[{c.name}] epoch {epoch + 1}/{c.train.epochs} {shown}", flush=True)
         self._write_status("complete")
         return self.run_dir
 

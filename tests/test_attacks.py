@@ -1,0 +1,150 @@
+import pytest
+import torch
+
+import regmix
+from regmix.attacks import ATTACKS, PGD, PriorGuidedPerturbation, create_attack
+from regmix.evaluate import robust_accuracy
+from regmix.registry import ConfigError
+
+NORMS = {"linf": 0.1, "l2": 1.0}
+
+
+def small_model():
+    torch.manual_seed(0)
+    return regmix.create_model("small_cnn", 10, 1, width=8)
+
+
+def in_ball(x_adv, x, norm, eps):
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    return bool((size <= eps + 1e-5).all())
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("norm", sorted(NORMS))
+def test_every_attack_stays_in_the_ball_and_the_box(name, norm, mnist_batch):
+    x, y = mnist_batch
+    threat = regmix.ThreatModel(norm, NORMS[norm], steps=3)
+    x_adv = create_attack(name, small_model(), threat)(x, y)
+    assert x_adv.shape == x.shape
+    assert in_ball(x_adv, x, norm, threat.eps)
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert not torch.equal(x_adv, x)
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_every_attack_returns_x_for_eps_zero(name, mnist_batch):
+    x, y = mnist_batch
+    x_adv = create_attack(name, small_model(), regmix.ThreatModel("linf", 0.0, steps=3))(x, y)
+    assert torch.equal(x_adv, x)
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("start_mode", [True, False])
+def test_every_attack_restores_the_model_mode(name, start_mode, mnist_batch):
+    x, y = mnist_batch
+    model = small_model().train(start_mode)
+    attack = create_attack(name, model, regmix.ThreatModel("linf", 0.1, steps=2))
+    attack(x, y)
+    assert model.training is start_mode
+    assert all(p.grad is None for p in model.parameters()), "attacks must not touch weight gradients"
+    assert name.split("_")[0].upper() in repr(attack).upper() or "PGD" in repr(attack)
+
+
+def test_pgd_beats_fgsm_on_a_trained_model(trained_mnist_model):
+    test = regmix.create_dataset("mnist5k", "test")
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test, range(300)), batch_size=150)
+    threat = regmix.ThreatModel("linf", 0.1, step=0.025, steps=10)
+    acc = robust_accuracy(trained_mnist_model, loader, {
+        "fgsm": lambda m: create_attack("fgsm", m, threat),
+        "pgd": lambda m: create_attack("pgd", m, threat)}, device="cpu")
+    assert acc["clean"] > 0.8
+    assert acc["pgd"] < acc["fgsm"] - 0.05
+
+
+def test_restarts_only_make_the_attack_stronger(trained_mnist_model, mnist_batch):
+    x, y = mnist_batch
+    threat = regmix.ThreatModel("linf", 0.08, step=0.02, steps=5)
+    torch.manual_seed(1)
+    one = (trained_mnist_model(PGD(trained_mnist_model, threat, restarts=1)(x, y)).argmax(1) == y).sum()
+    torch.manual_seed(1)
+    three = (trained_mnist_model(PGD(trained_mnist_model, threat, restarts=3)(x, y)).argmax(1) == y).sum()
+    assert three <= one
+
+
+def test_cw_attack_maximises_the_margin(trained_mnist_model, mnist_batch):
+    x, y = mnist_batch
+    threat = regmix.ThreatModel("linf", 0.1, step=0.025, steps=10)
+    x_adv = create_attack("cw", trained_mnist_model, threat)(x, y)
+    with torch.no_grad():
+        before = regmix.losses.cw_margin(trained_mnist_model(x), y).mean()
+        after = regmix.losses.cw_margin(trained_mnist_model(x_adv), y).mean()
+    assert after > before + 1.0
+
+
+def test_bad_attack_settings_are_refused():
+    model = small_model()
+    with pytest.raises(ConfigError, match="attack.loss"):
+        PGD(model, regmix.ThreatModel(), loss="hinge")
+    with pytest.raises(ConfigError, match="restarts"):
+        PGD(model, regmix.ThreatModel(), restarts=0)
+    with pytest.raises(ConfigError, match="unknown name 'pgdd'.*did you mean 'pgd'"):
+        create_attack("pgdd", model, regmix.ThreatModel())
+
+
+@pytest.mark.parametrize("bad", [dict(eps=-0.1), dict(eps=2.0), dict(norm="l1"), dict(eps=0.1, step=1.0),
+                                 dict(steps=-1), dict(eps="eight/255")])
+def test_threat_model_validates(bad):
+    with pytest.raises(ConfigError, match="threat"):
+        regmix.ThreatModel(**bad)
+
+
+def test_threat_model_reads_fractions():
+    t = regmix.ThreatModel(eps="8/255")
+    assert t.eps == pytest.approx(8 / 255) and t.step == pytest.approx(2 / 255)
+
+
+class TestPriorGuidedPerturbation:
+    def make(self, **kw):
+        threat = regmix.ThreatModel("linf", 0.1, step=0.1)
+        return PriorGuidedPerturbation(threat, 20, (1, 4, 4), **kw)
+
+    def test_draws_in_the_ball_and_resets_on_schedule(self):
+        prior = self.make(reset_every=3)
+        prior.start_epoch(0)
+        first = prior.eta.clone()
+        assert first.abs().max() <= 0.1 and first.abs().max() > 0.05
+        prior.start_epoch(1)
+        assert torch.equal(prior.eta, first)
+        prior.start_epoch(3)
+        assert not torch.equal(prior.eta, first)
+
+    def test_update_moves_only_the_given_examples_and_stays_in_ball_and_box(self):
+        prior = self.make()
+        prior.start_epoch(0)
+        before = prior.eta.clone()
+        index = torch.tensor([2, 5, 7])
+        x = torch.rand(3, 1, 4, 4)
+        eta = prior.initial(x, index)
+        assert ((x + eta) >= 0).all() and ((x + eta) <= 1).all()
+        prior.update(x, index, eta, torch.randn(3, 1, 4, 4), acc_final=0.5, acc_init=0.8)
+        others = torch.ones(20, dtype=torch.bool)
+        others[index] = False
+        assert torch.equal(prior.eta[others], before[others])
+        assert not torch.equal(prior.eta[index], before[index])
+        assert prior.eta.abs().max() <= 0.1 + 1e-7
+        moved = x + prior.eta[index]
+        assert (moved >= -1e-7).all() and (moved <= 1 + 1e-7).all()
+
+    def test_momentum_follows_the_formula(self):
+        prior = self.make(momentum=0.5)
+        prior.start_epoch(0)
+        index = torch.tensor([0, 1])
+        x = torch.full((2, 1, 4, 4), 0.5)
+        g = torch.randn(2, 1, 4, 4)
+        prior.m[index] = m_old = torch.randn(2, 1, 4, 4)
+        eta = prior.initial(x, index)
+        prior.update(x, index, eta, g, acc_final=0.3, acc_init=0.6)
+        expected = g / g.abs().sum() * (2 - 0.5) + 0.5 * m_old
+        torch.testing.assert_close(prior.m[index], expected)
+        torch.testing.assert_close(prior.eta[index], (eta + 0.1 * expected.sign()).clamp(-0.1, 0.1))

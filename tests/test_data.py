@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+import regmix
+from regmix.data import DATASETS, DatasetNotFound
+from regmix.registry import ConfigError
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "digits"])
+def test_embedded_splits_are_fixed_disjoint_and_stratified(name):
+    parts = {s: regmix.create_dataset(name, s) for s in ("train", "val", "test")}
+    keys = {s: {ds.images[i].numpy().tobytes() for i in range(len(ds))} for s, ds in parts.items()}
+    assert not keys["train"] & keys["test"] and not keys["val"] & keys["test"] and not keys["train"] & keys["val"]
+    for ds in parts.values():
+        counts = torch.bincount(ds.labels, minlength=10)
+        assert counts.min() > 0 and counts.max() <= 1.1 * counts.min()  # every class, in proportion
+        x, y = ds[0]
+        assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
+        assert 0 <= int(y) < ds.num_classes
+    again = regmix.create_dataset(name, "test")
+    assert torch.equal(again.images, parts["test"].images)
+
+
+def test_mnist5k_is_the_packaged_real_data():
+    sizes = {s: len(regmix.create_dataset("mnist5k", s)) for s in ("train", "val", "test")}
+    assert sizes == {"train": 3500, "val": 500, "test": 1000}
+    ds = regmix.create_dataset("mnist5k", "test")
+    assert ds.image_size == (28, 28) and ds.in_channels == 1
+    # real digits: mostly black background, some bright strokes
+    x = torch.stack([ds[i][0] for i in range(100)])
+    assert 0.05 < (x > 0.5).float().mean() < 0.3
+
+
+def test_augmentation_keeps_shape_and_range_and_changes_images():
+    ds = regmix.create_dataset("mnist5k", "train", augment=True)
+    torch.manual_seed(0)
+    views = torch.stack([ds[0][0] for _ in range(8)])
+    assert views.shape == (8, 1, 28, 28) and views.min() >= 0 and views.max() <= 1
+    assert any(not torch.equal(views[0], v) for v in views[1:])
+
+
+def test_unknown_split_and_name_are_refused():
+    with pytest.raises(ConfigError, match="data.split"):
+        regmix.create_dataset("mnist5k", "dev")
+    with pytest.raises(ConfigError, match="known: cifar10, cifar100, digits, mnist5k, tinyimagenet"):
+        regmix.create_dataset("mnist", "train")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "tinyimagenet"])
+def test_missing_dataset_says_where_it_looked(name, tmp_path):
+    with pytest.raises(DatasetNotFound, match=str(tmp_path)):
+        regmix.create_dataset(name, "train", data_dir=tmp_path)
+
+
+def _write_fake_cifar(root, n=30):
+    """A folder in torchvision's CIFAR-10 format (pickled numpy batches), of random pixels."""
+    import pickle
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batch = lambda: {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": [int(v) for v in rng.integers(0, 10, n)]}
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch()))
+    (folder / "test_batch").write_bytes(pickle.dumps(batch()))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
+
+
+def test_cifar_reader_holds_out_validation_and_augments_train(tmp_path, monkeypatch):
+    _write_fake_cifar(tmp_path)
+    import torchvision
+    # the fake files cannot match torchvision's checksums of the real ones
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    train = regmix.create_dataset("cifar10", "train", tmp_path, val_size=20)
+    val = regmix.create_dataset("cifar10", "val", tmp_path, val_size=20)
+    test = regmix.create_dataset("cifar10", "test", tmp_path)
+    assert (len(train), len(val), len(test)) == (130, 20, 30)
+    assert train.augment and not val.augment and not test.augment
+    assert train[0][0].shape == (3, 32, 32)
+
+
+def test_tinyimagenet_reads_the_standard_layout(tmp_path):
+    from PIL import Image
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = ["n01", "n02", "n03"]
+    rng = np.random.default_rng(0)
+    for w in wnids:
+        (root / "train" / w / "images").mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "train" / w / "images" / f"{w}_{k}.JPEG")
+    (root / "val" / "images").mkdir(parents=True)
+    lines = []
+    for k, w in enumerate(wnids * 2):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "val" / "images" / f"val_{k}.JPEG")
+        lines.append(f"val_{k}.JPEG\t{w}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    train = regmix.create_dataset("tinyimagenet", "train", tmp_path, val_size=3)
+    val = regmix.create_dataset("tinyimagenet", "val", tmp_path, val_size=3)
+    test = regmix.create_dataset("tinyimagenet", "test", tmp_path)
+    assert (len(train), len(val), len(test)) == (9, 3, 6)
+    x, y = test[4]
+    assert x.shape == (3, 64, 64) and int(y) == 1 and 0 <= x.min() and x.max() <= 1
+
+
+def test_every_registered_dataset_documents_itself():
+    assert set(DATASETS.names()) == {"mnist5k", "digits", "cifar10", "cifar100", "tinyimagenet"}
