@@ -1,0 +1,26 @@
+import json
+from pathlib import Path
+
+
+def read_metrics(run_dir, kind="epoch"):
+    """The records of one kind ('step' or 'epoch') from RUN_DIR/metrics.jsonl."""
+    path = Path(run_dir) / "metrics.jsonl"
+    records = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return [r for r in records if r["kind"] == kind]
+
+
+def plot_loss_terms(run_dir, ax=None):
+    """Every training loss term per epoch (train_* columns of the epoch records), one line each."""
+    import matplotlib.pyplot as plt
+    records = read_metrics(run_dir)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    epochs = [r["epoch"] + 1 for r in records]
+    terms = [k for k in records[0] if k.startswith("train_") and k != "train_loss"] if records else []
+    for key in ["train_loss", *terms]:
+        ax.plot(epochs, [r[key] for r in records], marker="o", ms=3, label=key.removeprefix("train_"))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (training mean)")
+    ax.set_title(Path(run_dir).name)
+    ax.legend(fontsize=8)
+    return ax.figure
