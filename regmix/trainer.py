@@ -103,6 +103,9 @@ class Trainer:
         self.run_dir = config.run_dir
         self.device = resolve_device(config.train.device)
         self._check_run_dir(resume)
+        if config.train.amp != "none" and self.device.type != "cuda":
+            print(f"[{config.name}] note: train.amp={config.train.amp} applies on CUDA only; "
+                  f"training in float32 on {self.device}", flush=True)
         if config.train.deterministic:
             torch.use_deterministic_algorithms(True)
         seed_everything(config.train.seed)
@@ -227,9 +230,8 @@ class Trainer:
     def train_epoch(self, epoch: int, log) -> dict:
         c = self.config
         self.model.train()
-        self.method.threat = threat = self._epoch_threat(epoch)
-        if getattr(self.method, "prior", None) is not None:
-            self.method.prior.threat = threat
+        threat = self._epoch_threat(epoch)
+        self.method.set_threat(threat)
         self.method.start_epoch(epoch)
         self.loader_generator.manual_seed(c.train.seed * 100003 + epoch)
         sums, count, seen, start = {}, 0, 0, time.time()

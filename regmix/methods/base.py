@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import torch
-
 from ..losses import cross_entropy
 from ..registry import ConfigError, suggest
 from ..threat import ThreatModel
@@ -48,6 +46,10 @@ class Method:
     def start_epoch(self, epoch: int):
         """Called at the start of every epoch (0-based)."""
 
+    def set_threat(self, threat: ThreatModel):
+        """The trainer ramps eps at the start of a run (train.eps_warmup_epochs) through this."""
+        self.threat = threat
+
     def ce(self, logits, y):
         return cross_entropy(logits, y, self.label_smoothing)
 
@@ -71,8 +73,3 @@ def detached(terms: dict) -> dict:
 
 def batch_accuracy(logits, y) -> float:
     return (logits.argmax(1) == y).float().mean().item()
-
-
-def set_requires_grad(module: torch.nn.Module, flag: bool):
-    for p in module.parameters():
-        p.requires_grad_(flag)

@@ -34,6 +34,11 @@ class PriorGuided(Method):
         self.prior = PriorGuidedPerturbation(self.threat, num_samples, sample_shape, momentum=self.momentum,
                                              reset_every=self.reset_every, device=device)
 
+    def set_threat(self, threat):
+        super().set_threat(threat)
+        if self.prior is not None:
+            self.prior.threat = threat
+
     def start_epoch(self, epoch):
         if self.prior is not None:
             self.prior.start_epoch(epoch)

@@ -1,0 +1,26 @@
+def add_parser(sub):
+    p = sub.add_parser("train", help="train one model from a YAML config",
+                       description="Train one model. The resolved config, metrics.jsonl and the "
+                                   "best/last checkpoints go to OUT_DIR/NAME (from the config).")
+    p.add_argument("--config", required=True, help="YAML recipe, e.g. configs/demo/regmix.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set method.options.alpha=0.5 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT_DIR/NAME from last.pt")
+    p.add_argument("--data-dir", help="where CIFAR / Tiny ImageNet live (same as --set data.data_dir=...)")
+    p.add_argument("--out-dir", help="parent folder of the run directory (config key out_dir)")
+    p.add_argument("--name", help="run directory name (config key name)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..config import load_config
+    from ..trainer import train
+    overrides = list(args.set or [])
+    for flag, key in (("data_dir", "data.data_dir"), ("out_dir", "out_dir"), ("name", "name")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    run_dir = train(load_config(args.config, overrides), resume=args.resume)
+    print(f"run directory: {run_dir}")
