@@ -238,7 +238,7 @@ class Trainer:
         batches = self.loader
         if c.train.progress:
             from tqdm.auto import tqdm
-            batches = tqdm(batches, desc=f"{c.name} epoch {epoch + 1}/{c.train.epochs}", leave=False,
+            batches = tqdm(batches, desc=f"{c.name} epoch {epoch + 1}/{c.train.epochs}", leave=False, disable=None,
                            dynamic_ncols=True)
         for x, y, index in batches:
             x, y, index = x.to(self.device, non_blocking=True), y.to(self.device), index.to(self.device)
