@@ -12,7 +12,7 @@ from .registry import ConfigError
 FORMAT = 1
 
 
-def _atomic(path, write):
+def atomic_write(path, write):
     """Write through a temporary file in the same folder, fsync, then rename: a crash or a full disk
     leaves the previous file whole."""
     path = Path(path)
@@ -30,11 +30,11 @@ def _atomic(path, write):
 
 
 def atomic_save(obj, path):
-    _atomic(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(path, text: str):
-    _atomic(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

@@ -5,16 +5,14 @@ import json
 import time
 from pathlib import Path
 
-from .attacks import PGD
-from .checkpoint import atomic_write_text, load_model
+from .checkpoint import atomic_write_text
 from .config import load_config
-from .data import create_dataset
-from .evaluate import make_loader, robust_accuracy
 from .registry import ConfigError
+from .robustness import evaluate_run
 from .trainer import train
 
-# Test-time attack: PGD-20 at the training eps with step 2.5 * eps / 20 (Madry et al.'s rule), one start.
-TEST_STEPS = 20
+# Test-time attack: PGD-20 at the training eps, step eps/4, one random start (`regmix eval`'s defaults).
+TEST_ATTACK = "pgd20"
 
 
 def default_config_dir() -> Path:
@@ -44,27 +42,24 @@ def run_demo(out: Path, methods=("standard", "pgd_at", "pgk", "regmix"), epochs=
         if not done:
             train(config, resume=(run_dir / "last.pt").exists())
         train_s = time.time() - start
-        rows.append(evaluate_run(config, run_dir, train_s))
-        print(f"[demo] {config.name}: clean {rows[-1]['clean']:.3f}, PGD-{TEST_STEPS} {rows[-1]['pgd']:.3f}", flush=True)
+        rows.append(evaluate(config, run_dir, train_s))
+        print(f"[demo] {config.name}: clean {rows[-1]['clean']:.3f}, {TEST_ATTACK} {rows[-1]['pgd']:.3f}", flush=True)
 
     summary = {"dataset": configs[0].data.name, "split": "test", "rows": rows}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     table = format_table(rows)
     atomic_write_text(out / "summary.md", table + "\n")
     print("\n" + table)
-    print(f"\noutputs: {out}/<method>/ (config.yaml, metrics.jsonl, best.pt, last.pt) and {out}/summary.md")
+    print(f"\noutputs: {out}/<method>/ (config.yaml, metrics.jsonl, best.pt, last.pt, eval/) and {out}/summary.md")
+    print(f"stronger evaluation (CW, AutoAttack): regmix eval {out}/regmix --n 500; table: regmix report {out}")
     return summary
 
 
-def evaluate_run(config, run_dir: Path, train_s: float) -> dict:
-    model = load_model(run_dir, which="best")
-    test = create_dataset(config.data.name, "test", config.data.data_dir)
-    eps = config.training_threat().eps
-    threat = config.training_threat().with_(step=2.5 * eps / TEST_STEPS, steps=TEST_STEPS)
-    acc = robust_accuracy(model, make_loader(test, config.data.eval_batch_size), {"pgd": lambda m: PGD(m, threat)})
-    return {"method": config.method.name, "run_dir": str(run_dir), "n": len(test), "eps": eps,
-            "attack": f"PGD-{TEST_STEPS} linf step {threat.step:.4g}", "clean": acc["clean"], "pgd": acc["pgd"],
-            "train_s": round(train_s, 1)}
+def evaluate(config, run_dir: Path, train_s: float) -> dict:
+    record = evaluate_run(run_dir, attacks=f"clean,{TEST_ATTACK}", sanity=False, log=lambda *_: None)
+    return {"method": config.method.name, "run_dir": str(run_dir), "n": record["n"], "eps": record["threat"]["eps"],
+            "attack": TEST_ATTACK, "clean": record["accuracy"]["clean"], "pgd": record["accuracy"][TEST_ATTACK],
+            "train_s": round(train_s, 1), "record": record["_path"]}
 
 
 def format_table(rows) -> str:

@@ -1,5 +1,5 @@
 """Accuracy under attack. Attacks run only on the points the model still gets right (the batch is
-compacted, not masked), so a weak model costs little to evaluate."""
+compacted, not masked), so a robust point costs an attack and a broken one costs nothing."""
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional
@@ -23,25 +23,53 @@ def robust_accuracy(model: torch.nn.Module, loader, attacks: Dict[str, AttackFac
     Each attack is built once by its factory (model -> callable(x, y) -> x_adv) and runs on the points
     that are classified correctly on clean inputs.
     """
+    x, y = stack(loader)
+    flags = robust_flags(model, x, y, attacks, device=device, batch_size=loader.batch_size or 256)
+    return {name: f.float().mean().item() for name, f in flags.items()}
+
+
+def stack(loader):
+    xs, ys = zip(*[(b[0], b[1]) for b in loader])
+    return torch.cat(xs), torch.cat(ys)
+
+
+@torch.inference_mode()
+def clean_flags(model, x, y, *, device="cpu", batch_size=256) -> torch.Tensor:
     was_training = model.training
     model.eval()
-    built = {name: factory(model) for name, factory in attacks.items()}
-    correct = {name: 0 for name in ["clean", *built]}
-    total = 0
     try:
-        for batch in loader:
-            x, y = batch[0].to(device), batch[1].to(device)
-            with torch.inference_mode():
-                right = model(x).argmax(1) == y
-            total += len(y)
-            correct["clean"] += int(right.sum())
-            idx = right.nonzero().squeeze(1)
-            if idx.numel() == 0:
-                continue
-            for name, attack in built.items():
-                x_adv = attack(x[idx], y[idx])
-                with torch.no_grad():
-                    correct[name] += int((model(x_adv).argmax(1) == y[idx]).sum())
+        return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]
+                          for i in range(0, len(y), batch_size)])
     finally:
         model.train(was_training)
-    return {name: c / max(total, 1) for name, c in correct.items()}
+
+
+def attack_flags(model, attack, x, y, candidates: torch.Tensor, *, device="cpu", batch_size=256) -> torch.Tensor:
+    """Per-point robustness under `attack`: only the `candidates` (a bool mask) are attacked, in
+    compacted batches; every other point counts as not robust."""
+    was_training = model.training
+    model.eval()
+    robust = torch.zeros(len(y), dtype=torch.bool)
+    idx = candidates.nonzero().squeeze(1)
+    try:
+        for start in range(0, len(idx), batch_size):
+            part = idx[start:start + batch_size]
+            xb, yb = x[part].to(device), y[part].to(device)
+            x_adv = attack(xb, yb)
+            with torch.no_grad():
+                robust[part] = (model(x_adv).argmax(1) == yb).cpu()
+    finally:
+        model.train(was_training)
+    return robust
+
+
+def robust_flags(model, x, y, attacks: Dict[str, AttackFactory], *, device="cpu", batch_size=256,
+                 seed: Optional[int] = None) -> Dict[str, torch.Tensor]:
+    """{'clean': flags, name: flags, ...}: per-point correctness, clean and under each attack."""
+    flags = {"clean": clean_flags(model, x, y, device=device, batch_size=batch_size)}
+    for name, factory in attacks.items():
+        if seed is not None:
+            torch.manual_seed(seed)  # each attack's randomness independent of the others' order
+        flags[name] = attack_flags(model, factory(model), x, y, flags["clean"], device=device,
+                                   batch_size=batch_size)
+    return flags

@@ -2,4 +2,4 @@
 
 A new command is one module here plus one entry in COMMANDS.
 """
-COMMANDS = ["train", "demo"]
+COMMANDS = ["train", "demo", "eval", "report", "sweep", "landscape", "figures"]

@@ -1,0 +1,40 @@
+def add_parser(sub):
+    p = sub.add_parser("eval", help="evaluate a run or checkpoint under attack; write a JSON record",
+                       description="Evaluate on the test split (first N points, or all) with the given attacks "
+                                   "(each runs only on the points still robust), run the sanity checks, print "
+                                   "a table and write RUN_DIR/eval/<name>.json (+ per-example flags .npz). "
+                                   "The threat model defaults to the run's own.")
+    p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--attacks", default="clean,pgd20,cw20,aa",
+                   help="comma-separated: clean, fgsm, pgdN, cwN, aa, aa-plus, aa:apgd-ce+square, square "
+                        "(default: clean,pgd20,cw20,aa)")
+    p.add_argument("--n", type=int, default=None, help="evaluate the first N points (default: all)")
+    p.add_argument("--eps", default=None, help="attack radius, e.g. 8/255 (default: the run's training eps)")
+    p.add_argument("--step", default=None, help="PGD/CW step (default: eps/4)")
+    p.add_argument("--restarts", type=int, default=1, help="PGD/CW random restarts (default 1)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="which checkpoint of a run directory (default: best)")
+    p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights even where EMA weights exist")
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--data-dir", default=None, help="where the dataset lives (default: the run's data_dir)")
+    p.add_argument("--no-sanity", action="store_true", help="skip the extra sanity-check attacks")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..report import build_table, format_table
+    from ..robustness import evaluate_run
+    from ..registry import ConfigError
+    from ..trainer import resolve_device
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size: must be >= 1, got {args.batch_size}")
+    record = evaluate_run(args.path, attacks=args.attacks, n=args.n, eps=args.eps, step=args.step,
+                          batch_size=args.batch_size, which=args.checkpoint, ema=not args.no_ema,
+                          split=args.split, seed=args.seed, restarts=args.restarts,
+                          device=resolve_device(args.device), data_dir=args.data_dir, sanity=not args.no_sanity)
+    print()
+    print(format_table(build_table([record]), "md"))
+    print(f"\n{len(record['warnings'])} sanity warning(s); record: {record['_path']}")

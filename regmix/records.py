@@ -1,0 +1,74 @@
+"""Evaluation records: one JSON file per evaluation, in RUN_DIR/eval/. Tables are made from them."""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Iterable, List
+
+import torch
+
+from .checkpoint import atomic_write_text
+from .registry import ConfigError
+
+VERSION = 1
+REQUIRED = ("kind", "version", "method", "model", "dataset", "split", "n", "threat", "accuracy")
+
+
+def environment(device) -> dict:
+    import importlib.metadata as md
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("regmix", "torch", "torchvision", "numpy", "pyautoattack", "autoattack"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            pass
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"versions": versions, "device": f"{device} ({name})"}
+
+
+def record_stem(record: dict) -> str:
+    """checkpoint[-ema]-split-nN-<hash of what was run>: one file per distinct evaluation."""
+    key = json.dumps({k: record.get(k) for k in ("attack_list", "threat", "step", "restarts", "seed", "checkpoint_file")},
+                     sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    ema = "-ema" if record.get("ema") else ""
+    return f"{record['checkpoint']}{ema}-{record['split']}-n{record['n']}-{digest}"
+
+
+def save_record(record: dict, folder: Path) -> Path:
+    path = Path(folder) / f"{record_stem(record)}.json"
+    atomic_write_text(path, json.dumps(record, indent=2))
+    return path
+
+
+def load_record(path) -> dict:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"records: {path} is not a readable JSON record ({err})") from None
+    missing = [k for k in REQUIRED if k not in record] if isinstance(record, dict) else list(REQUIRED)
+    if missing or record.get("kind") != "eval":
+        raise ConfigError(f"records: {path} is not a regmix evaluation record (missing {', '.join(missing) or 'kind=eval'})")
+    record["_path"] = str(path)
+    return record
+
+
+def find_records(paths: Iterable) -> List[dict]:
+    """Records from files, run directories (RUN/eval/*.json) or folders of run directories."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            files = sorted(p.glob("eval/*.json")) or sorted(p.glob("*/eval/*.json")) or sorted(p.glob("*.json"))
+            found += files
+        else:
+            raise ConfigError(f"records: no such file or directory {p}")
+    if not found:
+        raise ConfigError(f"records: no evaluation records under {', '.join(map(str, paths))}; run `regmix eval` first")
+    return [load_record(f) for f in found]
