@@ -1,0 +1,69 @@
+def add_parser(sub):
+    p = sub.add_parser("landscape", help="compute a loss landscape of a run (an .npz record)",
+                       description="Compute a loss landscape on a fixed subset (the first N points of a split) "
+                                   "and write RUN/diagnostics/landscape_{weight,input}.npz or interp_<OTHER>.npz. "
+                                   "weight: 2D, two filter-normalised Gaussian directions, clean and under the "
+                                   "attack, with sharpness and the Hessian's top eigenvalue; input: per example, "
+                                   "over (FGSM direction, random sign direction); interp: from RUN to --other.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--kind", default="weight", help="weight (default), input or interp")
+    p.add_argument("--grid", type=int, default=21, help="points per axis (default 21; interp: points on the line)")
+    p.add_argument("--span", type=float, default=None,
+                   help="coordinates in [-span, span] (default 1 for weight, 2 (units of eps) for input)")
+    p.add_argument("--n", type=int, default=512, help="points of the fixed subset (default 512)")
+    p.add_argument("--examples", type=int, default=8, help="input: number of examples (default 8)")
+    p.add_argument("--attack", default="pgd10", help="none, fgsm, pgdK or cwK (default pgd10)")
+    p.add_argument("--eps", type=str, default=None, help="attack radius (default: the run's eval eps)")
+    p.add_argument("--other", help="interp: the second run directory")
+    p.add_argument("--split", default="test", help="train, val or test (default test)")
+    p.add_argument("--checkpoint", default="best", help="best or last (default best)")
+    p.add_argument("--include-bias-bn", action="store_true", help="weight: also move biases and BatchNorm")
+    p.add_argument("--hessian-iters", type=int, default=20, help="weight: power iterations (0: skip)")
+    p.add_argument("--seed", type=int, default=0, help="directions and attack starts (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", help="record path (default under RUN/diagnostics/)")
+    p.set_defaults(func=run)
+
+
+def _progress(label):
+    import sys
+    if not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+    bar = {}
+
+    def update(done, total):
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, leave=False)
+        bar["bar"].update(done - bar["bar"].n)
+    return update
+
+
+def run(args):
+    from ..diagnostics import compute, load_record
+    from ..registry import ConfigError
+    from ..threat import parse_number
+    if args.kind not in compute.KINDS:
+        raise ConfigError(f"--kind: must be one of {', '.join(compute.KINDS)}, got {args.kind!r}")
+    if args.grid < 2:
+        raise ConfigError(f"--grid: must be an integer >= 2, got {args.grid}")
+    eps = None if args.eps is None else parse_number(args.eps, "--eps")
+    common = dict(seed=args.seed, split=args.split, which=args.checkpoint, eps=eps, device=args.device, out=args.out)
+    if args.kind == "weight":
+        path = compute.weight_landscape_record(
+            args.run, grid=args.grid, span=args.span or 1.0, n=args.n, attack=args.attack,
+            include_bias_bn=args.include_bias_bn, hessian_iters=args.hessian_iters,
+            progress=_progress("landscape"), **common)
+    elif args.kind == "input":
+        path = compute.input_landscape_record(args.run, grid=args.grid, span=args.span or 2.0,
+                                              examples=args.examples, **common)
+    else:
+        path = compute.interp_record(args.run, args.other, steps=args.grid, n=args.n, attack=args.attack,
+                                     progress=_progress("interp"), **common)
+    _, meta = load_record(path)
+    summary = {k: meta[k] for k in ("sharpness_mean", "wall_s") if k in meta}
+    if "sharpness" in meta and isinstance(meta["sharpness"], dict):
+        summary["max_rise"] = {k: round(v["max_rise"], 4) for k, v in meta["sharpness"].items()}
+    if "hessian" in meta:
+        summary["hessian_top"] = {k: round(v["eigenvalue"], 4) for k, v in meta["hessian"].items()}
+    print(f"{path}  {summary}")

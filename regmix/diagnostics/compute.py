@@ -1,0 +1,117 @@
+"""Run directory in, record out: what `regmix landscape` and `regmix figures` compute.
+
+Records go to RUN_DIR/diagnostics/ by default:
+  landscape_weight.npz   2D weight-space surface (clean and adversarial), sharpness, Hessian eigenvalue
+  landscape_input.npz    per-example input-space surfaces
+  interp_<OTHER>.npz     1D interpolation from this run's checkpoint to OTHER's
+  softmax.npz            clean / initial / final adversarial distributions against the truth
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..registry import ConfigError
+from . import landscape as L
+from .records import save_record
+from .runs import attack_factory, eval_threat, fixed_subset, load_run, resolve_device
+from .softmax import softmax_record
+
+KINDS = ("weight", "input", "interp")
+
+
+def diagnostics_dir(run_dir) -> Path:
+    return Path(run_dir) / "diagnostics"
+
+
+def default_path(run_dir, kind: str, other=None) -> Path:
+    if kind == "interp":
+        return diagnostics_dir(run_dir) / f"interp_{Path(other).name}.npz"
+    if kind == "softmax":
+        return diagnostics_dir(run_dir) / "softmax.npz"
+    return diagnostics_dir(run_dir) / f"landscape_{kind}.npz"
+
+
+def _base_meta(run_dir, config, which, split, n, device, attack):
+    return {"run_dir": str(run_dir), "run": Path(run_dir).name, "method": config.method.name,
+            "method_options": config.method.options, "model": config.model.name, "dataset": config.data.name,
+            "checkpoint": which, "split": split, "n": n, "device": str(device), "attack": attack,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10", seed=0, split="test",
+                            which="best", include_bias_bn=False, hessian_iters=20, eps=None, device="auto",
+                            out=None, progress=None) -> Path:
+    start = time.time()
+    device = resolve_device(device)
+    model, config = load_run(run_dir, which, device)
+    x, y = fixed_subset(config, split, n)
+    threat = eval_threat(config, eps)
+    factory = attack_factory(attack, threat)
+    surface = L.weight_landscape(model, x, y, grid=grid, span=span, seed=seed, include_bias_bn=include_bias_bn,
+                                 attack=factory, progress=progress)
+    meta = _base_meta(run_dir, config, which, split, len(y), device, attack)
+    meta.update(kind_detail="weight", grid=grid, span=span, seed=seed, include_bias_bn=include_bias_bn,
+                eps=threat.eps, directions="gaussian, filter-normalised (Li et al. 2018)",
+                sharpness={"clean": L.surface_sharpness(surface["coords"], surface["loss"])})
+    if factory is not None:
+        meta["sharpness"]["adv"] = L.surface_sharpness(surface["coords"], surface["adv_loss"])
+    if hessian_iters:
+        meta["hessian"] = {"clean": L.hessian_top_eigenvalue(model, x, y, iters=hessian_iters, seed=seed)}
+        if factory is not None:
+            x_adv = factory(model)(x.to(device), y.to(device))
+            meta["hessian"]["adv"] = L.hessian_top_eigenvalue(model, x_adv, y, iters=hessian_iters, seed=seed)
+    meta["wall_s"] = round(time.time() - start, 2)
+    return save_record(out or default_path(run_dir, "weight"), "landscape_weight", surface, meta)
+
+
+def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, split="test", which="best",
+                           eps=None, device="auto", out=None) -> Path:
+    start = time.time()
+    device = resolve_device(device)
+    model, config = load_run(run_dir, which, device)
+    x, y = fixed_subset(config, split, examples)
+    threat = eval_threat(config, eps)
+    surface = L.input_landscape(model, x, y, eps=threat.eps, grid=grid, span=span, seed=seed)
+    meta = _base_meta(run_dir, config, which, split, len(y), device, "fgsm-direction")
+    sharp = [L.surface_sharpness(surface["coords"], s) for s in surface["loss"]]
+    meta.update(grid=grid, span=span, seed=seed, eps=threat.eps, sharpness=sharp,
+                sharpness_mean={k: float(sum(s[k] for s in sharp) / len(sharp))
+                                for k in ("max_rise", "mean_rise", "curvature", "basin")},
+                wall_s=round(time.time() - start, 2))
+    return save_record(out or default_path(run_dir, "input"), "landscape_input", surface, meta)
+
+
+def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, attack="pgd10", seed=0,
+                  split="test", which="best", eps=None, device="auto", out=None, progress=None) -> Path:
+    if other is None:
+        raise ConfigError("--other: interpolation needs a second run (--other RUN_DIR)")
+    start = time.time()
+    device = resolve_device(device)
+    model_a, config = load_run(run_dir, which, device)
+    model_b, config_b = load_run(other, which, device)
+    if config_b.data.name != config.data.name:
+        raise ConfigError(f"--other: {other} was trained on {config_b.data.name}, {run_dir} on {config.data.name}")
+    x, y = fixed_subset(config, split, n)
+    threat = eval_threat(config, eps)
+    line = L.interpolate_models(model_a, model_b, x, y, steps=steps, t_min=t_min, t_max=t_max,
+                                attack=attack_factory(attack, threat), seed=seed, progress=progress)
+    meta = _base_meta(run_dir, config, which, split, len(y), device, attack)
+    meta.update(other=str(other), other_run=Path(other).name, other_method=config_b.method.name, eps=threat.eps,
+                steps=steps, wall_s=round(time.time() - start, 2))
+    return save_record(out or default_path(run_dir, "interp", other), "interp", line, meta)
+
+
+def softmax_run_record(run_dir, *, n=512, final_steps=1, seed=0, split="test", which="best", eps=None,
+                       device="auto", out=None) -> Path:
+    """The run's training attack shape: d_init uniform, then final_steps sign steps of the training step
+    (scaled to eps when eps is overridden)."""
+    device = resolve_device(device)
+    model, config = load_run(run_dir, which, device)
+    x, y = fixed_subset(config, split, n)
+    threat = config.training_threat()
+    if eps is not None:
+        threat = threat.with_(eps=eps, step=threat.step * eps / threat.eps if threat.eps else eps)
+    arrays, meta = softmax_record(model, x, y, threat, final_steps=final_steps, seed=seed)
+    meta.update(_base_meta(run_dir, config, which, split, len(y), device, f"d_init + {final_steps} sign step(s)"))
+    return save_record(out or default_path(run_dir, "softmax"), "softmax", arrays, meta)

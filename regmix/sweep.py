@@ -1,0 +1,305 @@
+"""Train every combination of a grid of config values and seeds, each in its own run directory.
+
+Runs already complete (status.json) are skipped; interrupted ones resume from last.pt. A lock file
+(created with O_EXCL) keeps two sweeps from writing into the same folder. With jobs > 1 the runs go
+to separate processes, each with cores/jobs torch threads, so that they do not oversubscribe.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import yaml
+
+from .checkpoint import atomic_write_text
+from .registry import ConfigError
+
+LOCK_NAME = ".sweep.lock"
+SECTIONS = ("data", "model", "threat", "method", "optim", "schedule", "eval", "train")
+
+
+class SweepFailed(RuntimeError):
+    pass
+
+
+def parse_grid(items: Sequence[str]) -> Dict[str, list]:
+    """['alpha=0.5,1', 'optim.lr=0.1,0.01'] -> {'method.options.alpha': [0.5, 1], 'optim.lr': [...]}.
+
+    A key without a dot is a method option (the weights being swept are); values are read as YAML.
+    """
+    grid = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"--grid: expected key=v1,v2,..., got {item!r}")
+        key, raw = (s.strip() for s in item.split("=", 1))
+        if not key:
+            raise ConfigError(f"--grid: missing key in {item!r}")
+        if "." not in key:
+            key = f"method.options.{key}"
+        elif key.split(".")[0] not in SECTIONS:
+            raise ConfigError(f"--grid: {key!r} is not a config key; use SECTION.KEY with SECTION one of "
+                              f"{', '.join(SECTIONS)}, or a bare method option such as alpha")
+        values = [_value(v) for v in raw.split(",") if v.strip()]
+        if not values:
+            raise ConfigError(f"--grid: no values for {key!r}")
+        if key in grid:
+            raise ConfigError(f"--grid: {key!r} is given twice")
+        grid[key] = values
+    return grid
+
+
+def _value(text: str):
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-3 as a string
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def parse_seeds(text) -> List[int]:
+    try:
+        seeds = [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected integers separated by commas, e.g. 0,1,2, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: expected distinct integers, e.g. 0,1,2, got {text!r}")
+    return seeds
+
+
+def _token(value) -> str:
+    text = str(value).replace("/", "over")
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
+
+
+@dataclass
+class SweepRun:
+    name: str
+    values: dict            # grid key -> value
+    seed: int
+    overrides: List[str] = field(default_factory=list)
+
+
+def plan(grid: Dict[str, list], seeds: Sequence[int]) -> List[SweepRun]:
+    """Every combination; names like alpha0.5_beta1_seed0 (a key's last part, or its full path when
+    two keys share the last part)."""
+    short = {k: k.split(".")[-1] for k in grid}
+    if len(set(short.values())) != len(short):
+        short = {k: k.replace(".", "-") for k in grid}
+    runs = []
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(grid, combo))
+        for seed in seeds:
+            name = "_".join([f"{short[k]}{_token(v)}" for k, v in values.items()] + [f"seed{seed}"])
+            overrides = [f"{k}={json.dumps(v)}" for k, v in values.items()] + [f"train.seed={seed}", f"name={name}"]
+            runs.append(SweepRun(name, values, seed, overrides))
+    return runs
+
+
+def run_state(run_dir: Path) -> str:
+    """'complete', 'interrupted' (last.pt exists) or 'new'."""
+    status = run_dir / "status.json"
+    if status.exists():
+        try:
+            if json.loads(status.read_text()).get("state") == "complete":
+                return "complete"
+        except json.JSONDecodeError:
+            pass
+    return "interrupted" if (run_dir / "last.pt").exists() else "new"
+
+
+# ---------------------------------------------------------------- the lock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SweepLock:
+    """OUT_DIR/.sweep.lock, created with O_EXCL. A lock left by a dead process on this host is
+    taken over; a live one (or one from another host) is refused."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / LOCK_NAME
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                raise ConfigError(f"--out-dir: another sweep is writing into {self.path.parent} "
+                                  f"(pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}); "
+                                  f"wait for it, or delete {self.path} if that sweep is no longer running") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            return self
+        raise ConfigError(f"--out-dir: could not take the lock {self.path}")
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- running
+
+
+def _train_one(config_path: str, overrides: List[str], resume: bool, threads: int) -> str:
+    """One run, in this process or a worker. Returns the run directory."""
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    from .config import load_config
+    from .trainer import train
+    return str(train(load_config(config_path, overrides), resume=resume))
+
+
+def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, out_dir=None, jobs: int = 1,
+          progress: bool = False, extra_overrides: Sequence[str] = (), log=print) -> List[dict]:
+    """Train every (grid combination, seed); returns one row per run with its outcome:
+    'skipped' (already complete), 'resumed', 'trained' or 'failed' (with the error)."""
+    from .config import load_config
+    if int(jobs) < 1:
+        raise ConfigError(f"--jobs: must be an integer >= 1, got {jobs}")
+    base = load_config(config_path, list(extra_overrides))
+    out_dir = Path(out_dir) if out_dir is not None else Path(base.out_dir) / f"sweep-{base.name}"
+    runs = plan(grid, seeds)
+    for run in runs:  # every combination is validated before anything trains
+        run.overrides = [*extra_overrides, f"out_dir={out_dir}", *([] if progress and jobs == 1 else
+                                                                  ["train.progress=false"]), *run.overrides]
+        load_config(config_path, run.overrides)
+    rows = []
+    with SweepLock(out_dir):
+        atomic_write_text(out_dir / "sweep.json", json.dumps(
+            {"kind": "sweep", "version": 1, "config": str(config_path), "grid": grid, "seeds": list(seeds),
+             "overrides": list(extra_overrides),
+             "runs": [{"name": r.name, "values": r.values, "seed": r.seed} for r in runs]}, indent=1))
+        todo = []
+        for run in runs:
+            state = run_state(out_dir / run.name)
+            row = {"name": run.name, "values": run.values, "seed": run.seed, "run_dir": str(out_dir / run.name)}
+            if state == "complete":
+                rows.append({**row, "outcome": "skipped"})
+                log(f"[sweep] {run.name}: complete, skipped")
+            else:
+                todo.append((run, row, state == "interrupted"))
+        threads = max(1, (os.cpu_count() or 1) // int(jobs))
+        if int(jobs) == 1:
+            for run, row, resume in todo:
+                rows.append(_finish(row, resume, lambda: _train_one(str(config_path), run.overrides, resume, 0), log))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            # spawn, not fork: a forked child inherits the parent's torch thread pool in an unusable state
+            with ProcessPoolExecutor(max_workers=int(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [(pool.submit(_train_one, str(config_path), run.overrides, resume, threads), row, resume)
+                           for run, row, resume in todo]
+                for future, row, resume in futures:
+                    rows.append(_finish(row, resume, future.result, log))
+    order = {r.name: i for i, r in enumerate(runs)}
+    rows.sort(key=lambda r: order[r["name"]])
+    return rows
+
+
+def _finish(row, resume, result, log):
+    try:
+        result()
+    except Exception as err:  # one bad run does not stop the others
+        log(f"[sweep] {row['name']}: failed: {err}")
+        return {**row, "outcome": "failed", "error": f"{type(err).__name__}: {err}"}
+    outcome = "resumed" if resume else "trained"
+    log(f"[sweep] {row['name']}: {outcome}")
+    return {**row, "outcome": outcome}
+
+
+# ---------------------------------------------------------------- reading results
+
+
+def _eval_accuracy(run_dir: Path):
+    """The newest evaluation record's accuracy (fractions), preferring the best checkpoint."""
+    records = []
+    for path in sorted((run_dir / "eval").glob("*.json")) if (run_dir / "eval").is_dir() else []:
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("kind") == "eval" and isinstance(rec.get("accuracy"), dict):
+            records.append(rec)
+    if not records:
+        return None
+    records.sort(key=lambda r: (r.get("checkpoint") == "best", r.get("n", 0), r.get("created", "")))
+    return records[-1]
+
+
+def run_results(run_dir) -> dict:
+    """What a heatmap needs from one run: its config values and accuracies, from the evaluation
+    record when there is one, else the best validation accuracy (source says which)."""
+    run_dir = Path(run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    out = {"run_dir": str(run_dir), "name": run_dir.name, "config": config, "state": run_state(run_dir)}
+    record = _eval_accuracy(run_dir)
+    if record is not None:
+        out.update(source="eval", accuracy=dict(record["accuracy"]), n=record.get("n"),
+                   checkpoint=record.get("checkpoint"))
+        return out
+    status = run_dir / "status.json"
+    best = json.loads(status.read_text()).get("best", {}) if status.exists() else {}
+    if best.get("epoch", -1) < 0:
+        epochs = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()
+                  if ln.strip()] if (run_dir / "metrics.jsonl").exists() else []
+        epochs = [r for r in epochs if r.get("kind") == "epoch" and "val_pgd" in r]
+        best = max(epochs, key=lambda r: (r["val_pgd"], r["val_clean"]), default={})
+    acc = {k: best[f"val_{k}"] for k in ("clean", "pgd") if f"val_{k}" in best}
+    out.update(source="validation" if acc else "none", accuracy=acc, n=None, checkpoint="best")
+    return out
+
+
+def config_value(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def collect(out_dir, keys=("method.options.alpha", "method.options.beta")) -> List[dict]:
+    """run_results of every run directory under a sweep folder, with the swept keys' values.
+
+    A run whose config leaves a key at the method's default gets that default (from the method)."""
+    out_dir = Path(out_dir)
+    rows = []
+    for run_dir in sorted(p for p in out_dir.iterdir() if (p / "config.yaml").exists()):
+        res = run_results(run_dir)
+        for key in keys:
+            value = config_value(res["config"], key)
+            if value is None and key.startswith("method.options."):
+                from .methods import METHODS
+                value = getattr(METHODS.get(res["config"]["method"]["name"]), "defaults", {}).get(key.split(".")[-1])
+            res[key] = value
+        rows.append(res)
+    return rows

@@ -1,0 +1,95 @@
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from regmix.cli import main
+from regmix.trainer import train
+
+PNG_SIZE = re.compile(rb"IHDR(.{4})(.{4})", re.S)
+
+
+def png_size(path):
+    width, height = PNG_SIZE.search(path.read_bytes()[:40]).groups()
+    return int.from_bytes(width, "big"), int.from_bytes(height, "big")
+
+
+def pdf_size(path):
+    box = re.search(rb"MediaBox\s*\[\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", path.read_bytes())
+    return float(box.group(3)), float(box.group(4))
+
+
+def check_formats(paths):
+    heads = {p.suffix: p.read_bytes()[:400] for p in paths}
+    assert heads[".pdf"].startswith(b"%PDF") and heads[".png"].startswith(b"\x89PNG\r\n\x1a\n")
+    assert b"<svg" in heads[".svg"]
+
+
+def test_regmix_never_imports_plotting_libraries():
+    code = ("import sys, regmix, regmix.cli, regmix.sweep, regmix.diagnostics.compute, regmix.diagnostics.kl_toy;"
+            "regmix.cli.build_parser();"
+            "bad = [m for m in ('matplotlib', 'plotly', 'ipywidgets', 'viz') if m in sys.modules];"
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("preset,width_in", [("single", 3.5), ("double", 7.16)])
+def test_matplotlib_export_has_the_presets_exact_size(tmp_path, preset, width_in):
+    import viz
+    from viz.style import figure
+    fig, axes = figure(preset, aspect=0.5)
+    axes[0, 0].plot([0, 1], [1, 0], label="a line")
+    axes[0, 0].set_xlabel("a long x label that must not be clipped")
+    axes[0, 0].legend()
+    paths = viz.save_figure(fig, tmp_path / "f", preset=preset, dpi=200)
+    check_formats(paths)
+    assert png_size(tmp_path / "f.png") == (round(width_in * 200), round(width_in * 0.5 * 200))
+    assert pdf_size(tmp_path / "f.pdf") == pytest.approx((width_in * 72, width_in * 0.5 * 72), abs=0.5)
+    assert b"FontFile2" in (tmp_path / "f.pdf").read_bytes()  # TrueType fonts embedded
+    with pytest.raises(ValueError, match="preset"):
+        viz.save_figure(fig, tmp_path / "g", preset="triple")
+
+
+def test_plotly_export_gives_pdf_svg_png_of_the_requested_size(tmp_path):
+    import viz
+    from viz.export import plotly_export_available
+    if not plotly_export_available():
+        pytest.skip("no Chromium for kaleido (apt-get install chromium)")
+    import plotly.graph_objects as go
+    fig = go.Figure(go.Surface(z=np.arange(12.0).reshape(3, 4)))
+    paths = viz.save_figure(fig, tmp_path / "p", preset="single", aspect=0.75, dpi=192)
+    check_formats(paths)
+    assert png_size(tmp_path / "p.png") == (672, 504)  # 3.5 in x 2.625 in at 192 dpi
+    assert pdf_size(tmp_path / "p.pdf") == pytest.approx((252, 189), abs=1)
+
+
+def test_method_colours_are_fixed_distinct_and_colour_blind_safe():
+    from viz.style import METHOD_COLORS, PALETTE, method_color
+    assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS)
+    assert set(METHOD_COLORS.values()) <= set(PALETTE)
+    assert method_color("regmix") == METHOD_COLORS["regmix"]
+    assert method_color("new_method") == method_color("new_method") in PALETTE
+
+
+def test_figures_command_writes_every_figure_for_tiny_runs(tmp_path, capsys):
+    runs = [train(tiny_config(tmp_path, m, train={"epochs": 1}, model={"options": {"width": 4}},
+                              eval={"steps": 2, "max_points": 64})) for m in ("pgk", "regmix")]
+    out = tmp_path / "figs"
+    code = main(["figures", *map(str, runs), "--out", str(out), "--grid", "3", "--n", "32", "--attack", "pgd2",
+                 "--examples", "2", "--hessian-iters", "3", "--formats", "png,pdf,svg"])
+    assert code == 0, capsys.readouterr().err
+    names = {p.stem for p in out.glob("*.png")}
+    expected = {"kl_toy_simplex", "kl_toy_loss", "loss_terms", "val_accuracy", "landscape_weight",
+                "landscape_weight_slices", "landscape_smoothness", "landscape_input", "landscape_interpolation",
+                "softmax_distances", "softmax_reliability", "softmax_true_class_hist", "softmax_class_means",
+                "softmax_examples"}
+    assert expected <= names
+    for name in names:
+        check_formats([out / f"{name}.{fmt}" for fmt in ("pdf", "svg", "png")])
+    assert (runs[0] / "diagnostics" / "landscape_weight.npz").exists()
+    assert (runs[0] / "diagnostics" / f"interp_{runs[1].name}.npz").exists()
+    assert main(["figures", str(runs[0]), "--out", str(out), "--formats", "jpg"]) == 2

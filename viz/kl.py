@@ -1,0 +1,155 @@
+"""KL-weighting figures: the AMR simplex toy, alpha x beta accuracy heatmaps, loss terms over training."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .style import styled, PALETTE, figure, method_color
+
+
+def _triangle(ax):
+    corners = np.array([[0, 0], [1, 0], [0.5, math.sqrt(3) / 2], [0, 0]])
+    ax.plot(corners[:, 0], corners[:, 1], color="black", lw=0.6)
+    for (x, y), text, ha in zip(corners[:3], ("class 0", "class 1", "class 2"), ("right", "left", "center")):
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, -9 if y == 0 else 3), ha=ha, fontsize=6)
+    ax.set_xlim(-0.12, 1.12)
+    ax.set_ylim(-0.1, 0.95)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+@styled
+def plot_kl_toy(arrays, meta, preset="double"):
+    """One panel per (alpha, beta): P (final, solid) and Q (initial, dashed) under gradient flow with
+    both free; the thin arrows: where the loss pushes P towards a fixed Q; a star where they meet."""
+    from regmix.diagnostics.kl_toy import to_plane
+    runs = meta["runs"]
+    fig, axes = figure(preset, aspect=0.26, ncols=len(runs))
+    pts = to_plane(arrays["field_points"])
+    for ax, run in zip(axes[0], runs):
+        n = run["index"]
+        _triangle(ax)
+        vel = arrays[f"field_{n}"]
+        v2 = to_plane(vel + 1 / 3) - to_plane(np.full(3, 1 / 3))
+        length = np.linalg.norm(v2, axis=1, keepdims=True).clip(1e-12)
+        ax.quiver(pts[:, 0], pts[:, 1], v2[:, 0] / length[:, 0], v2[:, 1] / length[:, 0], color="0.6",
+                  scale=28, width=0.004, headwidth=3)
+        P, Q = to_plane(arrays[f"P_{n}_both"]), to_plane(arrays[f"Q_{n}_both"])
+        ax.plot(P[:, 0], P[:, 1], color=PALETTE[3], label="P = f(x+d_final)")
+        ax.plot(Q[:, 0], Q[:, 1], color=PALETTE[0], ls="--", label="Q = f(x+d_init)")
+        ax.plot(*P[0], "o", color=PALETTE[3], ms=3)
+        ax.plot(*Q[0], "o", color=PALETTE[0], ms=3)
+        ax.plot(*P[-1], "*", color="black", ms=6)
+        ax.set_title(f"α={run['alpha']:g}, β={run['beta']:g}")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=6)
+    return fig
+
+
+@styled
+def plot_kl_toy_loss(arrays, meta, preset="single"):
+    """AMR along the flow for each (alpha, beta), both arguments free (solid) or Q fixed (dashed)."""
+    fig, axes = figure(preset, aspect=0.7)
+    ax = axes[0, 0]
+    for i, run in enumerate(meta["runs"]):
+        color = PALETTE[i % len(PALETTE)]
+        n = run["index"]
+        ax.plot(arrays[f"loss_{n}_both"], color=color, label=f"α={run['alpha']:g}, β={run['beta']:g}")
+        ax.plot(arrays[f"loss_{n}_p"], color=color, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("gradient-flow step")
+    ax.set_ylabel("αKL(P||Q) + βKL(Q||P)")
+    ax.legend(fontsize=6, title="solid: P and Q move; dashed: Q fixed", title_fontsize=6)
+    return fig
+
+
+@styled
+def plot_alpha_beta_heatmaps(rows, metrics=None, preset="double", title=None):
+    """Accuracy over the alpha x beta grid (mean over seeds; the number of seeds in brackets when
+    more than one). rows: regmix.sweep.collect(...). The source (eval records or validation) is
+    stated in the title."""
+    ka, kb = "method.options.alpha", "method.options.beta"
+    alphas = sorted({r[ka] for r in rows if r[ka] is not None})
+    betas = sorted({r[kb] for r in rows if r[kb] is not None})
+    if metrics is None:
+        keys = set.intersection(*[set(r["accuracy"]) for r in rows]) if rows else set()
+        order = ["clean", "pgd", "pgd10", "pgd20", "pgd50", "cw20", "aa"]
+        metrics = [k for k in order if k in keys] + sorted(keys - set(order))
+    sources = sorted({r["source"] for r in rows})
+    fig, axes = figure(preset, aspect=0.32, ncols=max(len(metrics), 1))
+    for ax, metric in zip(axes[0], metrics):
+        grid = np.full((len(alphas), len(betas)), np.nan)
+        count = np.zeros_like(grid)
+        for r in rows:
+            if r[ka] in alphas and r[kb] in betas and metric in r["accuracy"]:
+                i, j = alphas.index(r[ka]), betas.index(r[kb])
+                grid[i, j] = np.nansum([grid[i, j] * count[i, j], 100 * r["accuracy"][metric]]) / (count[i, j] + 1)
+                count[i, j] += 1
+        im = ax.imshow(grid, origin="lower", cmap="cividis", aspect="auto")
+        for i in range(len(alphas)):
+            for j in range(len(betas)):
+                if not np.isnan(grid[i, j]):
+                    text = f"{grid[i, j]:.1f}" + (f"\n({int(count[i, j])})" if count[i, j] > 1 else "")
+                    ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                            color="white" if grid[i, j] < np.nanmean(grid) else "black")
+        ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
+        ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+        ax.set_xlabel("β  (KL(Q||P) weight)")
+        ax.set_title(f"{metric} accuracy (%)")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    axes[0, 0].set_ylabel("α  (KL(P||Q) weight)")
+    note = ("from evaluation records" if sources == ["eval"] else
+            "best validation accuracy (no evaluation records yet)" if sources == ["validation"] else
+            f"mixed sources: {', '.join(sources)}")
+    fig.suptitle((title + ": " if title else "") + note, fontsize=7)
+    return fig
+
+
+@styled
+def plot_loss_terms_grid(run_dirs, preset="double"):
+    """Each training loss term per epoch, one panel per run, log scale (the KL terms are orders of
+    magnitude below the cross-entropy)."""
+    from .curves import read_metrics
+    n = len(run_dirs)
+    ncols = min(n, 4)
+    nrows = math.ceil(n / ncols)
+    fig, axes = figure(preset, aspect=0.3 * nrows, nrows=nrows, ncols=ncols, sharex=True)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, run_dir in zip(axes.ravel(), run_dirs):
+        records = read_metrics(run_dir)
+        epochs = [r["epoch"] + 1 for r in records]
+        terms = [k for k in records[0] if k.startswith("train_") and k not in ("train_loss",)] if records else []
+        for i, key in enumerate(["train_loss", *terms]):
+            vals = np.array([r[key] for r in records], dtype=float)
+            total = key == "train_loss"  # drawn on top, dashed: it coincides with ce when there is no regulariser
+            ax.plot(epochs, np.clip(vals, 1e-8, None), marker=None if total else "o", ls="--" if total else "-",
+                    color="black" if total else PALETTE[i % len(PALETTE)], zorder=3 if total else 2,
+                    label=key.removeprefix("train_"))
+        ax.set_yscale("log")
+        ax.set_title(run_dir.name if hasattr(run_dir, "name") else str(run_dir))
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=5.5)
+    for row in axes:
+        row[0].set_ylabel("training mean (log)")
+    return fig
+
+
+@styled
+def plot_accuracy_curves(run_dirs, preset="single"):
+    """Validation clean (solid) and PGD (dashed) accuracy per epoch, one colour per method."""
+    import yaml
+    from .curves import read_metrics
+    fig, axes = figure(preset, aspect=0.7)
+    ax = axes[0, 0]
+    for run_dir in run_dirs:
+        method = yaml.safe_load((run_dir / "config.yaml").read_text())["method"]["name"]
+        records = [r for r in read_metrics(run_dir) if "val_pgd" in r]
+        epochs = [r["epoch"] + 1 for r in records]
+        color = method_color(method)
+        ax.plot(epochs, [100 * r["val_clean"] for r in records], color=color, label=f"{run_dir.name} clean")
+        ax.plot(epochs, [100 * r["val_pgd"] for r in records], color=color, ls="--", label=f"{run_dir.name} PGD")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend(fontsize=5.5, ncol=2)
+    return fig

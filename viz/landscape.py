@@ -1,0 +1,160 @@
+"""Loss-landscape figures from the records of regmix.diagnostics (landscape_*.npz, interp_*.npz)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .style import styled, figure, method_color
+
+
+def _label(meta):
+    return f"{meta['run']} ({meta['method']})" if meta["run"] != meta["method"] else meta["method"]
+
+
+def _sharp_text(meta, key):
+    s = meta.get("sharpness", {}).get(key)
+    h = meta.get("hessian", {}).get(key)
+    parts = []
+    if h:
+        parts.append(f"$\\lambda_{{max}}$={h['eigenvalue']:.3g}")
+    if s:
+        parts.append(f"rise={s['max_rise']:.3g}")
+    return ", ".join(parts)
+
+
+@styled
+def plot_weight_contours(records, preset="double"):
+    """One column per run, rows clean / adversarial loss over the (d1, d2) plane, shared colour levels
+    per row, the smoothness numbers under each title."""
+    rows = [("loss", "clean")] + ([("adv_loss", "adv")] if all("adv_loss" in a for a, _ in records) else [])
+    n = len(records)
+    fig, axes = figure(preset, aspect=0.34 * len(rows) * max(1.0, 4 / max(n, 1)) ** 0.3, nrows=len(rows), ncols=n,
+                       sharex=True, sharey=True)
+    for r, (key, tag) in enumerate(rows):
+        values = np.concatenate([a[key].ravel() for a, _ in records])
+        levels = np.linspace(values.min(), np.percentile(values, 98), 15)
+        for c, (arrays, meta) in enumerate(records):
+            ax = axes[r, c]
+            coords = arrays["coords"]
+            cs = ax.contourf(coords, coords, np.clip(arrays[key], None, levels[-1]).T, levels=levels,
+                             cmap="viridis", extend="max")
+            ax.contour(coords, coords, arrays[key].T, levels=levels[::3], colors="white", linewidths=0.3)
+            ax.plot(0, 0, marker="+", color="red", ms=5)
+            ax.set_title(f"{_label(meta)}, {tag}\n{_sharp_text(meta, tag)}", fontsize=7)
+            ax.set_aspect("equal")
+            if r == len(rows) - 1:
+                ax.set_xlabel("direction 1 ($\\alpha$)")
+            if c == 0:
+                ax.set_ylabel("direction 2 ($\\beta$)")
+        fig.colorbar(cs, ax=axes[r, :].tolist(), label=f"{tag} loss", shrink=0.9)
+    return fig
+
+
+@styled
+def plot_weight_slices(records, preset="single"):
+    """The loss along direction 1 through the centre (clean solid, adversarial dashed), every run on
+    one axis: a direct comparison of width and height."""
+    fig, axes = figure(preset, aspect=0.75)
+    ax = axes[0, 0]
+    for arrays, meta in records:
+        coords = arrays["coords"]
+        c = int(np.argmin(np.abs(coords)))
+        color = method_color(meta["method"])
+        ax.plot(coords, arrays["loss"][:, c], color=color, label=f"{_label(meta)} clean")
+        if "adv_loss" in arrays:
+            ax.plot(coords, arrays["adv_loss"][:, c], color=color, ls="--", label=f"{_label(meta)} {meta['attack']}")
+    ax.set_xlabel("step along direction 1 (filter-normalised)")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=6, ncol=1, loc="upper center")
+    return fig
+
+
+@styled
+def plot_smoothness(records, preset="single"):
+    """Bars of the two smoothness numbers per run: Hessian top eigenvalue and surface max rise."""
+    fig, axes = figure(preset, aspect=0.55, ncols=2)
+    labels = [_label(m) for _, m in records]
+    x = np.arange(len(records))
+    for ax, (title, get) in zip(axes[0], [
+            ("Hessian top eigenvalue", lambda m, k: m.get("hessian", {}).get(k, {}).get("eigenvalue", np.nan)),
+            ("loss rise over the plane", lambda m, k: m.get("sharpness", {}).get(k, {}).get("max_rise", np.nan))]):
+        for offset, key, hatch in ((-0.2, "clean", None), (0.2, "adv", "///")):
+            vals = [get(m, key) for _, m in records]
+            ax.bar(x + offset, vals, width=0.4, color=[method_color(m["method"]) for _, m in records],
+                   hatch=hatch, edgecolor="white", label=key if key == "clean" else "adversarial")
+        ax.set_xticks(x, labels, rotation=30, ha="right")
+        ax.set_title(title)
+    axes[0, 0].set_ylabel("value (lower is smoother)")
+    axes[0, 1].legend(fontsize=6)
+    return fig
+
+
+def plot_weight_surface_3d(records):
+    """Interactive (plotly) surfaces of the clean and adversarial loss, one scene per run."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    n = len(records)
+    rows = 2 if all("adv_loss" in a for a, _ in records) else 1
+    fig = make_subplots(rows=rows, cols=n, specs=[[{"type": "surface"}] * n] * rows,
+                        subplot_titles=[f"{_label(m)} {tag}" for tag in ("clean", "adv")[:rows] for _, m in records],
+                        horizontal_spacing=0.02, vertical_spacing=0.05)
+    for c, (arrays, meta) in enumerate(records, start=1):
+        for r, key in enumerate(("loss", "adv_loss")[:rows], start=1):
+            fig.add_trace(go.Surface(x=arrays["coords"], y=arrays["coords"], z=arrays[key].T, colorscale="Viridis",
+                                     showscale=False), row=r, col=c)
+    fig.update_scenes(xaxis_title="d1", yaxis_title="d2", zaxis_title="loss")
+    fig.update_layout(width=300 * n, height=320 * rows, margin=dict(l=0, r=0, t=30, b=0), font=dict(size=10))
+    return fig
+
+
+@styled
+def plot_interpolation(records, preset="single"):
+    """Loss (log) and accuracy along (1-t) A + t B, clean solid and adversarial dashed."""
+    fig, axes = figure(preset, aspect=0.9, nrows=2, sharex=True)
+    for arrays, meta in records:
+        t = arrays["t"]
+        label = f"{meta['run']} → {meta['other_run']}"
+        color = method_color(meta["other_method"])
+        axes[0, 0].plot(t, arrays["loss"], color=color, label=f"{label}, clean")
+        axes[1, 0].plot(t, arrays["acc"], color=color)
+        if "adv_loss" in arrays:
+            axes[0, 0].plot(t, arrays["adv_loss"], color=color, ls="--", label=f"{label}, {meta['attack']}")
+            axes[1, 0].plot(t, arrays["adv_acc"], color=color, ls="--")
+    for ax in axes[:, 0]:
+        for x in (0, 1):
+            ax.axvline(x, color="grey", lw=0.5, ls=":")
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_ylabel("loss")
+    axes[1, 0].set_ylabel("accuracy")
+    axes[1, 0].set_xlabel("t  (0: first checkpoint, 1: second)")
+    axes[0, 0].legend(fontsize=6)
+    return fig
+
+
+@styled
+def plot_input_surfaces(records, examples=4, preset="double"):
+    """Rows: runs; columns: examples. Loss over (FGSM direction, random direction) in units of eps,
+    the eps-ball's Linf box drawn; shared colour levels."""
+    n = len(records)
+    k = min(examples, min(len(a["loss"]) for a, _ in records))
+    fig, axes = figure(preset, aspect=0.25 * n + 0.1, nrows=n, ncols=k, sharex=True, sharey=True)
+    values = np.concatenate([a["loss"][:k].ravel() for a, _ in records])
+    levels = np.linspace(values.min(), np.percentile(values, 98), 15)
+    for r, (arrays, meta) in enumerate(records):
+        coords = arrays["coords"]
+        for c in range(k):
+            ax = axes[r, c]
+            cs = ax.contourf(coords, coords, np.clip(arrays["loss"][c], None, levels[-1]).T, levels=levels,
+                             cmap="magma", extend="max")
+            ax.contour(coords, coords, arrays["correct"][c].T.astype(float), levels=[0.5], colors="cyan",
+                       linewidths=0.6)
+            ax.plot([-1, 1, 1, -1, -1], [-1, -1, 1, 1, -1], color="white", lw=0.5, ls="--")
+            ax.set_aspect("equal")
+            if r == 0:
+                ax.set_title(f"example {c} (label {int(arrays['labels'][c])})")
+            if c == 0:
+                ax.set_ylabel(f"{_label(meta)}\nrandom dir. (eps)")
+            if r == n - 1:
+                ax.set_xlabel("FGSM dir. (eps)")
+    fig.colorbar(cs, ax=axes.ravel().tolist(), label="loss (cyan: decision boundary)", shrink=0.8)
+    return fig
