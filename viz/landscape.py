@@ -27,7 +27,7 @@ def plot_weight_contours(records, preset="double"):
     per row, the smoothness numbers under each title."""
     rows = [("loss", "clean")] + ([("adv_loss", "adv")] if all("adv_loss" in a for a, _ in records) else [])
     n = len(records)
-    fig, axes = figure(preset, aspect=0.34 * len(rows) * max(1.0, 4 / max(n, 1)) ** 0.3, nrows=len(rows), ncols=n,
+    fig, axes = figure(preset, aspect=min(0.3 * len(rows) * (4 / max(n, 1)) ** 0.5, 1.2), nrows=len(rows), ncols=n,
                        sharex=True, sharey=True)
     for r, (key, tag) in enumerate(rows):
         values = np.concatenate([a[key].ravel() for a, _ in records])
@@ -42,9 +42,9 @@ def plot_weight_contours(records, preset="double"):
             ax.set_title(f"{_label(meta)}, {tag}\n{_sharp_text(meta, tag)}", fontsize=7)
             ax.set_aspect("equal")
             if r == len(rows) - 1:
-                ax.set_xlabel("direction 1 ($\\alpha$)")
+                ax.set_xlabel("along $d_1$")
             if c == 0:
-                ax.set_ylabel("direction 2 ($\\beta$)")
+                ax.set_ylabel("along $d_2$")
         fig.colorbar(cs, ax=axes[r, :].tolist(), label=f"{tag} loss", shrink=0.9)
     return fig
 
@@ -137,7 +137,7 @@ def plot_input_surfaces(records, examples=4, preset="double"):
     the eps-ball's Linf box drawn; shared colour levels."""
     n = len(records)
     k = min(examples, min(len(a["loss"]) for a, _ in records))
-    fig, axes = figure(preset, aspect=0.25 * n + 0.1, nrows=n, ncols=k, sharex=True, sharey=True)
+    fig, axes = figure(preset, aspect=0.22 * n + 0.04, nrows=n, ncols=k, sharex=True, sharey=True)
     values = np.concatenate([a["loss"][:k].ravel() for a, _ in records])
     levels = np.linspace(values.min(), np.percentile(values, 98), 15)
     for r, (arrays, meta) in enumerate(records):

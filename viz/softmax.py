@@ -83,7 +83,7 @@ def plot_true_class_hist(records, preset="double"):
 @styled
 def plot_reliability(records, preset="double"):
     """Reliability diagrams: accuracy against confidence per bin, ECE in the legend."""
-    fig, axes = figure(preset, aspect=0.36, ncols=3, sharey=True)
+    fig, axes = figure(preset, aspect=0.5, ncols=3, sharey=True)
     for c, view in enumerate(VIEWS):
         ax = axes[0, c]
         ax.plot([0, 1], [0, 1], color="grey", lw=0.6, ls=":", label="calibrated")
@@ -96,7 +96,7 @@ def plot_reliability(records, preset="double"):
         ax.set_xlabel("confidence")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.legend(fontsize=5.5, loc="upper left")
+        ax.legend(fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1)
     axes[0, 0].set_ylabel("accuracy")
     return fig
 
