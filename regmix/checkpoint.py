@@ -24,6 +24,10 @@ def atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(f"writing {path} failed ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                      f"the previous {path.name}, if any, is intact") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

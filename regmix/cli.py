@@ -35,14 +35,23 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("regmix: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # anything else is a fault: one line unless --debug
-        if args.debug:
-            raise
-        from .trainer import TrainingDiverged
-        kind = "error" if isinstance(err, TrainingDiverged) else f"unexpected {type(err).__name__}"
-        print(f"regmix: {kind}: {err} (run with --debug for the traceback)", file=sys.stderr)
-        return 1
+    except Exception as err:
+        from .trainer import TrainingStopped
+        if not isinstance(err, TrainingStopped):
+            return _fault(err, args.debug)
+        print(f"regmix: {err}", file=sys.stderr)
+        return 128 + int(err.signum)
     return 0
+
+
+def _fault(err, debug) -> int:
+    """Anything else is a fault: one line unless --debug."""
+    if debug:
+        raise err
+    from .trainer import TrainingDiverged
+    kind = "error" if isinstance(err, TrainingDiverged) else f"unexpected {type(err).__name__}"
+    print(f"regmix: {kind}: {err} (run with --debug for the traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -89,8 +89,11 @@ class TrainConfig:
     ema_decay: float = 0.999
     eps_warmup_epochs: int = 0          # ramp the training eps linearly over the first N epochs
     log_every: int = 1                  # steps between metrics.jsonl step records
+    checkpoint_every: int = 0           # also write last.pt every N steps inside an epoch (0: at epoch ends)
+    on_nonfinite: str = "stop"          # stop | skip: what a NaN/Inf loss does
     progress: bool = True
     deterministic: bool = False
+    sync_batchnorm: bool = False        # distributed runs: BatchNorm statistics over all ranks
 
 
 @dataclass
@@ -278,6 +281,8 @@ def validate(config: Config):
         ("train.ema_decay", 0 < config.train.ema_decay < 1, "a number in (0, 1)"),
         ("train.eps_warmup_epochs", config.train.eps_warmup_epochs >= 0, "an integer >= 0"),
         ("train.log_every", config.train.log_every >= 1, "an integer >= 1"),
+        ("train.checkpoint_every", config.train.checkpoint_every >= 0, "an integer >= 0"),
+        ("train.on_nonfinite", config.train.on_nonfinite in ("stop", "skip"), "one of stop, skip"),
         ("train.device", config.train.device == "auto" or config.train.device.split(":")[0] in ("cpu", "cuda"),
          "auto, cpu, cuda or cuda:N"),
     ]

@@ -63,6 +63,9 @@ class Attack:
         self.mode = mode
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.min() < 0 or x.max() > 1:
+            raise ConfigError(f"inputs: images must be in [0,1] (pixel units; normalisation lives in the model), "
+                              f"found values in [{x.min().item():.3g}, {x.max().item():.3g}]")
         if self.threat.eps == 0:
             return x.detach().clone()
         was_training = self.model.training

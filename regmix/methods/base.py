@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import torch
+
 from ..losses import cross_entropy
 from ..registry import ConfigError, suggest
 from ..threat import ThreatModel
@@ -40,8 +42,11 @@ class Method:
     def validate(self):
         """Checks of a method's own options."""
 
-    def setup(self, num_samples: int, sample_shape, device):
+    def setup(self, num_samples: int, sample_shape, device, seed: int = 0):
         """Called once by the trainer before training: allocate per-example state here."""
+
+    def sync(self, mine):
+        """Distributed runs: make per-example state whole again; `mine` marks this rank's examples."""
 
     def start_epoch(self, epoch: int):
         """Called at the start of every epoch (0-based)."""
@@ -72,4 +77,7 @@ def detached(terms: dict) -> dict:
 
 
 def batch_accuracy(logits, y) -> float:
-    return (logits.argmax(1) == y).float().mean().item()
+    """Accuracy over the global batch (all ranks of a distributed run)."""
+    from ..distributed import all_reduce_sum
+    counts = all_reduce_sum(torch.stack([(logits.argmax(1) == y).sum(), torch.tensor(len(y), device=y.device)]).float())
+    return (counts[0] / counts[1]).item()

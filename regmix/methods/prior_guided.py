@@ -30,9 +30,13 @@ class PriorGuided(Method):
             raise ConfigError(f"threat.norm: {self.name} is defined for linf only, got {self.threat.norm!r}")
         self.prior = None
 
-    def setup(self, num_samples, sample_shape, device):
+    def setup(self, num_samples, sample_shape, device, seed=0):
         self.prior = PriorGuidedPerturbation(self.threat, num_samples, sample_shape, momentum=self.momentum,
-                                             reset_every=self.reset_every, device=device)
+                                             reset_every=self.reset_every, device=device, seed=seed)
+
+    def sync(self, mine):
+        if self.prior is not None:
+            self.prior.sync(mine)
 
     def set_threat(self, threat):
         super().set_threat(threat)

@@ -1,0 +1,282 @@
+"""Faults and hostile input: every row of docs/reliability.md has a test here (or names where it is)."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+import regmix
+from regmix.checkpoint import atomic_save, load_checkpoint
+from regmix.data import DATASETS, ImageTensorDataset
+from regmix.registry import ConfigError
+from regmix.trainer import Trainer, TrainingDiverged, train
+
+from conftest import tiny_config
+
+TIMING = ("images_per_s", "epoch_time_s")
+RECIPE = {
+    "name": "r", "data": {"name": "digits", "batch_size": 64},
+    "model": {"name": "small_cnn", "options": {"width": 8}},
+    "threat": {"eps": 0.1, "step": 0.1, "steps": 2},
+    "method": {"name": "regmix", "options": {"reset_every": 2}},
+    "optim": {"name": "sgd", "lr": 0.05}, "schedule": {"name": "cosine"},
+    "eval": {"steps": 3, "max_points": 100},
+    "train": {"epochs": 3, "ema": True, "progress": False, "checkpoint_every": 7},
+}
+
+
+def write_recipe(path, **changes):
+    recipe = json.loads(json.dumps(RECIPE))
+    for section, values in changes.items():
+        recipe[section].update(values)
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "regmix", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def final_state(run_dir):
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    metrics = [{k: v for k, v in json.loads(ln).items() if k not in TIMING}
+               for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return state, metrics
+
+
+def assert_same_run(a_dir, b_dir):
+    (a, ma), (b, mb) = final_state(a_dir), final_state(b_dir)
+    assert a["complete"] and b["complete"]
+    for part in ("model", "ema"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs"
+    for key in ("eta", "m"):
+        assert torch.equal(a["method"]["prior"][key], b["method"]["prior"][key])
+    assert ma == mb
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run that every interrupted one must end equal to."""
+    root = tmp_path_factory.mktemp("reference")
+    recipe = write_recipe(root / "recipe.yaml")
+    p = cli("train", "--config", str(recipe), "--out-dir", str(root / "runs"))
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    return recipe, root / "runs" / "r"
+
+
+def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(reference, tmp_path):
+    recipe, expected = reference
+    rng = random.Random(1234)
+    out_dir = tmp_path / "runs"
+    kills = 0
+    while True:
+        resume = ["--resume"] if (out_dir / "r" / "last.pt").exists() else []
+        p = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), *resume)
+        if kills < 4:
+            try:
+                p.wait(timeout=rng.uniform(3.0, 7.0))  # past the imports, into the training
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                kills += 1
+                continue
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        break
+    assert kills >= 3
+    assert_same_run(expected, out_dir / "r")
+
+
+def test_killed_while_writing_a_checkpoint(reference, tmp_path):
+    """The process dies half-way through writing last.pt: the previous one is intact and resuming works."""
+    recipe, expected = reference
+    out_dir = tmp_path / "runs"
+    script = f"""
+import os, signal, torch, regmix.checkpoint as ck
+from regmix.config import load_config
+from regmix.trainer import train
+real_save, calls = torch.save, [0]
+def dying_save(obj, f, *a, **k):
+    calls[0] += 1
+    if calls[0] == 4:
+        f.write(b"half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(obj, f, *a, **k)
+ck.torch.save = dying_save
+train(load_config({str(recipe)!r}, ["out_dir={out_dir}"]))
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert p.returncode == -signal.SIGKILL
+    leftovers = [f.name for f in (out_dir / "r").iterdir() if f.name.endswith(".tmp")]
+    load_checkpoint(out_dir / "r" / "last.pt")  # still a whole, loadable checkpoint
+    r = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), "--resume")
+    _, err = r.communicate(timeout=600)
+    assert r.returncode == 0, err
+    assert_same_run(expected, out_dir / "r")
+    assert leftovers  # the torn temporary file was there, never renamed over last.pt
+
+
+def test_sigterm_stops_cleanly_with_a_checkpoint_and_resumes_exactly(reference, tmp_path):
+    recipe, expected = reference
+    out_dir = tmp_path / "runs"
+    p = cli("train", "--config", str(recipe), "--out-dir", str(out_dir))
+    metrics = out_dir / "r" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not metrics.exists() or metrics.read_text().count('"step"') < 10):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    assert json.loads((out_dir / "r" / "status.json").read_text())["state"] == "stopped"
+    state = load_checkpoint(out_dir / "r" / "last.pt")
+    assert not state["complete"]
+    r = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), "--resume")
+    _, err = r.communicate(timeout=600)
+    assert r.returncode == 0, err
+    assert_same_run(expected, out_dir / "r")
+
+
+def test_nan_loss_stops_with_the_step_and_terms_named_and_keeps_the_checkpoint(tmp_path):
+    # a temperature of 1e-40 underflows to 0 in float32: the KL terms become NaN on the first step
+    recipe = write_recipe(tmp_path / "recipe.yaml", method={"options": {"temperature": 1.0e-40}},
+                          train={"checkpoint_every": 0})
+    p = cli("train", "--config", str(recipe), "--out-dir", str(tmp_path / "runs"))
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 1
+    line = err.strip().splitlines()[-1]
+    assert "loss is nan" in line and "step" in line and "amr_final_init=" in line and "Traceback" not in err
+    assert not (tmp_path / "runs" / "r" / "last.pt").exists() or load_checkpoint(tmp_path / "runs" / "r" / "last.pt")
+
+
+def test_nonfinite_steps_can_be_skipped_and_counted(tmp_path):
+    config = tiny_config(tmp_path, "standard", train={"epochs": 1, "on_nonfinite": "skip"})
+    trainer = Trainer(config)
+    original, calls = trainer.method.loss, [0]
+
+    def sometimes_nan(*args, **kwargs):
+        calls[0] += 1
+        loss, terms = original(*args, **kwargs)
+        return (loss * float("nan"), terms) if calls[0] in (3, 5) else (loss, terms)
+
+    trainer.method.loss = sometimes_nan
+    trainer.fit()
+    epoch = [json.loads(ln) for ln in (config.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert epoch["kind"] == "epoch" and epoch["skipped_steps"] == 2
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_in_process_divergence_raises(tmp_path):
+    trainer = Trainer(tiny_config(tmp_path, "pgk", train={"epochs": 1}))
+    original = trainer.method.loss
+    trainer.method.loss = lambda *a, **k: (lambda out: (out[0] * float("inf"), out[1]))(original(*a, **k))
+    with pytest.raises(TrainingDiverged, match=r"loss is (inf|nan) at epoch 1, step 1 \(ce="):
+        trainer.fit()
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path):
+    """A real write failure: the file-size limit (RLIMIT_FSIZE) stops the write like a full disk does."""
+    path = tmp_path / "last.pt"
+    atomic_save({"format": 1, "weights": torch.ones(10)}, path)
+    script = f"""
+import resource, signal, torch
+from regmix.checkpoint import atomic_save
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    atomic_save({{"format": 1, "weights": torch.zeros(100000)}}, {str(path)!r})
+except OSError as err:
+    print("failed:", err, "| cause:", repr(err.__cause__))
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "failed: writing" in p.stdout and "is intact" in p.stdout, p.stderr
+    assert torch.equal(load_checkpoint(path)["weights"], torch.ones(10))
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.parametrize("override, field", [
+    ("threat.eps=-0.3", "threat.eps"), ("threat.eps=5", "threat.eps"), ("threat.step=9", "threat.step"),
+    ("method.options.alpha=-1", "method.options.alpha"), ("method.options.beta=-1", "method.options.beta"),
+    ("method.options.gamma=-1", "method.options.gamma"), ("data.name=imagenet", "known: cifar10"),
+    ("model.name=vit", "known: preact_resnet18"), ("method.name=fgsm", "known: fgsm_rs"),
+    ("train.epohcs=3", "did you mean 'epochs'"), ("data.name=cifar10", "cifar10 not found"),
+])
+def test_bad_input_is_one_line_naming_the_field_and_nothing_is_written(tmp_path, override, field):
+    recipe = write_recipe(tmp_path / "recipe.yaml")
+    p = cli("train", "--config", str(recipe), "--out-dir", str(tmp_path / "runs"), "--set", override,
+            "--set", f"data.data_dir={tmp_path / 'nodata'}")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2
+    assert len(err.strip().splitlines()) == 1 and field in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_malformed_yaml_and_unknown_attack_names(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: 3\n")
+    p = cli("train", "--config", str(bad))
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "not valid YAML at line" in err
+
+
+def test_a_run_directory_holding_another_config_is_refused(reference, tmp_path):
+    recipe, expected = reference
+    p = cli("train", "--config", str(recipe), "--out-dir", str(expected.parent), "--set", "train.seed=9", "--resume")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "different config" in err and "train.seed" in err
+
+
+def test_resuming_with_another_process_count_is_refused(reference):
+    _, expected = reference
+    state = load_checkpoint(expected / "last.pt")
+    assert state["world_size"] == 1
+
+
+def test_images_in_0_255_are_refused(tmp_path, monkeypatch, mnist_batch):
+    x, y = mnist_batch
+    model = regmix.create_model("small_cnn", 10, 1, width=4)
+    with pytest.raises(ConfigError, match=r"inputs: images must be in \[0,1\]"):
+        regmix.create_attack("pgd", model, regmix.ThreatModel())(x * 255, y)
+
+    def raw_digits(split="train", **_):
+        ds = regmix.create_dataset("digits", split)
+        return ImageTensorDataset(ds.images * 16, ds.labels, name="raw", num_classes=10, mean=(0,), std=(1,), scale=1.0)
+
+    monkeypatch.setitem(DATASETS._entries, "raw_digits", raw_digits)
+    with pytest.raises(ConfigError, match="divide by 255"):
+        train(tiny_config(tmp_path, "standard", data={"name": "raw_digits"}))
+
+
+def test_an_empty_dataset_is_refused():
+    with pytest.raises(ConfigError, match="empty"):
+        ImageTensorDataset(torch.zeros(0, 1, 8, 8), [], name="none", num_classes=10, mean=(0,), std=(1,))
+
+
+def test_a_long_evaluation_keeps_memory_flat(trained_mnist_model):
+    from regmix.evaluate import attack_flags
+
+    def rss_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+
+    ds = regmix.create_dataset("mnist5k", "test")
+    x = torch.stack([ds[i][0] for i in range(1000)])
+    y = torch.stack([ds[i][1] for i in range(1000)])
+    attack = regmix.create_attack("pgd", trained_mnist_model, regmix.ThreatModel("linf", 0.1, steps=2))
+    everything = torch.ones(len(y), dtype=torch.bool)
+    attack_flags(trained_mnist_model, attack, x, y, everything, batch_size=50)  # warm-up: allocator pools
+    before = rss_mb()
+    for _ in range(3):
+        attack_flags(trained_mnist_model, attack, x, y, everything, batch_size=50)
+    assert rss_mb() - before < 50
