@@ -1,0 +1,241 @@
+"""The AMR weight explorer: sliders for alpha, beta, gamma and the temperature, and at once what
+they change — the gradient flow on the 3-class simplex, the four loss terms on the current model's
+outputs for a few test examples, the distributions those terms compare, the robust accuracy of the
+nearest point of a sweep — plus a short fine-tune at the chosen weights, in the background."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from regmix import losses
+from regmix.diagnostics import kl_toy
+from regmix.diagnostics.runs import fixed_subset, load_run
+from regmix.methods import METHODS
+
+from ..style import PALETTE
+from . import sweep_lookup
+from .export_bar import ExportBar
+from .finetune import FineTune
+from .views import LABELS, VIEWS, softmax, view_logits
+
+VIEW_COLORS = {"clean": PALETTE[2], "init": PALETTE[0], "final": PALETTE[3]}
+TERM_LABELS = {"ce": "CE(final)", "amr_final_init": "α·KL(final‖init)", "amr_init_final": "β·KL(init‖final)",
+               "agr": "γ·KL(clean‖final)"}
+CORNERS = np.array([[0, 0], [1, 0], [0.5, math.sqrt(3) / 2], [0, 0]])
+
+
+def _slider(name, value, low, high, step, description):
+    return W.FloatSlider(value=value, min=low, max=high, step=step, description=description,
+                         continuous_update=True, readout_format=".2f", layout=W.Layout(width="330px"),
+                         style={"description_width": "90px"})
+
+
+class AMRWeightExplorer:
+    """run_dir: the model whose outputs the loss terms are computed on (any method's run);
+    sweep_dir: an alpha x beta sweep folder (regmix sweep) for the robust accuracy, optional."""
+
+    def __init__(self, run_dir, *, examples: int = 4, sweep_dir=None, finetune_steps: int = 50,
+                 export_dir="figures/explorers", p0=(0.7, 0.2, 0.1), q0=(0.2, 0.3, 0.5), seed: int = 0):
+        self.run_dir = Path(run_dir)
+        self.model, self.config = load_run(self.run_dir, device="cpu")
+        self.x, self.y = fixed_subset(self.config, "test", examples)
+        self.threat = self.config.training_threat()
+        self.seed, self.p0, self.q0 = seed, p0, q0
+        self.options = {**METHODS.get("regmix").defaults, **self.config.method.options}
+        self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=seed)
+        self.finetune_steps, self.job, self.tuned_with = finetune_steps, None, None
+        self.sweep_dir = Path(sweep_dir) if sweep_dir else None
+        self.sweep_points = sweep_lookup.load_points(self.sweep_dir) if self.sweep_dir else []
+        self.sweep_keys = sweep_lookup.swept_keys(self.sweep_dir) if self.sweep_dir else []
+
+        self.alpha = _slider("alpha", float(self.options["alpha"]), 0, 4, 0.05, "α  KL(final‖init)")
+        self.beta = _slider("beta", float(self.options["beta"]), 0, 4, 0.05, "β  KL(init‖final)")
+        self.gamma = _slider("gamma", float(self.options["gamma"]), 0, 4, 0.05, "γ  KL(clean‖final)")
+        self.temperature = _slider("temperature", float(self.options["temperature"]), 0.25, 8, 0.25, "temperature T")
+        self.simplex = self._simplex_figure()
+        self.terms = go.FigureWidget(layout=dict(width=420, height=330, margin=dict(l=50, r=10, t=40, b=40),
+                                                 title="loss terms on the shown examples",
+                                                 yaxis_title="value (batchmean)", template="plotly_white"))
+        self.terms.add_bar(x=list(TERM_LABELS.values()), y=[0] * 4,
+                           marker_color=[PALETTE[7], PALETTE[3], PALETTE[0], PALETTE[2]])
+        self.softmax = self._softmax_figure()
+        self.accuracy = W.HTML()
+        self.term_table = W.HTML()
+        self.fine_button = W.Button(description="fine-tune", icon="play", tooltip="a short RegMix fine-tune "
+                                    "at these weights, in the background", button_style="warning")
+        self.fine_button.on_click(lambda _: self.fine_tune())
+        self.progress = W.IntProgress(value=0, min=0, max=max(finetune_steps, 1), description="fine-tune",
+                                      layout=W.Layout(width="330px"))
+        self.fine_status = W.HTML()
+        self.export = ExportBar({"simplex": self.simplex, "loss_terms": self.terms, "softmax": self.softmax},
+                                export_dir, prefix="amr_")
+        for slider in self.sliders:
+            slider.observe(lambda _: self.update(), names="value")
+        self.widget = W.VBox([
+            W.HBox([W.VBox(self.sliders), W.VBox([self.accuracy, self.term_table])]),
+            W.HBox([self.simplex, self.terms]),
+            self.softmax,
+            W.HBox([self.fine_button, self.progress, self.fine_status]),
+            self.export.widget,
+        ])
+        self.update()
+
+    @property
+    def sliders(self):
+        return [self.alpha, self.beta, self.gamma, self.temperature]
+
+    def weights(self) -> dict:
+        return {"alpha": self.alpha.value, "beta": self.beta.value, "gamma": self.gamma.value,
+                "temperature": self.temperature.value}
+
+    # ------------------------------------------------------------------ numbers
+
+    def loss_terms(self) -> dict:
+        """The RegMix objective's terms at the slider weights, on the current model's logits."""
+        w = self.weights()
+        z = {v: torch.as_tensor(self.logits[v]) for v in VIEWS}
+        options = dict(temperature=w["temperature"], reduction=self.options.get("kl_reduction", "batchmean"))
+        forward, backward = losses.amr_terms(z["final"], z["init"], w["alpha"], w["beta"], **options)
+        return {"ce": float(losses.cross_entropy(z["final"], self.y, self.options.get("label_smoothing", 0.0))),
+                "amr_final_init": float(forward), "amr_init_final": float(backward),
+                "agr": float(losses.agr(z["clean"], z["final"], w["gamma"], **options))}
+
+    def nearest_accuracy(self):
+        if not self.sweep_points:
+            return None
+        return sweep_lookup.nearest(self.sweep_points, self.weights(), self.sweep_keys)
+
+    # ------------------------------------------------------------------ drawing
+
+    def _simplex_figure(self):
+        fig = go.FigureWidget(layout=dict(width=420, height=330, margin=dict(l=10, r=10, t=40, b=10),
+                                          template="plotly_white", showlegend=True,
+                                          legend=dict(orientation="h", y=-0.02, font=dict(size=10)),
+                                          xaxis=dict(visible=False, range=[-0.08, 1.08]),
+                                          yaxis=dict(visible=False, scaleanchor="x", range=[-0.08, 0.95])))
+        fig.add_scatter(x=CORNERS[:, 0], y=CORNERS[:, 1], mode="lines+text", line=dict(color="black", width=1),
+                        text=["class 0", "class 1", "class 2", ""], textposition="bottom center",
+                        showlegend=False, hoverinfo="skip")
+        fig.add_scatter(mode="lines", line=dict(color="#999", width=1), name="push on P (Q fixed)", hoverinfo="skip")
+        fig.add_scatter(mode="lines", line=dict(color=PALETTE[3], width=2), name="P = f(x+d_final)")
+        fig.add_scatter(mode="lines", line=dict(color=PALETTE[0], width=2, dash="dash"), name="Q = f(x+d_init)")
+        fig.add_scatter(mode="markers", marker=dict(symbol="star", size=12, color="black"), name="meeting point")
+        return fig
+
+    def _softmax_figure(self):
+        n = len(self.y)
+        fig = go.FigureWidget(make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.03,
+                                            subplot_titles=[f"example {i}, label {int(c)}" for i, c in enumerate(self.y)]))
+        classes = list(range(self.logits["clean"].shape[1]))
+        for i in range(n):
+            for view in VIEWS:
+                fig.add_bar(x=classes, y=[0] * len(classes), name=LABELS[view], marker_color=VIEW_COLORS[view],
+                            legendgroup=view, showlegend=i == 0, row=1, col=i + 1)
+            truth = [1.0 if c == int(self.y[i]) else None for c in classes]
+            fig.add_scatter(x=classes, y=truth, mode="markers", marker=dict(symbol="line-ew-open", size=18,
+                            color="black", line=dict(width=3)), name="ground truth", legendgroup="truth",
+                            showlegend=i == 0, row=1, col=i + 1)
+        fig.update_yaxes(range=[0, 1.05])
+        fig.update_xaxes(dtick=1)
+        fig.update_layout(width=min(260 * n + 120, 1100), height=300, barmode="group", template="plotly_white",
+                          margin=dict(l=40, r=10, t=60, b=30), legend=dict(orientation="h", y=1.25),
+                          title=dict(text="softmax(z / T) that the KL terms compare", y=0.97, font=dict(size=13)))
+        return fig
+
+    def _draw_simplex(self, w):
+        flow = kl_toy.gradient_flow(self.p0, self.q0, w["alpha"], w["beta"], steps=200)
+        field = kl_toy.velocity_field(self.q0, w["alpha"], w["beta"], resolution=8)
+        base = kl_toy.to_plane(field["P"])
+        tip = kl_toy.to_plane(field["P"] + field["velocity"])
+        step = tip - base
+        scale = 0.045 / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-12)
+        ends = base + step * scale
+        xs = np.column_stack([base[:, 0], ends[:, 0], np.full(len(base), np.nan)]).ravel()
+        ys = np.column_stack([base[:, 1], ends[:, 1], np.full(len(base), np.nan)]).ravel()
+        P, Q = kl_toy.to_plane(flow["P"]), kl_toy.to_plane(flow["Q"])
+        with self.simplex.batch_update():
+            self.simplex.data[1].update(x=xs, y=ys)
+            self.simplex.data[2].update(x=P[:, 0], y=P[:, 1])
+            self.simplex.data[3].update(x=Q[:, 0], y=Q[:, 1])
+            self.simplex.data[4].update(x=[P[-1, 0]], y=[P[-1, 1]])
+            self.simplex.layout.title = f"AMR toy on the simplex: α={w['alpha']:.2f}, β={w['beta']:.2f}"
+
+    def _draw_softmax(self, w):
+        probs = {v: softmax(self.logits[v], w["temperature"]) for v in VIEWS}
+        with self.softmax.batch_update():
+            k = 0
+            for i in range(len(self.y)):
+                for view in VIEWS:
+                    self.softmax.data[k].y = probs[view][i]
+                    k += 1
+                k += 1  # the ground-truth trace
+            tuned = f", after a {self.tuned_with['steps']}-step fine-tune" if self.tuned_with else ""
+            self.softmax.layout.title.text = f"softmax(z / T) at T={w['temperature']:.2f}{tuned}"
+
+    def update(self):
+        w = self.weights()
+        terms = self.loss_terms()
+        self._draw_simplex(w)
+        self._draw_softmax(w)
+        with self.terms.batch_update():
+            self.terms.data[0].y = [terms[k] for k in TERM_LABELS]
+        total = sum(terms.values())
+        self.term_table.value = ("<b>loss on the shown examples</b><br>" + "<br>".join(
+            f"{TERM_LABELS[k]}: {v:.4f}" for k, v in terms.items()) + f"<br>total: {total:.4f}")
+        self.accuracy.value = self._accuracy_html()
+
+    def _accuracy_html(self) -> str:
+        if self.sweep_dir is None:
+            return "<i>no sweep given: robust accuracy unavailable (regmix sweep ... writes one)</i>"
+        point = self.nearest_accuracy()
+        if point is None:
+            return f"<i>no finished runs in {self.sweep_dir} yet</i>"
+        metric = sweep_lookup.robust_metric(point["accuracy"])
+        where = ", ".join(f"{k}={point['weights'][k]:g}" for k in self.sweep_keys if point["weights"][k] is not None)
+        value = f"{100 * point['accuracy'][metric]:.1f}%" if metric else "n/a"
+        clean = f", clean {100 * point['accuracy']['clean']:.1f}%" if "clean" in point["accuracy"] else ""
+        return (f"<b>nearest sweep point</b> ({where}; distance {point['distance']:.2f})<br>"
+                f"robust accuracy ({metric}): <b>{value}</b>{clean}<br>"
+                f"<small>source: {point['source']}, {point['seeds']} seed(s)</small>")
+
+    # ------------------------------------------------------------------ fine-tune
+
+    def fine_tune(self, steps: int | None = None) -> FineTune:
+        """Start a background fine-tune at the slider weights; returns the job (join() it to wait)."""
+        if self.job is not None and self.job.running:
+            self.fine_status.value = "already running"
+            return self.job
+        steps = steps or self.finetune_steps
+        self.progress.max, self.progress.value = steps, 0
+        self.fine_button.disabled = True
+        weights = self.weights()
+        self.fine_status.value = "training " + ", ".join(f"{k}={v:g}" for k, v in weights.items())
+
+        def progress(step, total, loss):
+            self.progress.value = step
+            self.fine_status.value = f"step {step}/{total}, loss {loss:.3f}"
+
+        def done(job):
+            self.fine_button.disabled = False
+            if job.error is not None:
+                self.fine_status.value = f"<span style='color:#D55E00'>failed: {job.error}</span>"
+                return
+            self.model = job.model
+            self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=self.seed)
+            self.tuned_with = {"steps": len(job.losses), **weights}
+            self.fine_status.value = f"done: {len(job.losses)} steps, last loss {job.losses[-1]:.3f}" if job.losses else "stopped"
+            self.update()
+
+        self.job = FineTune(self.model, self.config, weights, steps=steps, seed=self.seed,
+                            on_progress=progress, on_done=done).start()
+        return self.job
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)

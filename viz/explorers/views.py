@@ -1,0 +1,37 @@
+"""Logits of chosen test examples under the three inputs RegMix compares: clean, x + d_init
+(uniform in the eps-ball) and x + d_final (one sign step of the training step from d_init)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from regmix.attacks.base import project
+
+VIEWS = ("clean", "init", "final")
+LABELS = {"clean": "clean", "init": "initial adv.", "final": "final adv."}
+
+
+def view_logits(model, x, y, threat, *, seed: int = 0) -> dict:
+    """{'clean', 'init', 'final'} -> logits (N, C), float64 on the CPU. The same seed gives the same
+    d_init, so two models are compared on the same starting points."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    x, y = x.to(device), y.to(device)
+    try:
+        eta = (torch.rand(x.shape, generator=generator) * 2 - 1).to(device) * threat.eps
+        eta = project(eta, x, threat)
+        delta = eta.clone().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(F.cross_entropy(model(x + delta).float(), y, reduction="sum"), delta)
+        delta = project(eta + threat.step * grad.sign(), x, threat)
+        with torch.no_grad():
+            out = {view: model(inputs).double().cpu() for view, inputs in zip(VIEWS, (x, x + eta, x + delta))}
+    finally:
+        model.train(was_training)
+    return out
+
+
+def softmax(logits, temperature: float = 1.0):
+    return F.softmax(torch.as_tensor(logits) / temperature, dim=1).numpy()

@@ -1,0 +1,117 @@
+"""What the notebooks share: the settings profile (REGMIX_PROFILE=ci for a quick run, full otherwise)
+and finding or training the runs they show.
+
+Runs are looked up before anything trains: a finished `regmix demo` run (runs/demo/<method>) is
+reused, else one the notebooks trained earlier under runs/notebooks-<profile>/, else it is trained
+there. REGMIX_RUNS moves the whole runs folder (tests point it at a temporary directory).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    epochs: int | None        # None: the demo recipe's own epoch count
+    grid: int                 # landscape resolution
+    n: int                    # test points for landscapes and softmax records
+    examples: int             # test examples shown by the explorers
+    hessian_iters: int
+    finetune_steps: int
+    sweep_grid: tuple         # ("alpha=...", "beta=...") for regmix.sweep
+    sweep_epochs: int | None
+    eval_points: int | None   # validation points per epoch while training (None: all)
+
+
+PROFILES = {
+    # seconds per notebook on two CPU cores: what CI executes
+    "ci": Profile("ci", epochs=2, grid=5, n=64, examples=4, hessian_iters=3, finetune_steps=4,
+                  sweep_grid=("alpha=0.5,1", "beta=0.5"), sweep_epochs=1, eval_points=100),
+    # the demo recipes as they are; minutes per run
+    "full": Profile("full", epochs=None, grid=21, n=512, examples=6, hessian_iters=20, finetune_steps=60,
+                    sweep_grid=("alpha=0,0.5,1,2", "beta=0,0.5,1"), sweep_epochs=None, eval_points=None),
+}
+
+
+def profile(name: str | None = None) -> Profile:
+    name = name or os.environ.get("REGMIX_PROFILE", "full")
+    if name not in PROFILES:
+        raise ValueError(f"REGMIX_PROFILE: must be one of {', '.join(PROFILES)}, got {name!r}")
+    return PROFILES[name]
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The checkout that holds configs/demo: notebooks run with notebooks/ as their working directory."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "configs" / "demo").is_dir():
+            return folder
+    raise FileNotFoundError(f"no configs/demo/ above {here}: open the notebooks from a regmix checkout")
+
+
+def runs_root() -> Path:
+    root = os.environ.get("REGMIX_RUNS")
+    return Path(root) if root else project_root() / "runs"
+
+
+def is_complete(run_dir: Path) -> bool:
+    status = Path(run_dir) / "status.json"
+    try:
+        return json.loads(status.read_text()).get("state") == "complete" and (Path(run_dir) / "best.pt").exists()
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _overrides(prof: Profile, out_dir: Path, name: str) -> list:
+    over = [f"out_dir={out_dir}", f"name={name}", "train.progress=false"]
+    if prof.epochs is not None:
+        # the eps ramp must end inside a short run, else the run never sees the full eps
+        over += [f"train.epochs={prof.epochs}", f"train.eps_warmup_epochs={max(prof.epochs - 1, 0)}",
+                 f"schedule.milestones=[{prof.epochs}]"]
+    if prof.eval_points is not None:
+        over.append(f"eval.max_points={prof.eval_points}")
+    if prof.name == "ci":
+        # the recipes' EMA (decay 0.999) barely leaves the initial weights in a few dozen steps
+        over.append("train.ema_decay=0.9")
+    return over
+
+
+def ensure_run(method: str, prof: Profile | None = None, log=print) -> Path:
+    """A finished run of a demo recipe: reused when one exists, trained otherwise."""
+    prof = prof or profile()
+    root = runs_root()
+    for candidate in (root / "demo" / method, root / f"notebooks-{prof.name}" / method):
+        if is_complete(candidate):
+            log(f"reusing {candidate}")
+            return candidate
+    from regmix.config import load_config
+    from regmix.trainer import train
+    recipe = project_root() / "configs" / "demo" / f"{method}.yaml"
+    out_dir = root / f"notebooks-{prof.name}"
+    config = load_config(recipe, _overrides(prof, out_dir, method))
+    log(f"training {method} into {config.run_dir} ({config.train.epochs} epochs)")
+    return Path(train(config, resume=(config.run_dir / "last.pt").exists()))
+
+
+def ensure_runs(methods, prof: Profile | None = None, log=print) -> dict:
+    return {m: ensure_run(m, prof, log) for m in methods}
+
+
+def ensure_sweep(prof: Profile | None = None, log=print) -> Path:
+    """An alpha x beta sweep of the regmix recipe (finished runs are skipped by regmix.sweep)."""
+    prof = prof or profile()
+    from regmix.sweep import parse_grid, sweep
+    out_dir = runs_root() / f"notebooks-{prof.name}" / "sweep-regmix"
+    extra = [o for o in _overrides(prof, out_dir, "sweep") if not o.startswith(("out_dir=", "name="))]
+    if prof.sweep_epochs is not None:
+        extra = [o for o in extra if not o.startswith(("train.epochs=", "train.eps_warmup", "schedule.milestones"))]
+        extra += [f"train.epochs={prof.sweep_epochs}", "train.eps_warmup_epochs=0",
+                  f"schedule.milestones=[{prof.sweep_epochs}]"]
+    sweep(project_root() / "configs" / "demo" / "regmix.yaml", parse_grid(prof.sweep_grid), (0,), out_dir=out_dir,
+          extra_overrides=extra, log=lambda *_: None)
+    log(f"sweep records in {out_dir}")
+    return out_dir
