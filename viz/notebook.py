@@ -25,15 +25,18 @@ class Profile:
     sweep_grid: tuple         # ("alpha=...", "beta=...") for regmix.sweep
     sweep_epochs: int | None
     eval_points: int | None   # validation points per epoch while training (None: all)
+    paper_methods: tuple      # the runs 05_paper_figures compares
 
 
 PROFILES = {
     # seconds per notebook on two CPU cores: what CI executes
     "ci": Profile("ci", epochs=2, grid=5, n=64, examples=4, hessian_iters=3, finetune_steps=4,
-                  sweep_grid=("alpha=0.5,1", "beta=0.5"), sweep_epochs=1, eval_points=100),
+                  sweep_grid=("alpha=0.5,1", "beta=0.5"), sweep_epochs=1, eval_points=100,
+                  paper_methods=("pgk", "regmix")),
     # the demo recipes as they are; minutes per run
     "full": Profile("full", epochs=None, grid=21, n=512, examples=6, hessian_iters=20, finetune_steps=60,
-                    sweep_grid=("alpha=0,0.5,1,2", "beta=0,0.5,1"), sweep_epochs=None, eval_points=None),
+                    sweep_grid=("alpha=0,0.5,1,2", "beta=0,0.5,1"), sweep_epochs=None, eval_points=None,
+                    paper_methods=("standard", "pgd_at", "pgk", "regmix")),
 }
 
 
@@ -46,6 +49,8 @@ def profile(name: str | None = None) -> Profile:
 
 def project_root(start: Path | None = None) -> Path:
     """The checkout that holds configs/demo: notebooks run with notebooks/ as their working directory."""
+    if os.environ.get("REGMIX_ROOT"):  # a notebook copied elsewhere (the browser test) finds its checkout
+        return Path(os.environ["REGMIX_ROOT"])
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "configs" / "demo").is_dir():
@@ -56,6 +61,12 @@ def project_root(start: Path | None = None) -> Path:
 def runs_root() -> Path:
     root = os.environ.get("REGMIX_RUNS")
     return Path(root) if root else project_root() / "runs"
+
+
+def figures_dir(prof: Profile | None = None) -> Path:
+    """figures/ of the checkout for full runs; quick (ci) runs keep theirs beside their runs."""
+    prof = prof or profile()
+    return project_root() / "figures" if prof.name == "full" else runs_root() / f"notebooks-{prof.name}" / "figures"
 
 
 def is_complete(run_dir: Path) -> bool:

@@ -15,14 +15,14 @@ from plotly.subplots import make_subplots
 
 from regmix import losses
 from regmix.diagnostics import kl_toy
-from regmix.diagnostics.runs import fixed_subset, load_run
+from regmix.diagnostics.runs import load_run
 from regmix.methods import METHODS
 
 from ..style import PALETTE
 from . import sweep_lookup
 from .export_bar import ExportBar
 from .finetune import FineTune
-from .views import LABELS, VIEWS, softmax, view_logits
+from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
 
 VIEW_COLORS = {"clean": PALETTE[2], "init": PALETTE[0], "final": PALETTE[3]}
 TERM_LABELS = {"ce": "CE(final)", "amr_final_init": "α·KL(final‖init)", "amr_init_final": "β·KL(init‖final)",
@@ -44,7 +44,7 @@ class AMRWeightExplorer:
                  export_dir="figures/explorers", p0=(0.7, 0.2, 0.1), q0=(0.2, 0.3, 0.5), seed: int = 0):
         self.run_dir = Path(run_dir)
         self.model, self.config = load_run(self.run_dir, device="cpu")
-        self.x, self.y = fixed_subset(self.config, "test", examples)
+        self.x, self.y = spread_subset(self.config, examples)
         self.threat = self.config.training_threat()
         self.seed, self.p0, self.q0 = seed, p0, q0
         self.options = {**METHODS.get("regmix").defaults, **self.config.method.options}

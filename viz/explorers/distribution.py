@@ -9,11 +9,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from regmix.diagnostics.runs import fixed_subset, load_run
+from regmix.diagnostics.runs import load_run
 
 from ..style import method_color
 from .export_bar import ExportBar
-from .views import LABELS, VIEWS, softmax, view_logits
+from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
 
 
 class DistributionExplorer:
@@ -26,7 +26,7 @@ class DistributionExplorer:
         for name, run_dir in runs.items():
             model, config = load_run(run_dir, device="cpu")
             if not self.runs:
-                self.x, self.y = fixed_subset(config, "test", n)
+                self.x, self.y = spread_subset(config, n)
             logits = view_logits(model, self.x, self.y, config.training_threat(), seed=seed)
             self.runs[name], self.methods[name] = Path(run_dir), config.method.name
             self.probs[name] = {v: softmax(logits[v]) for v in VIEWS}

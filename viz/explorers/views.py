@@ -35,3 +35,14 @@ def view_logits(model, x, y, threat, *, seed: int = 0) -> dict:
 
 def softmax(logits, temperature: float = 1.0):
     return F.softmax(torch.as_tensor(logits) / temperature, dim=1).numpy()
+
+
+def spread_subset(config, n: int, split: str = "test"):
+    """n points spread evenly over the split (indices 0, L/n, 2L/n, ...): fixed across runs and calls,
+    and every class present even where a split is stored sorted by label (mnist5k's test split is)."""
+    from regmix.data import create_dataset
+    data = config.data
+    dataset = create_dataset(data.name, split, data.data_dir, augment=False, val_size=data.val_size)
+    n = max(1, min(n, len(dataset)))
+    points = [dataset[i * len(dataset) // n] for i in range(n)]
+    return torch.stack([p[0] for p in points]), torch.as_tensor([int(p[1]) for p in points])

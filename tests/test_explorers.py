@@ -1,0 +1,126 @@
+"""The widget explorers (viz.explorers) driven from Python, on a run trained in seconds."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
+
+from regmix.trainer import train  # noqa: E402
+from conftest import tiny_config  # noqa: E402
+from viz.explorers import AMRWeightExplorer, DistributionExplorer, ExportBar, LandscapeExplorer  # noqa: E402
+from viz.explorers import sweep_lookup  # noqa: E402
+from viz.export import plotly_export_available  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explorer_runs")
+    return {m: train(tiny_config(root, m, train={"epochs": 1, "progress": False}, eval={"max_points": 64})) for m in ("standard", "regmix")}
+
+
+def fake_sweep(folder, points):
+    """A sweep folder as regmix sweep leaves it: sweep.json, and per run config.yaml + an eval record."""
+    grid = {"method.options.alpha": sorted({a for a, _, _ in points}),
+            "method.options.beta": sorted({b for _, b, _ in points})}
+    (folder / "sweep.json").parent.mkdir(parents=True, exist_ok=True)
+    (folder / "sweep.json").write_text(json.dumps({"kind": "sweep", "grid": grid}))
+    for alpha, beta, acc in points:
+        run = folder / f"alpha{alpha}_beta{beta}_seed0"
+        (run / "eval").mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "regmix",
+                                                                    "options": {"alpha": alpha, "beta": beta}}}))
+        (run / "eval" / "best.json").write_text(json.dumps(
+            {"kind": "eval", "checkpoint": "best", "n": 100, "accuracy": {"clean": 0.9, "pgd20": acc},
+             "method_options": {"alpha": alpha, "beta": beta}}))
+    return folder
+
+
+def test_sliders_change_the_figures_and_the_terms(runs, tmp_path):
+    ex = AMRWeightExplorer(runs["regmix"], examples=3, export_dir=tmp_path)
+    ex.alpha.value, ex.beta.value = 1.0, 1.0
+    terms = ex.loss_terms()
+    path_before = np.array(ex.simplex.data[2].x)
+    bars_before = np.array(ex.terms.data[0].y)
+    ex.alpha.value = 3.0
+    assert not np.allclose(np.array(ex.simplex.data[2].x), path_before)      # the flow moved
+    assert np.array(ex.terms.data[0].y)[1] == pytest.approx(3 * bars_before[1], rel=1e-6)
+    assert ex.loss_terms()["amr_init_final"] == pytest.approx(terms["amr_init_final"])
+    soft_before = np.array(ex.softmax.data[0].y)
+    ex.temperature.value = 4.0
+    soft_after = np.array(ex.softmax.data[0].y)
+    assert soft_after.sum() == pytest.approx(1.0)
+    assert soft_after.max() < soft_before.max()                                  # T flattens
+
+
+def test_nearest_sweep_point_reports_its_accuracy(runs, tmp_path):
+    sweep = fake_sweep(tmp_path / "sweep", [(0.0, 0.5, 0.30), (1.0, 0.5, 0.55), (2.0, 0.5, 0.40)])
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, sweep_dir=sweep, export_dir=tmp_path)
+    ex.alpha.value, ex.beta.value = 1.2, 0.7
+    point = ex.nearest_accuracy()
+    assert point["weights"]["alpha"] == 1.0 and point["accuracy"]["pgd20"] == pytest.approx(0.55)
+    assert "55.0%" in ex.accuracy.value and "pgd20" in ex.accuracy.value
+    ex.alpha.value = 1.9
+    assert "40.0%" in ex.accuracy.value
+    assert sweep_lookup.swept_keys(sweep) == ["alpha", "beta"]
+
+
+def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tmp_path):
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=3, export_dir=tmp_path)
+    original = {k: v.clone() for k, v in ex.model.state_dict().items()}
+    before = np.array(ex.softmax.data[0].y)
+    job = ex.fine_tune()
+    assert job.thread is not None and job.thread.daemon
+    job.join(timeout=120)
+    assert not job.running and job.error is None
+    assert ex.progress.value == 3 and len(job.losses) == 3
+    assert not np.allclose(np.array(ex.softmax.data[0].y), before)
+    assert all(np.allclose(original[k], v) for k, v in job.source.state_dict().items())  # a copy was trained
+    assert "fine-tune" in ex.softmax.layout.title.text
+
+
+def test_distribution_explorer_example_and_class(runs, tmp_path):
+    ex = DistributionExplorer(runs, n=40, export_dir=tmp_path)
+    ex.example.value = 5
+    dists = ex.distributions()
+    assert set(dists) == {"standard", "regmix"}
+    assert np.allclose(dists["regmix"]["clean"], ex.probs["regmix"]["clean"][5])
+    ex.mode.value, ex.klass.value = "class", int(ex.labels[0])
+    mask = ex.labels == ex.labels[0]
+    assert np.allclose(ex.distributions()["standard"]["final"], ex.probs["standard"]["final"][mask].mean(0))
+    truth = [t for t in ex.figure.data if t.name == "ground truth"][0]
+    assert list(truth.y).index(1.0) == int(ex.labels[0])
+    ex.chosen.value = ("regmix",)
+    assert {t.name for t in ex.figure.data} == {"regmix", "ground truth"}
+
+
+def test_landscape_explorer_computes_once_and_shows_the_record(runs, tmp_path):
+    ex = LandscapeExplorer(runs, grids=(3,), n=16, attack="fgsm", hessian_iters=2, export_dir=tmp_path)
+    arrays, meta = ex.record(ex.run.value, 3)
+    assert meta["grid"] == 3
+    assert np.allclose(np.array(ex.contour.data[0].z), arrays["loss"].T)
+    ex.surface.value = "adversarial"
+    assert np.allclose(np.array(ex.surface3d.data[0].z), arrays["adv_loss"].T)
+    assert "Hessian" in ex.numbers.value and f"{meta['hessian']['adv']['eigenvalue']:.4g}" in ex.numbers.value
+
+
+def test_export_bar_writes_the_chosen_format(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    bar = ExportBar({"line": fig}, tmp_path)
+    assert [p.name for p in bar.export("svg")] == ["line.svg"] and (tmp_path / "line.svg").stat().st_size > 0
+    bad = ExportBar({"broken": object()}, tmp_path)
+    assert bad.export("pdf") == [] and "not saved" in bad.status.value
+
+
+@pytest.mark.skipif(not plotly_export_available(), reason="plotly export needs kaleido and a Chromium on PATH")
+def test_export_bar_exports_a_figure_widget(runs, tmp_path):
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, export_dir=tmp_path)
+    ex.export.choice.value = "loss_terms"
+    paths = ex.export.export("svg")
+    assert paths == [tmp_path / "amr_loss_terms.svg"] and "α·KL" in paths[0].read_text()
