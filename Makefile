@@ -19,3 +19,4 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+	REGMIX_PROFILE=ci $(BIN)/python -m pytest -q -p no:cacheprovider --nbmake notebooks/ --nbmake-kernel=python3 --nbmake-timeout=600

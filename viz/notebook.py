@@ -31,7 +31,7 @@ class Profile:
 PROFILES = {
     # seconds per notebook on two CPU cores: what CI executes
     "ci": Profile("ci", epochs=2, grid=5, n=64, examples=4, hessian_iters=3, finetune_steps=4,
-                  sweep_grid=("alpha=0.5,1", "beta=0.5"), sweep_epochs=1, eval_points=100,
+                  sweep_grid=("alpha=0.5,1", "beta=0.5"), sweep_epochs=2, eval_points=100,
                   paper_methods=("pgk", "regmix")),
     # the demo recipes as they are; minutes per run
     "full": Profile("full", epochs=None, grid=21, n=512, examples=6, hessian_iters=20, finetune_steps=60,
@@ -120,7 +120,7 @@ def ensure_sweep(prof: Profile | None = None, log=print) -> Path:
     extra = [o for o in _overrides(prof, out_dir, "sweep") if not o.startswith(("out_dir=", "name="))]
     if prof.sweep_epochs is not None:
         extra = [o for o in extra if not o.startswith(("train.epochs=", "train.eps_warmup", "schedule.milestones"))]
-        extra += [f"train.epochs={prof.sweep_epochs}", "train.eps_warmup_epochs=0",
+        extra += [f"train.epochs={prof.sweep_epochs}", f"train.eps_warmup_epochs={max(prof.sweep_epochs - 1, 0)}",
                   f"schedule.milestones=[{prof.sweep_epochs}]"]
     sweep(project_root() / "configs" / "demo" / "regmix.yaml", parse_grid(prof.sweep_grid), (0,), out_dir=out_dir,
           extra_overrides=extra, log=lambda *_: None)

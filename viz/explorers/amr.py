@@ -32,8 +32,8 @@ CORNERS = np.array([[0, 0], [1, 0], [0.5, math.sqrt(3) / 2], [0, 0]])
 
 def _slider(name, value, low, high, step, description):
     return W.FloatSlider(value=value, min=low, max=high, step=step, description=description,
-                         continuous_update=True, readout_format=".2f", layout=W.Layout(width="330px"),
-                         style={"description_width": "90px"})
+                         continuous_update=True, readout_format=".2f", layout=W.Layout(width="420px"),
+                         style={"description_width": "140px"})
 
 
 class AMRWeightExplorer:
