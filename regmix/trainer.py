@@ -245,7 +245,7 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
 
-    def _state(self, epoch: int, batch: int, partial, complete: bool) -> dict:
+    def _state(self, epoch: int, batch: int, partial, complete: bool, rngs: list) -> dict:
         return {"format": FORMAT, "config": self.config.to_dict(), "data": self.data_info,
                 "epoch": epoch, "batch": batch, "partial": partial, "step": self.step, "complete": complete,
                 "world_size": self.world,
@@ -253,13 +253,18 @@ class Trainer:
                 "ema": self.ema.model.state_dict() if self.ema else None,
                 "ema_updates": self.ema.updates if self.ema else 0,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "method": self.method.state_dict(), "rng": rng_state(), "best": dict(self.best)}
+                "method": self.method.state_dict(), "rng": rngs, "best": dict(self.best)}
 
     def _save_last(self, epoch, batch, partial, complete=False):
-        """All ranks make their per-example state whole first; rank 0 writes."""
-        self.method.sync(self.sampler.owned(batch) if batch else torch.zeros(len(self.train_set), dtype=torch.bool))
+        """All ranks make their per-example state whole first (the examples of the batches done in
+        the sampler's current epoch); rank 0 writes, with every rank's RNG state."""
+        self.method.sync(self.sampler.owned(batch if partial is not None else self.steps_per_epoch))
+        rngs = [rng_state()]
+        if dist.active():
+            rngs = [None] * self.world
+            torch.distributed.all_gather_object(rngs, rng_state())
         if dist.is_main():
-            atomic_save(self._state(epoch, batch, partial, complete), self.run_dir / "last.pt")
+            atomic_save(self._state(epoch, batch, partial, complete, rngs), self.run_dir / "last.pt")
         dist.barrier()
 
     def _load(self, state: dict):
@@ -273,8 +278,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.method.load_state_dict(state["method"])
-        if self.world == 1:  # ranks > 0 keep their own RNG streams (only rank 0's were saved)
-            set_rng_state(state["rng"])
+        set_rng_state(state["rng"][self.rank])
         self.best = dict(state["best"])
         self.start_epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
         self.partial = state["partial"]
@@ -310,9 +314,8 @@ class Trainer:
 
     def _reduce_flags(self, nonfinite: bool) -> tuple:
         """Every rank learns whether any rank saw a non-finite loss or a stop signal."""
-        flags = torch.tensor([float(nonfinite), float(self._stop_signal is not None)], device=self.device)
-        if dist.active():
-            dist.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        flags = dist.all_reduce_max(torch.tensor([float(nonfinite), float(self._stop_signal is not None)],
+                                                 device=self.device))
         return bool(flags[0]), bool(flags[1])
 
     def train_epoch(self, epoch: int, log) -> dict:

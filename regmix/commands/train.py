@@ -22,5 +22,10 @@ def run(args):
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.no_progress:
         overrides.append("train.progress=false")
-    run_dir = train(load_config(args.config, overrides), resume=args.resume)
-    print(f"run directory: {run_dir}")
+    from .. import distributed
+    try:
+        run_dir = train(load_config(args.config, overrides), resume=args.resume)
+        if distributed.is_main():
+            print(f"run directory: {run_dir}")
+    finally:
+        distributed.cleanup()

@@ -22,7 +22,8 @@ def stratified_split(labels: np.ndarray, fractions: dict, seed: int = 0) -> dict
             count = len(idx) - start if frac is None else int(round(frac * len(idx)))
             parts[name].append(idx[start:start + count])
             start += count
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+    # shuffled once, with the same seed: the first N points of any split are then a fair sample of it
+    return {name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
 def holdout_split(n: int, val_size: int, split: str, seed: int = 0) -> np.ndarray:
