@@ -297,6 +297,16 @@ def validate(config: Config):
 SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
 
 
+def dotted_get(mapping: dict, key: str):
+    """mapping['a']['b'] for key 'a.b'; None where a part is missing."""
+    node = mapping
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def save_config(config: Config, path):
     from .checkpoint import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -4,18 +4,10 @@ from __future__ import annotations
 import statistics
 from typing import Dict, List
 
+from .config import dotted_get
 from .registry import ConfigError
 
 FORMATS = ("md", "latex", "csv")
-
-
-def _value(record: dict, key: str):
-    node = record
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def latest_per_evaluation(records: List[dict]) -> List[dict]:
@@ -38,7 +30,7 @@ def build_table(records: List[dict], group_by: str = "method") -> dict:
         columns += [c for c in r["accuracy"] if c not in columns]
     groups: Dict[str, List[dict]] = {}
     for r in records:
-        value = _value(r, group_by)
+        value = dotted_get(r, group_by)
         if value is None:
             raise ConfigError(f"--group-by: records have no field {group_by!r} (try method, model, dataset, "
                               f"checkpoint, method_options.alpha)")

@@ -19,6 +19,7 @@ from typing import Dict, List, Sequence
 import yaml
 
 from .checkpoint import atomic_write_text
+from .config import dotted_get
 from .registry import ConfigError
 
 LOCK_NAME = ".sweep.lock"
@@ -278,15 +279,6 @@ def run_results(run_dir) -> dict:
     return out
 
 
-def config_value(config: dict, key: str):
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def collect(out_dir, keys=("method.options.alpha", "method.options.beta")) -> List[dict]:
     """run_results of every run directory under a sweep folder, with the swept keys' values.
 
@@ -296,7 +288,7 @@ def collect(out_dir, keys=("method.options.alpha", "method.options.beta")) -> Li
     for run_dir in sorted(p for p in out_dir.iterdir() if (p / "config.yaml").exists()):
         res = run_results(run_dir)
         for key in keys:
-            value = config_value(res["config"], key)
+            value = dotted_get(res["config"], key)
             if value is None and key.startswith("method.options."):
                 from .methods import METHODS
                 value = getattr(METHODS.get(res["config"]["method"]["name"]), "defaults", {}).get(key.split(".")[-1])
