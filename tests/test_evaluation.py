@@ -116,8 +116,8 @@ def test_sanity_checks_fire_on_a_model_built_to_mask_gradients(trained_mnist_mod
     threat = regmix.ThreatModel("linf", 0.15)
     masked = probe(Quantized(trained_mnist_model).eval(), x, y, threat)
     assert any("Square" in w and "masked" in w for w in masked["warnings"]), masked
-    assert masked["accuracy"]["pgd20_eps_x1"] > 0.5   # PGD is blind ...
-    assert masked["accuracy"]["square1000"] < 0.3     # ... while the model is not robust
+    # PGD is blind while the model is not robust: the black-box attack finds what PGD cannot
+    assert masked["accuracy"]["pgd20_eps_x1"] > masked["accuracy"]["square1000"] + 0.3, masked
     honest = probe(trained_mnist_model, x, y, threat)
     assert not any("Square" in w for w in honest["warnings"]), honest
 
