@@ -11,12 +11,11 @@ FORMATS = ("md", "latex", "csv")
 
 
 def latest_per_evaluation(records: List[dict]) -> List[dict]:
-    """One record per (run, checkpoint, EMA, split, n, eps): the newest, so re-running an evaluation
-    replaces its row instead of counting twice."""
+    """One record per evaluated model (run, checkpoint, EMA, split, eps): the newest. A run evaluated
+    twice (say PGD-20 on 1,000 points by the demo, then AutoAttack on 500) is one row, not two seeds."""
     newest: Dict[tuple, dict] = {}
     for r in records:
-        key = (r.get("run_dir"), r.get("checkpoint"), r.get("ema"), r["split"], r["n"], r["threat"]["eps"],
-               tuple(r.get("attack_list", [])))
+        key = (r.get("run_dir") or r.get("_path"), r.get("checkpoint"), r.get("ema"), r["split"], r["threat"]["eps"])
         if key not in newest or r.get("created", "") > newest[key].get("created", ""):
             newest[key] = r
     return list(newest.values())
@@ -57,22 +56,23 @@ def format_table(table: dict, fmt: str = "md") -> str:
         mean, std = v
         return f"{mean:.2f}" if std == 0 else f"{mean:.2f} {pm} {std:.2f}"
 
-    header = [table["group_by"], "seeds", *cols]
+    header = [table["group_by"], "seeds", "n", *cols]
     if fmt == "csv":
-        lines = [",".join([table["group_by"], "seeds", *[f"{c}_mean,{c}_std" for c in cols]])]
+        lines = [",".join([table["group_by"], "seeds", "n", *[f"{c}_mean,{c}_std" for c in cols]])]
         for r in table["rows"]:
             vals = [f"{r[c][0]:.4f},{r[c][1]:.4f}" if r[c] else "," for c in cols]
-            lines.append(",".join([r["group"], str(r["count"]), *vals]))
+            lines.append(",".join([r["group"], str(r["count"]), "/".join(map(str, r["n"])), *vals]))
         return "\n".join(lines)
     if fmt == "latex":
         lines = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
                  " & ".join(h.replace("_", r"\_") for h in header) + r" \\", r"\midrule"]
         for r in table["rows"]:
-            lines.append(" & ".join([r["group"].replace("_", r"\_"), str(r["count"]),
+            lines.append(" & ".join([r["group"].replace("_", r"\_"), str(r["count"]), "/".join(map(str, r["n"])),
                                      *[cell(r[c], r"$\pm$") for c in cols]]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table["rows"]:
-        lines.append("| " + " | ".join([r["group"], str(r["count"]), *[cell(r[c], "±") for c in cols]]) + " |")
+        lines.append("| " + " | ".join([r["group"], str(r["count"]), "/".join(map(str, r["n"])),
+                                        *[cell(r[c], "±") for c in cols]]) + " |")
     return "\n".join(lines)

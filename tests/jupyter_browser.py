@@ -81,7 +81,7 @@ def browser_page(width: int = 1500, height: int = 1300):
             browser.close()
 
 
-def open_and_run_all(page, url: str, notebook: str, timeout_ms: int = 300_000):
+def open_and_run_all(page, url: str, notebook: str, timeout_ms: int = 900_000):
     """Open the notebook, dismiss the news toast, Run > Run All Cells; returns when the last cell has
     an execution count (the kernel went through every cell)."""
     page.goto(f"{url}/lab/tree/{notebook}")
