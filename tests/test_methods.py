@@ -98,3 +98,22 @@ def test_prior_guided_methods_keep_per_example_state(mnist_batch):
     fresh.setup(100, x.shape[1:], "cpu")
     fresh.load_state_dict(state)
     assert torch.equal(fresh.prior.eta, method.prior.eta) and torch.equal(fresh.prior.m, method.prior.m)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_resolved_options_fill_every_default(name):
+    from regmix.methods import resolved_options
+    cls = METHODS.get(name)
+    resolved = resolved_options(name, {})
+    assert set(resolved) == set(cls.common) | set(cls.defaults)
+    assert resolved == {**cls.common, **cls.defaults}
+
+
+def test_resolved_options_keep_what_was_given_and_validate():
+    from regmix.methods import resolved_options
+    assert resolved_options("regmix", {"alpha": 2.0})["alpha"] == 2.0
+    assert resolved_options("regmix", {"alpha": 2.0})["beta"] == METHODS.get("regmix").defaults["beta"]
+    with pytest.raises(ConfigError, match="did you mean 'alpha'"):
+        resolved_options("regmix", {"alpah": 1.0})
+    with pytest.raises(ConfigError, match="method.options.alpha"):
+        resolved_options("regmix", {"alpha": -1.0})
