@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..checkpoint import atomic_write
 
 RECORD_VERSION = 1
 
@@ -19,16 +19,8 @@ def save_record(path, kind: str, arrays: dict, meta: dict) -> Path:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, meta=np.array(json.dumps(meta)),
                         **{k: np.asarray(v) for k, v in arrays.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # temporary file + rename: a reader (or a crash) never sees half a record
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # a reader (or a crash) never sees half a record: the same write-then-rename as checkpoints
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 
