@@ -9,15 +9,42 @@ from ..registry import ConfigError
 from ..threat import ThreatModel
 
 
+PRIOR_INITS = ("sign", "uniform")
+
+# Examples drawn per chunk at a reset: the fresh draw never needs a second full-size buffer (about
+# 5 GB for Tiny ImageNet); the CPU generator gives the same numbers in chunks as in one call.
+_RESET_CHUNK = 4096
+
+
+def fresh_prior(u: torch.Tensor, eps: float, init: str) -> torch.Tensor:
+    """A (re)initial perturbation from uniform draws u in [0, 1).
+
+    'sign' is FGSM-PGK's: clamp(eps * sign(uniform(-eps, eps)), -eps, eps), i.e. every pixel at +-eps;
+    'uniform' draws uniformly inside the ball. Both use the same draws, so switching the option
+    changes nothing else in a run.
+    """
+    centred = u * (2 * eps) - eps
+    if init == "sign":
+        return (eps * centred.sign()).clamp(-eps, eps)
+    return centred
+
+
 class PriorGuidedPerturbation:
     """Per-example state: eta (the initial perturbation) and m (the gradient momentum).
 
-    Both are re-drawn (eta uniform in [-eps, eps], m = 0) at epoch 0 and every `reset_every` epochs,
-    from a generator seeded by (seed, epoch): every process of a distributed run draws the same eta.
+    Both are re-drawn (eta by `init`, see fresh_prior; m = 0) at epoch 0 and every `reset_every`
+    epochs, from a generator seeded by (seed, epoch): every process of a distributed run draws the
+    same eta.
+
+    Both buffers stay float32: the stored eta is the box-projected (x + eta).clamp(0, 1) - x, whose
+    rounding leaves values that are not multiples of the step, and m is a running sum of normalised
+    gradients, so no narrower storage reproduces a run bit for bit (docs/benchmarks.md, memory).
     """
 
     def __init__(self, threat: ThreatModel, num_samples: int, sample_shape, *, momentum: float = 0.3,
-                 reset_every: int = 10, device="cpu", seed: int = 0):
+                 reset_every: int = 10, device="cpu", seed: int = 0, init: str = "sign"):
+        if init not in PRIOR_INITS:
+            raise ConfigError(f"method.options.prior_init: must be one of {', '.join(PRIOR_INITS)}, got {init!r}")
         if threat.norm != "linf":
             raise ConfigError("threat.norm: the prior-guided initialisation is defined for linf only")
         if not 0 <= momentum <= 1:
@@ -28,14 +55,16 @@ class PriorGuidedPerturbation:
         self.momentum = float(momentum)
         self.reset_every = int(reset_every)
         self.seed = int(seed)
+        self.init = init
         self.eta = torch.zeros(num_samples, *sample_shape, device=device)
         self.m = torch.zeros_like(self.eta)
 
     def start_epoch(self, epoch: int):
         if epoch % self.reset_every == 0:
             g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-            fresh = torch.rand(self.eta.shape, generator=g) * (2 * self.threat.eps) - self.threat.eps
-            self.eta.copy_(fresh)
+            for start in range(0, len(self.eta), _RESET_CHUNK):
+                part = self.eta[start:start + _RESET_CHUNK]
+                part.copy_(fresh_prior(torch.rand(part.shape, generator=g), self.threat.eps, self.init))
             self.m.zero_()
 
     def initial(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import PriorGuidedPerturbation
+from ..attacks.prior import PRIOR_INITS
 from ..attacks.base import attack_loss, project
 from ..losses import KL_REDUCTIONS, agr, amr_terms
 from ..registry import ConfigError
@@ -21,9 +22,11 @@ class PriorGuided(Method):
     attack gradient and the regulariser's second output, as in the reference code.
     Without example indices (index=None) eta is drawn at random and no state is kept.
     """
-    defaults = {"momentum": 0.3, "reset_every": 10, "attack_steps": 1}
+    defaults = {"momentum": 0.3, "reset_every": 10, "attack_steps": 1, "prior_init": "sign"}
 
     def validate(self):
+        if self.prior_init not in PRIOR_INITS:
+            raise ConfigError(f"method.options.prior_init: must be one of {', '.join(PRIOR_INITS)}, got {self.prior_init!r}")
         if isinstance(self.attack_steps, bool) or not isinstance(self.attack_steps, int) or self.attack_steps < 1:
             raise ConfigError(f"method.options.attack_steps: must be an integer >= 1, got {self.attack_steps!r}")
         if self.threat.norm != "linf":
@@ -32,7 +35,8 @@ class PriorGuided(Method):
 
     def setup(self, num_samples, sample_shape, device, seed=0):
         self.prior = PriorGuidedPerturbation(self.threat, num_samples, sample_shape, momentum=self.momentum,
-                                             reset_every=self.reset_every, device=device, seed=seed)
+                                             reset_every=self.reset_every, device=device, seed=seed,
+                                             init=self.prior_init)
 
     def sync(self, mine):
         if self.prior is not None:
@@ -59,7 +63,10 @@ class PriorGuided(Method):
         if stateful:
             eta = self.prior.initial(x, index)
         else:
-            eta = project(torch.empty_like(x).uniform_(-self.threat.eps, self.threat.eps), x, self.threat)
+            eta = torch.empty_like(x).uniform_(-self.threat.eps, self.threat.eps)
+            if self.prior_init == "sign":  # FGSM-PGK's start: every pixel at +-eps
+                eta = self.threat.eps * eta.sign()
+            eta = project(eta, x, self.threat)
         eta.requires_grad_(True)
         logits_init = model(x + eta)
         (grad,) = torch.autograd.grad(self.ce(logits_init, y), eta, retain_graph=True)
