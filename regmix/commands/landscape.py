@@ -7,22 +7,28 @@ def add_parser(sub):
                                    "over (FGSM direction, random sign direction); interp: from RUN to --other.")
     p.add_argument("run", help="run directory")
     p.add_argument("--kind", default="weight", help="weight (default), input or interp")
-    p.add_argument("--grid", type=int, default=21, help="points per axis (default 21; interp: points on the line)")
+    # integers are read as text and checked in run(): a malformed value is one line, not argparse's usage
+    p.add_argument("--grid", default="21", help="points per axis (default 21; interp: points on the line)")
     p.add_argument("--span", type=float, default=None,
                    help="coordinates in [-span, span] (default 1 for weight, 2 (units of eps) for input)")
-    p.add_argument("--n", type=int, default=512, help="points of the fixed subset (default 512)")
-    p.add_argument("--examples", type=int, default=8, help="input: number of examples (default 8)")
+    p.add_argument("--n", default="512", help="points of the fixed subset (default 512)")
+    p.add_argument("--examples", default="8", help="input: number of examples (default 8)")
     p.add_argument("--attack", default="pgd10", help="none, fgsm, pgdK or cwK (default pgd10)")
     p.add_argument("--eps", type=str, default=None, help="attack radius (default: the run's eval eps)")
     p.add_argument("--other", help="interp: the second run directory")
     p.add_argument("--split", default="test", help="train, val or test (default test)")
     p.add_argument("--checkpoint", default="best", help="best or last (default best)")
     p.add_argument("--include-bias-bn", action="store_true", help="weight: also move biases and BatchNorm")
-    p.add_argument("--hessian-iters", type=int, default=20, help="weight: power iterations (0: skip)")
-    p.add_argument("--seed", type=int, default=0, help="directions and attack starts (default 0)")
+    p.add_argument("--hessian-iters", default="20", help="weight: power iterations (0: skip)")
+    p.add_argument("--seed", default="0", help="directions and attack starts (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", help="record path (default under RUN/diagnostics/)")
     p.set_defaults(func=run)
+
+
+# the library's argument names -> this command's flags
+FLAGS = {"grid": "--grid", "steps": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
+         "other": "--other", "checkpoint": "--checkpoint", "eps": "--eps", "device": "--device"}
 
 
 def _progress(label):
@@ -43,23 +49,25 @@ def run(args):
     from ..diagnostics import compute, load_record
     from ..registry import ConfigError
     from ..threat import parse_number
+    from .flags import flag_names, integer
     if args.kind not in compute.KINDS:
         raise ConfigError(f"--kind: must be one of {', '.join(compute.KINDS)}, got {args.kind!r}")
-    if args.grid < 2:
-        raise ConfigError(f"--grid: must be an integer >= 2, got {args.grid}")
+    grid, n, examples = integer(args.grid, "--grid"), integer(args.n, "--n"), integer(args.examples, "--examples")
+    hessian_iters, seed = integer(args.hessian_iters, "--hessian-iters"), integer(args.seed, "--seed")
     eps = None if args.eps is None else parse_number(args.eps, "--eps")
-    common = dict(seed=args.seed, split=args.split, which=args.checkpoint, eps=eps, device=args.device, out=args.out)
-    if args.kind == "weight":
-        path = compute.weight_landscape_record(
-            args.run, grid=args.grid, span=args.span or 1.0, n=args.n, attack=args.attack,
-            include_bias_bn=args.include_bias_bn, hessian_iters=args.hessian_iters,
-            progress=_progress("landscape"), **common)
-    elif args.kind == "input":
-        path = compute.input_landscape_record(args.run, grid=args.grid, span=args.span or 2.0,
-                                              examples=args.examples, **common)
-    else:
-        path = compute.interp_record(args.run, args.other, steps=args.grid, n=args.n, attack=args.attack,
-                                     progress=_progress("interp"), **common)
+    common = dict(seed=seed, split=args.split, which=args.checkpoint, eps=eps, device=args.device, out=args.out)
+    with flag_names(FLAGS):
+        if args.kind == "weight":
+            path = compute.weight_landscape_record(
+                args.run, grid=grid, span=args.span or 1.0, n=n, attack=args.attack,
+                include_bias_bn=args.include_bias_bn, hessian_iters=hessian_iters,
+                progress=_progress("landscape"), **common)
+        elif args.kind == "input":
+            path = compute.input_landscape_record(args.run, grid=grid, span=args.span or 2.0, examples=examples,
+                                                  **common)
+        else:
+            path = compute.interp_record(args.run, args.other, steps=grid, n=n, attack=args.attack,
+                                         progress=_progress("interp"), **common)
     _, meta = load_record(path)
     summary = {k: meta[k] for k in ("sharpness_mean", "wall_s") if k in meta}
     if "sharpness" in meta and isinstance(meta["sharpness"], dict):

@@ -3,10 +3,14 @@
 landscape: weight- and input-space loss surfaces, checkpoint interpolation, Hessian top eigenvalue.
 softmax:   predicted distributions against the one-hot truth (CE, TV, ECE, reliability).
 kl_toy:    gradient flow of alpha*KL(P||Q) + beta*KL(Q||P) on the 3-class simplex.
-records:   writing and reading the .npz records that viz renders.
+compute:   run directory in, record out (RUN/diagnostics/).
+ensure:    the records a set of figures needs: `ensure_records` computes the missing ones,
+           `record_paths` names them for a reader.
+records:   writing and reading the .npz records.
 
-Nothing here draws; viz reads the records.
+Nothing here draws: viz reads the records and never computes them.
 """
+from .ensure import RecordSet, ensure_records, record_paths
 from .records import load_record, save_record
 
-__all__ = ["load_record", "save_record"]
+__all__ = ["RecordSet", "ensure_records", "load_record", "record_paths", "save_record"]

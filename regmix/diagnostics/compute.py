@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..registry import ConfigError
+from ..rundir import RunDir
 from . import landscape as L
 from .records import save_record
 from .runs import attack_factory, eval_threat, fixed_subset, load_run, resolve_device
@@ -20,16 +21,19 @@ from .softmax import softmax_record
 KINDS = ("weight", "input", "interp")
 
 
-def diagnostics_dir(run_dir) -> Path:
-    return Path(run_dir) / "diagnostics"
-
-
 def default_path(run_dir, kind: str, other=None) -> Path:
+    """Where the record of `kind` (weight, input, interp with `other`, softmax) of a run is cached."""
     if kind == "interp":
-        return diagnostics_dir(run_dir) / f"interp_{Path(other).name}.npz"
+        return RunDir(run_dir).diagnostic(f"interp_{Path(other).name}")
     if kind == "softmax":
-        return diagnostics_dir(run_dir) / "softmax.npz"
-    return diagnostics_dir(run_dir) / f"landscape_{kind}.npz"
+        return RunDir(run_dir).diagnostic("softmax")
+    return RunDir(run_dir).diagnostic(f"landscape_{kind}")
+
+
+def check_int(name: str, value, minimum: int) -> None:
+    """An integer argument `name` >= minimum, or one line naming the argument (the CLI maps it to its flag)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name}: must be an integer >= {minimum}, got {value!r}")
 
 
 def _base_meta(run_dir, config, which, split, n, device, attack):
@@ -42,6 +46,8 @@ def _base_meta(run_dir, config, which, split, n, device, attack):
 def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10", seed=0, split="test",
                             which="best", include_bias_bn=False, hessian_iters=20, eps=None, device="auto",
                             out=None, progress=None) -> Path:
+    check_int("grid", grid, 2)
+    check_int("hessian_iters", hessian_iters, 0)
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
@@ -67,6 +73,8 @@ def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10"
 
 def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, split="test", which="best",
                            eps=None, device="auto", out=None) -> Path:
+    check_int("grid", grid, 2)
+    check_int("examples", examples, 1)
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
@@ -85,13 +93,14 @@ def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, sp
 def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, attack="pgd10", seed=0,
                   split="test", which="best", eps=None, device="auto", out=None, progress=None) -> Path:
     if other is None:
-        raise ConfigError("--other: interpolation needs a second run (--other RUN_DIR)")
+        raise ConfigError("other: interpolation needs a second run directory")
+    check_int("steps", steps, 2)
     start = time.time()
     device = resolve_device(device)
     model_a, config = load_run(run_dir, which, device)
     model_b, config_b = load_run(other, which, device)
     if config_b.data.name != config.data.name:
-        raise ConfigError(f"--other: {other} was trained on {config_b.data.name}, {run_dir} on {config.data.name}")
+        raise ConfigError(f"other: {other} was trained on {config_b.data.name}, {run_dir} on {config.data.name}")
     x, y = fixed_subset(config, split, n)
     threat = eval_threat(config, eps)
     line = L.interpolate_models(model_a, model_b, x, y, steps=steps, t_min=t_min, t_max=t_max,

@@ -13,7 +13,10 @@ from ..threat import ThreatModel
 ATTACK_SPEC = re.compile(r"^(none|fgsm|pgd(\d+)|cw(\d+))$")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name="auto") -> torch.device:
+    """'auto' (CUDA when there is one), 'cpu', 'cuda', 'cuda:N' or a torch.device -> a torch.device."""
+    if isinstance(name, torch.device):
+        return name
     from ..trainer import resolve_device as _resolve
     return _resolve(name)
 
@@ -29,7 +32,7 @@ def fixed_subset(config, split: str = "test", n: int = 512, *, data_dir=None):
     """The first n points of a split (a fixed subset: the same points for every run and every call)."""
     from ..data import create_dataset
     if n < 1:
-        raise ConfigError(f"--n: must be an integer >= 1, got {n}")
+        raise ConfigError(f"n: must be an integer >= 1, got {n}")
     ds = create_dataset(config.data.name, split, data_dir or config.data.data_dir, augment=False,
                         val_size=config.data.val_size)
     n = min(n, len(ds))

@@ -1,0 +1,51 @@
+"""`python -m viz figures RUN... --out DIR`: draw every figure of the given runs from their records.
+
+This is the drawing half of `regmix figures`, which computes the missing records first
+(regmix.diagnostics.ensure_records) and then launches this entry point in a child process, so that the
+regmix process never imports viz or a plotting library. Run alone, it draws from records that exist
+and names the first one that does not.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from regmix.commands.flags import flag_names
+from regmix.registry import ConfigError
+
+from .export import FORMATS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m viz", description="Draw regmix records as figures.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("figures", help="draw every figure of the given runs (PDF, SVG, PNG)",
+                       description="Draw every figure of the given run directories (and alpha x beta heatmaps of "
+                                   "sweep folders) from the records in RUN/diagnostics/ into OUT.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
+    p.add_argument("--out", default="figures", help="output folder (default: figures)")
+    p.add_argument("--formats", default="pdf,svg,png", help="comma-separated subset of pdf,svg,png")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+        if not formats or any(f not in FORMATS for f in formats):
+            raise ConfigError(f"--formats: each must be one of {', '.join(FORMATS)}, got {args.formats!r}")
+        from .figures import render_all
+        with flag_names({"runs": "RUN"}):
+            written = render_all(args.runs, args.out, formats=formats)
+    except ConfigError as err:
+        if args.debug:
+            raise
+        print(f"viz: error: {err}", file=sys.stderr)
+        return 2
+    print(f"figures: {len(written)} files in {args.out}")
+    return 0
