@@ -19,10 +19,117 @@ def _triangle(ax):
     ax.axis("off")
 
 
+# the weight share's colour ramp: blue at 0 (β only), green halfway, vermillion at 1 (α only)
+RAMP = [PALETTE[0], PALETTE[2], PALETTE[3]]
+R_LABEL = "AMR weight α/(α+β)   (0: β only, 1: α only)"
+
+
+def _r_axis(ax):
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(R_LABEL)
+
+
+@styled
+def plot_kl_weighting(record, preset="double"):
+    """What moving AMR weight from β·KL(Q‖P) to α·KL(P‖Q) does (record: kl_toy.kl_weighting()).
+    (a) one output P fitted to a fixed two-peaked Q within a unimodal family, at three weightings;
+    (b) that fit's mass on the true class and on the second peak, and its entropy, against the weight;
+    (c) both outputs moving: the share of the way to the meeting point that P travels, with gradients
+        through both KL arguments (regmix's default, solid) and with the target side detached (dashed);
+    (d) the logit-gradient each direction puts on a confident and on a flat output."""
+    fit, r = record["fit"], record["fit"]["r"]
+    fig, axes = figure(preset, aspect=0.62, nrows=2, ncols=2)
+    (ax_fit, ax_trace), (ax_share, ax_grad) = axes
+
+    classes = np.arange(len(fit["target"]))
+    ax_fit.bar(classes, fit["target"], color="0.8", width=0.8, label="Q: fixed two-peaked output")
+    shown = [0.0, 0.5, 1.0]
+    for k, value in enumerate(shown):
+        i = int(np.argmin(np.abs(r - value)))
+        ax_fit.plot(classes, fit["q"][i], marker="o", color=RAMP[k], label=f"fitted P at α/(α+β) = {r[i]:.2g}")
+    ax_fit.set_xticks(classes)
+    ax_fit.set_xlabel(f"class (true class {fit['true_class']})")
+    ax_fit.set_ylabel("probability")
+    ax_fit.set_title(f"(a) unimodal P ({fit['family']}) fitted to a fixed Q", loc="left")
+    ax_fit.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6)
+
+    ax_trace.plot(r, fit["p_true"], color=PALETTE[4], label="P(true class)")
+    ax_trace.plot(r, fit["p_other"], color=PALETTE[1], label="P(second peak's class)")
+    ax_trace.plot(r, fit["entropy"] / np.log(len(classes)), color="black", ls="--",
+                  label=f"entropy of P / ln {len(classes)}")
+    if "fit_alt" in record:
+        alt = record["fit_alt"]
+        ax_trace.plot(alt["r"], alt["p_true"], color=PALETTE[4], ls=":", lw=0.9,
+                      label=f"P(true class), {alt['family']} family")
+    _r_axis(ax_trace)
+    ax_trace.set_ylim(0, 1.02)
+    ax_trace.set_title("(b) β spreads P over both peaks,\nα locks it onto one", loc="left")
+    ax_trace.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6)
+
+    for k, (name, runs) in enumerate(record["meetings"].items()):
+        color = PALETTE[[2, 4, 1, 5, 0, 3, 6, 7][k % 8]]
+        ax_share.plot(runs["both"]["r"], runs["both"]["share_p"], color=color, label=name)
+        ax_share.plot(runs["detached"]["r"], runs["detached"]["share_p"], color=color, ls="--")
+    ax_share.plot([], [], color="0.4", label="gradients through both (default)")
+    ax_share.plot([], [], color="0.4", ls="--", label="target side detached")
+    _r_axis(ax_share)
+    ax_share.set_ylim(-0.02, 1.02)
+    ax_share.set_ylabel("share of the way to the\nmeeting point travelled by P")
+    ax_share.set_title("(c) both move: the weight decides who\nmoves only when the target is detached", loc="left")
+    ax_share.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6)
+
+    name = next(iter(record["gradients"]))
+    grads = record["gradients"][name]
+    terms = list(grads)
+    x = np.arange(len(terms))
+    p0, q0 = (", ".join(f"{v:g}" for v in record["meetings"][name]["both"][k]) for k in ("p0", "q0"))
+    ax_grad.bar(x - 0.2, [grads[t]["P"] for t in terms], width=0.4, color=PALETTE[3], label=f"on P = ({p0})")
+    ax_grad.bar(x + 0.2, [grads[t]["Q"] for t in terms], width=0.4, color=PALETTE[0], label=f"on Q = ({q0})")
+    ax_grad.set_xticks(x, ["α-term\nKL(P‖Q)", "β-term\nKL(Q‖P)"])
+    ax_grad.set_ylabel("‖∂ term / ∂ logits‖ (unit weight)")
+    ax_grad.set_title("(d) the flatter output gets the larger\ngradient from both terms", loc="left")
+    ax_grad.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6)
+    return fig
+
+
+@styled
+def plot_kl_meeting_simplex(record, preset="double"):
+    """One simplex per starting pair: P (final) and Q (initial) start at the dots; the coloured curve
+    is where they meet as α/(α+β) goes 0 -> 1, with gradients through both KL arguments (top row,
+    regmix's default) and with the target side detached (bottom row)."""
+    from regmix.diagnostics.kl_toy import to_plane
+    meetings = record["meetings"]
+    fig, axes = figure(preset, aspect=0.5, nrows=2, ncols=len(meetings))
+    cmap = matplotlib_colormap()
+    for row, (kind, label) in enumerate((("both", "gradients through both\n(regmix default)"),
+                                         ("detached", "target side\ndetached"))):
+        for ax, (name, runs) in zip(axes[row], meetings.items()):
+            _triangle(ax)
+            pts = to_plane(runs[kind]["meeting"])
+            ax.plot(pts[:, 0], pts[:, 1], color="0.6", lw=0.6, zorder=1)
+            sc = ax.scatter(pts[:, 0], pts[:, 1], c=runs[kind]["r"], cmap=cmap, vmin=0, vmax=1, s=7, zorder=2)
+            ax.plot(*to_plane(runs[kind]["p0"]), "o", mfc="none", mec="black", ms=6, label="P start (final)")
+            ax.plot(*to_plane(runs[kind]["q0"]), "s", mfc="none", mec="black", ms=6, label="Q start (initial)")
+            if row == 0:
+                ax.set_title(name, fontsize=7)
+        axes[row, 0].text(-0.2, 0.45, label, rotation=90, ha="center", va="center", fontsize=7,
+                          transform=axes[row, 0].transAxes)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=6)
+    fig.colorbar(sc, ax=axes[:, -1], shrink=0.7, label="AMR weight α/(α+β): where P and Q meet")
+    return fig
+
+
+def matplotlib_colormap():
+    from matplotlib.colors import LinearSegmentedColormap
+    return LinearSegmentedColormap.from_list("amr_weight", RAMP)
+
+
 @styled
 def plot_kl_toy(arrays, meta, preset="double"):
-    """One panel per (alpha, beta): P (final, solid) and Q (initial, dashed) under gradient flow with
-    both free; the thin arrows: where the loss pushes P towards a fixed Q; a star where they meet."""
+    """One panel per (alpha, beta) of kl_toy.kl_toy_record: P (final, solid) and Q (initial, dashed)
+    under gradient flow with both free; the thin arrows: where the loss pushes P towards a fixed Q; a
+    star where they meet. The flows at a few weightings; plot_kl_weighting shows what the weighting
+    changes."""
     from regmix.diagnostics.kl_toy import to_plane
     runs = meta["runs"]
     fig, axes = figure(preset, aspect=0.26, ncols=len(runs))

@@ -125,3 +125,196 @@ def kl_toy_record(weights=((1.0, 0.0), (1.0, 0.5), (1.0, 1.0), (0.5, 1.0), (0.0,
     arrays["field_points"] = simplex_grid(resolution)
     meta = {"p0": list(p0), "q0": list(q0), "lr": lr, "steps": steps, "moves": list(MOVES), "runs": runs}
     return arrays, meta
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the weighting alpha : beta changes. Only the share r = alpha / (alpha + beta) matters for where
+# the flows end (alpha + beta only sets the speed), so every trace below is a function of r.
+
+FAMILIES = ("laplace", "gaussian")
+
+
+def weight_share(alpha: float, beta: float):
+    """r = alpha / (alpha + beta), the share of the AMR weight on KL(P||Q); None when both are 0."""
+    if alpha < 0 or beta < 0:
+        raise ValueError(f"alpha, beta: must be >= 0, got {alpha}, {beta}")
+    total = alpha + beta
+    return None if total == 0 else alpha / total
+
+
+def _ratios(ratios, n: int = 41) -> np.ndarray:
+    r = np.linspace(0.0, 1.0, n) if ratios is None else np.asarray(ratios, dtype=float).ravel()
+    if r.size == 0 or np.any((r < 0) | (r > 1)) or np.any(~np.isfinite(r)):
+        raise ValueError("ratios: must be values of alpha/(alpha+beta) in [0, 1]")
+    return r
+
+
+def _log_softmax(z):
+    z = np.asarray(z, dtype=float)
+    m = z.max(-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
+
+
+def _kl_rows(logp, logq):
+    """KL(P||Q) along the last axis, from log-probabilities (0 log 0 = 0)."""
+    return (np.exp(logp) * (logp - logq)).sum(-1)
+
+
+def entropy(p) -> np.ndarray:
+    p = np.asarray(p, dtype=float)
+    return -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
+
+
+def two_peaked_target(classes: int = 10, peaks=(3, 6), weights=(0.55, 0.40)) -> np.ndarray:
+    """An ambiguous output: weights[0] on the true class peaks[0], weights[1] on a confusable class
+    peaks[1], the rest spread evenly over the other classes."""
+    a, b = peaks
+    if classes < 3 or not (0 <= a < classes and 0 <= b < classes) or a == b:
+        raise ValueError(f"peaks: two different classes in 0..{classes - 1}, got {peaks}")
+    rest = 1.0 - sum(weights)
+    if min(weights) <= 0 or rest <= 0:
+        raise ValueError(f"weights: two positive numbers summing to less than 1, got {weights}")
+    p = np.full(classes, rest / (classes - 2))
+    p[a], p[b] = weights
+    return p
+
+
+def unimodal_log_probs(centre, sharpness, classes: int, family: str = "laplace") -> np.ndarray:
+    """log softmax(z) of the restricted family z_c = -sharpness * d(c, centre), with d = |c - centre|
+    (laplace) or (c - centre)^2 / 2 (gaussian): one peak, at most, on classes laid out in a row.
+    centre and sharpness broadcast; the class axis is appended last."""
+    if family not in FAMILIES:
+        raise ValueError(f"family: must be one of {', '.join(FAMILIES)}, got {family!r}")
+    c = np.arange(classes, dtype=float)
+    d = np.asarray(centre, dtype=float)[..., None] - c
+    d = np.abs(d) if family == "laplace" else 0.5 * d ** 2
+    return _log_softmax(-np.asarray(sharpness, dtype=float)[..., None] * d)
+
+
+def _family_grid(target, family, centres_per_class: int, sharpness: int):
+    classes = len(target)
+    mu = np.linspace(-0.5, classes - 0.5, centres_per_class * classes + 1)  # holds every class exactly
+    t = np.geomspace(1e-2, 30.0, sharpness)
+    M, T = np.meshgrid(mu, t, indexing="ij")
+    logq = unimodal_log_probs(M.ravel(), T.ravel(), classes, family)
+    logp = np.log(target)
+    return M.ravel(), T.ravel(), logq, _kl_rows(logq, logp), _kl_rows(logp[None], logq)
+
+
+def mode_seeking_trace(target=None, ratios=None, *, family: str = "laplace", true_class: int | None = None,
+                       centres_per_class: int = 50, sharpness: int = 400) -> dict:
+    """Fit one output P from a restricted unimodal family (unimodal_log_probs) to a fixed output Q
+    that it cannot match (two-peaked by default) by minimising r KL(P||Q) + (1 - r) KL(Q||P), for each
+    r. The minimum is taken over a fixed grid of (centre, sharpness), so it is the global one on that
+    grid: KL(P||Q) at the minimum cannot increase with r and KL(Q||P) cannot decrease (the tests hold
+    the numbers to that).
+
+    This is the case "P fitted, Q held fixed" (gradient_flow's move='p'); it is not regmix's
+    detach_target option, which detaches the first argument of each term.
+
+    Returns r, the target, q (len(r), C), centre, sharpness, p_true / p_other (the fitted mass on the
+    target's largest and second-largest class), entropy (nats) and both KL directions."""
+    target = two_peaked_target() if target is None else np.asarray(target, dtype=float)
+    if target.ndim != 1 or len(target) < 3 or np.any(target <= 0) or abs(target.sum() - 1) > 1e-6:
+        raise ValueError("target: a probability vector over at least 3 classes, every entry > 0")
+    r = _ratios(ratios)
+    order = np.argsort(-target, kind="stable")
+    true_class = int(order[0]) if true_class is None else int(true_class)
+    other = int(order[1] if order[0] == true_class else order[0])
+    M, T, logq, reverse, forward = _family_grid(target, family, centres_per_class, sharpness)
+    best = np.array([int(np.argmin(ri * reverse + (1 - ri) * forward)) for ri in r])
+    q = np.exp(logq[best])
+    return {"r": r, "target": target, "q": q, "centre": M[best], "sharpness": T[best],
+            "p_true": q[:, true_class], "p_other": q[:, other], "entropy": entropy(q),
+            "kl_pq": reverse[best], "kl_qp": forward[best], "true_class": true_class, "other_class": other,
+            "family": family}
+
+
+def _batched_gradients(u, v, a, b, detach_target: bool):
+    """Rows of (d/du, d/dv) of a KL(P||Q) + b KL(Q||P), P = softmax(u), Q = softmax(v); with
+    detach_target the first argument of each term is a constant (regmix's detach_target option), so
+    a moves only Q and b only P."""
+    logp, logq = _log_softmax(u), _log_softmax(v)
+    p, q = np.exp(logp), np.exp(logq)
+    if detach_target:
+        return b * (p - q), a * (q - p)
+    l = logp - logq
+    gu = a * p * (l - (p * l).sum(-1, keepdims=True)) + b * (p - q)
+    gv = a * (q - p) - b * q * (l - (q * l).sum(-1, keepdims=True))
+    return gu, gv
+
+
+def meeting_trace(p0, q0, ratios=None, *, detach_target: bool = False, lr: float = 0.1,
+                  max_steps: int = 40000, tol: float = 1e-6) -> dict:
+    """Both outputs move (mutual learning): from P = p0 (final) and Q = q0 (initial), gradient flow
+    on the logits of r KL(P||Q) + (1 - r) KL(Q||P) until the two agree (total variation < tol),
+    for every r at once. How far each travelled (total variation from its start to the meeting
+    point) says who moved towards whom; share_p = travel_p / (travel_p + travel_q).
+
+    Returns r, meeting (len(r), C), travel_p, travel_q, share_p, steps, converged, p0, q0."""
+    p0, q0 = np.asarray(p0, dtype=float), np.asarray(q0, dtype=float)
+    for name, x in (("p0", p0), ("q0", q0)):
+        if x.ndim != 1 or len(x) < 2 or np.any(x <= 0) or abs(x.sum() - 1) > 1e-6:
+            raise ValueError(f"{name}: a probability vector, every entry > 0")
+    if p0.shape != q0.shape:
+        raise ValueError(f"p0, q0: must have the same number of classes, got {len(p0)} and {len(q0)}")
+    if lr <= 0 or max_steps < 1:
+        raise ValueError(f"lr, max_steps: must be > 0, got {lr}, {max_steps}")
+    r = _ratios(ratios)
+    a, b = r[:, None], 1 - r[:, None]
+    u = np.tile(logits_of(p0), (len(r), 1))
+    v = np.tile(logits_of(q0), (len(r), 1))
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        gu, gv = _batched_gradients(u, v, a, b, detach_target)
+        u, v = u - lr * gu, v - lr * gv
+        if 0.5 * np.abs(softmax(u) - softmax(v)).sum(-1).max() < tol:
+            break
+    P, Q = softmax(u), softmax(v)
+    gap = 0.5 * np.abs(P - Q).sum(-1)
+    meeting = 0.5 * (P + Q)
+    travel_p = 0.5 * np.abs(meeting - p0).sum(-1)
+    travel_q = 0.5 * np.abs(meeting - q0).sum(-1)
+    return {"r": r, "meeting": meeting, "travel_p": travel_p, "travel_q": travel_q,
+            "share_p": travel_p / np.maximum(travel_p + travel_q, 1e-12), "steps": steps,
+            "converged": bool(gap.max() < tol), "p0": p0, "q0": q0, "detach_target": detach_target}
+
+
+def term_gradients(final, init) -> dict:
+    """The logit-gradient norm (L2) each AMR direction puts on each output, at unit weight:
+    {'KL(P||Q)': {'P': .., 'Q': ..}, 'KL(Q||P)': {...}} for P = final, Q = init (probability
+    vectors). Written out from the closed forms of amr_gradients."""
+    u, v = logits_of(final), logits_of(init)
+    gu_a, gv_a = amr_gradients(u, v, 1.0, 0.0)
+    gu_b, gv_b = amr_gradients(u, v, 0.0, 1.0)
+    norm = lambda g: float(np.linalg.norm(g))  # noqa: E731
+    return {"KL(P||Q)": {"P": norm(gu_a), "Q": norm(gv_a)}, "KL(Q||P)": {"P": norm(gu_b), "Q": norm(gv_b)}}
+
+
+# Starting pairs (P = final, Q = initial) for the meeting-point view, on 3 classes so they can be
+# drawn on the simplex; class 0 is the true class.
+PAIRS = {
+    "P confident, Q flat": ((0.90, 0.05, 0.05), (0.40, 0.30, 0.30)),
+    "P flat, Q confident": ((0.40, 0.30, 0.30), (0.90, 0.05, 0.05)),
+    "P two-peaked, Q confident": ((0.48, 0.47, 0.05), (0.90, 0.05, 0.05)),
+    "P, Q confident, disagree": ((0.10, 0.85, 0.05), (0.85, 0.10, 0.05)),
+}
+
+
+def kl_weighting(ratios=None, *, target=None, family: str = "laplace", pairs=None) -> dict:
+    """Everything the KL-weighting figure and the AMR explorer draw, as arrays: the mode-seeking
+    fit (mode_seeking_trace) in `family` and, as 'fit_alt', in the other family (where the switch
+    from covering to locking happens depends on the family: smooth for laplace, a jump near
+    r = 0.85 for gaussian on the default target), the logit-gradient norms of each pair
+    (term_gradients), and the meeting-point traces of each starting pair with gradients
+    through both arguments ('both', regmix's default) and with the target side detached."""
+    r = _ratios(ratios)
+    pairs = PAIRS if pairs is None else dict(pairs)
+    meetings = {name: {"both": meeting_trace(p0, q0, r), "detached": meeting_trace(p0, q0, r, detach_target=True)}
+                for name, (p0, q0) in pairs.items()}
+    gradients = {name: term_gradients(p0, q0) for name, (p0, q0) in pairs.items()}
+    if family not in FAMILIES:
+        raise ValueError(f"family: must be one of {', '.join(FAMILIES)}, got {family!r}")
+    alt = next(f for f in FAMILIES if f != family)
+    return {"r": r, "fit": mode_seeking_trace(target, r, family=family),
+            "fit_alt": mode_seeking_trace(target, r, family=alt), "meetings": meetings, "gradients": gradients}

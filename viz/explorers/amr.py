@@ -1,7 +1,9 @@
 """The AMR weight explorer: sliders for alpha, beta, gamma and the temperature, and at once what
-they change — the gradient flow on the 3-class simplex, the four loss terms on the current model's
-outputs for a few test examples, the distributions those terms compare, the robust accuracy of the
-nearest point of a sweep — plus a short fine-tune at the chosen weights, in the background."""
+they change — the gradient flow on the 3-class simplex, what the share alpha/(alpha+beta) does
+(a unimodal output fitted to a two-peaked one; who moves towards whom when both move), the four loss
+terms on the current model's outputs for a few test examples, the distributions those terms compare,
+the robust accuracy of the nearest point of a sweep — plus a short fine-tune at the chosen weights,
+in the background."""
 from __future__ import annotations
 
 import math
@@ -28,6 +30,9 @@ VIEW_COLORS = {"clean": PALETTE[2], "init": PALETTE[0], "final": PALETTE[3]}
 TERM_LABELS = {"ce": "CE(final)", "amr_final_init": "α·KL(final‖init)", "amr_init_final": "β·KL(init‖final)",
                "agr": "γ·KL(clean‖final)"}
 CORNERS = np.array([[0, 0], [1, 0], [0.5, math.sqrt(3) / 2], [0, 0]])
+# the default toy pair: the final adversarial output flipped to class 1, the initial one still on class 0
+DEFAULT_PAIR = kl_toy.PAIRS["P, Q confident, disagree"]
+RATIOS = np.linspace(0.0, 1.0, 101)  # alpha/(alpha+beta) grid of the precomputed traces
 
 
 def _slider(name, value, low, high, step, description):
@@ -41,7 +46,7 @@ class AMRWeightExplorer:
     sweep_dir: an alpha x beta sweep folder (regmix sweep) for the robust accuracy, optional."""
 
     def __init__(self, run_dir, *, examples: int = 4, sweep_dir=None, finetune_steps: int = 50,
-                 export_dir="figures/explorers", p0=(0.7, 0.2, 0.1), q0=(0.2, 0.3, 0.5), seed: int = 0):
+                 export_dir="figures/explorers", p0=DEFAULT_PAIR[0], q0=DEFAULT_PAIR[1], seed: int = 0):
         self.run_dir = Path(run_dir)
         self.model, self.config = load_run(self.run_dir, device="cpu")
         self.x, self.y = spread_subset(self.config, examples)
@@ -59,6 +64,9 @@ class AMRWeightExplorer:
         self.gamma = _slider("gamma", float(self.options["gamma"]), 0, 4, 0.05, "γ  KL(clean‖final)")
         self.temperature = _slider("temperature", float(self.options["temperature"]), 0.25, 8, 0.25, "temperature T")
         self.simplex = self._simplex_figure()
+        # only alpha/(alpha+beta) decides where these end (alpha + beta sets the speed): computed once
+        self.traces = kl_toy.kl_weighting(RATIOS, pairs={"explorer": (p0, q0)})
+        self.weighting = self._weighting_figure()
         self.terms = go.FigureWidget(layout=dict(width=420, height=330, margin=dict(l=50, r=10, t=40, b=40),
                                                  title="loss terms on the shown examples",
                                                  yaxis_title="value (batchmean)", template="plotly_white"))
@@ -73,13 +81,15 @@ class AMRWeightExplorer:
         self.progress = W.IntProgress(value=0, min=0, max=max(finetune_steps, 1), description="fine-tune",
                                       layout=W.Layout(width="330px"))
         self.fine_status = W.HTML()
-        self.export = ExportBar({"simplex": self.simplex, "loss_terms": self.terms, "softmax": self.softmax},
+        self.export = ExportBar({"simplex": self.simplex, "kl_weighting": self.weighting, "loss_terms": self.terms,
+                                 "softmax": self.softmax},
                                 export_dir, prefix="amr_")
         for slider in self.sliders:
             slider.observe(lambda _: self.update(), names="value")
         self.widget = W.VBox([
             W.HBox([W.VBox(self.sliders), W.VBox([self.accuracy, self.term_table])]),
             W.HBox([self.simplex, self.terms]),
+            self.weighting,
             self.softmax,
             W.HBox([self.fine_button, self.progress, self.fine_status]),
             self.export.widget,
@@ -102,7 +112,7 @@ class AMRWeightExplorer:
         z = {v: torch.as_tensor(self.logits[v]) for v in VIEWS}
         options = dict(temperature=w["temperature"], reduction=self.options.get("kl_reduction", "batchmean"))
         forward, backward = losses.amr_terms(z["final"], z["init"], w["alpha"], w["beta"], **options)
-        return {"ce": float(losses.cross_entropy(z["final"], self.y, self.options.get("label_smoothing", 0.0))),
+        return {"ce": float(losses.cross_entropy(z["final"], self.y, self.options.get("true_class_target", 1.0))),
                 "amr_final_init": float(forward), "amr_init_final": float(backward),
                 "agr": float(losses.agr(z["clean"], z["final"], w["gamma"], **options))}
 
@@ -126,6 +136,38 @@ class AMRWeightExplorer:
         fig.add_scatter(mode="lines", line=dict(color=PALETTE[3], width=2), name="P = f(x+d_final)")
         fig.add_scatter(mode="lines", line=dict(color=PALETTE[0], width=2, dash="dash"), name="Q = f(x+d_init)")
         fig.add_scatter(mode="markers", marker=dict(symbol="star", size=12, color="black"), name="meeting point")
+        fig.add_scatter(mode="markers", marker=dict(symbol="star-open", size=12, color="black"),
+                        name="meeting point, target detached")
+        return fig
+
+    def _weighting_figure(self):
+        """Left: a unimodal P fitted to a fixed two-peaked Q at the current alpha/(alpha+beta); right:
+        the traces against alpha/(alpha+beta) with the current value marked."""
+        fit, runs = self.traces["fit"], self.traces["meetings"]["explorer"]
+        fig = go.FigureWidget(make_subplots(rows=1, cols=2, horizontal_spacing=0.12, column_widths=[0.42, 0.58],
+                                            subplot_titles=["unimodal P fitted to a fixed two-peaked Q",
+                                                            "against the AMR weight α/(α+β)"]))
+        classes = list(range(len(fit["target"])))
+        fig.add_bar(x=classes, y=fit["target"], marker_color="#bbb", name="Q: fixed two-peaked output", row=1, col=1)
+        fig.add_scatter(x=classes, y=fit["q"][0], mode="lines+markers", line=dict(color=PALETTE[3], width=2),
+                        name="fitted P at the current weight", row=1, col=1)
+        curves = [("P(true class) of the fit", fit["p_true"], PALETTE[4], "solid"),
+                  (f"entropy of the fit / ln {len(classes)}", fit["entropy"] / np.log(len(classes)), "black", "dash"),
+                  ("share of the way P travels, both move", runs["both"]["share_p"], PALETTE[2], "solid"),
+                  ("same, target side detached", runs["detached"]["share_p"], PALETTE[2], "dot")]
+        for name, y, color, dash in curves:
+            fig.add_scatter(x=RATIOS, y=y, mode="lines", line=dict(color=color, dash=dash, width=2), name=name,
+                            row=1, col=2)
+        fig.add_scatter(x=[0, 0], y=[0, 1.02], mode="lines", line=dict(color="#888", width=1), showlegend=False,
+                        hoverinfo="skip", row=1, col=2)
+        fig.add_scatter(x=[0] * 4, y=[0] * 4, mode="markers", marker=dict(size=9, color="black"),
+                        name="current α/(α+β)", row=1, col=2)
+        fig.update_yaxes(range=[0, 1.02])
+        fig.update_xaxes(title_text="class", dtick=1, row=1, col=1)
+        fig.update_xaxes(title_text="AMR weight α/(α+β)  (0: β only, 1: α only)", range=[0, 1], row=1, col=2)
+        fig.update_layout(width=900, height=330, template="plotly_white", margin=dict(l=40, r=10, t=70, b=40),
+                          legend=dict(orientation="v", x=1.02, y=1, font=dict(size=10)),
+                          title=dict(text="what α/(α+β) changes", y=0.98, font=dict(size=13)))
         return fig
 
     def _softmax_figure(self):
@@ -164,6 +206,13 @@ class AMRWeightExplorer:
             self.simplex.data[2].update(x=P[:, 0], y=P[:, 1])
             self.simplex.data[3].update(x=Q[:, 0], y=Q[:, 1])
             self.simplex.data[4].update(x=[P[-1, 0]], y=[P[-1, 1]])
+            r = kl_toy.weight_share(w["alpha"], w["beta"])
+            if r is None:
+                self.simplex.data[5].update(x=[], y=[])
+            else:
+                detached = self.traces["meetings"]["explorer"]["detached"]["meeting"]
+                point = kl_toy.to_plane(detached[int(np.argmin(np.abs(RATIOS - r)))])
+                self.simplex.data[5].update(x=[point[0]], y=[point[1]])
             self.simplex.layout.title = f"AMR toy on the simplex: α={w['alpha']:.2f}, β={w['beta']:.2f}"
 
     def _draw_softmax(self, w):
@@ -178,10 +227,27 @@ class AMRWeightExplorer:
             tuned = f", after a {self.tuned_with['steps']}-step fine-tune" if self.tuned_with else ""
             self.softmax.layout.title.text = f"softmax(z / T) at T={w['temperature']:.2f}{tuned}"
 
+    def _draw_weighting(self, w):
+        r = kl_toy.weight_share(w["alpha"], w["beta"])
+        with self.weighting.batch_update():
+            if r is None:  # alpha = beta = 0: no AMR, nothing to mark
+                self.weighting.data[1].y = [0] * len(self.traces["fit"]["target"])
+                self.weighting.data[6].update(x=[], y=[])
+                self.weighting.data[7].update(x=[], y=[])
+                self.weighting.layout.title.text = "what α/(α+β) changes: α = β = 0, AMR is off"
+                return
+            i = int(np.argmin(np.abs(RATIOS - r)))
+            self.weighting.data[1].y = self.traces["fit"]["q"][i]
+            self.weighting.data[6].update(x=[r, r])
+            self.weighting.data[7].update(x=[RATIOS[i]] * 4, y=[self.weighting.data[k].y[i] for k in range(2, 6)])
+            self.weighting.layout.title.text = (f"what α/(α+β) changes: now {r:.2f} "
+                                                f"(α={w['alpha']:.2f}, β={w['beta']:.2f})")
+
     def update(self):
         w = self.weights()
         terms = self.loss_terms()
         self._draw_simplex(w)
+        self._draw_weighting(w)
         self._draw_softmax(w)
         with self.terms.batch_update():
             self.terms.data[0].y = [terms[k] for k in TERM_LABELS]
