@@ -10,13 +10,13 @@ import torch
 import regmix
 from regmix.attacks import PGD
 from regmix.attacks.specs import parse_attacks
-from regmix.autoattack_adapter import AutoAttackRunner
-from regmix.evaluate import attack_flags, clean_flags
-from regmix.records import find_records, load_record
+from regmix.evaluation.autoattack import AutoAttackRunner
+from regmix.evaluation.flags import attack_flags, clean_flags
+from regmix.evaluation.records import find_records, load_record
 from regmix.registry import ConfigError
-from regmix.report import build_table, format_table
-from regmix.robustness import evaluate_run
-from regmix.sanity import probe
+from regmix.evaluation.report import build_table, format_table
+from regmix.evaluation.run import evaluate_run
+from regmix.evaluation.sanity import probe
 from regmix.trainer import train
 
 from conftest import tiny_config
@@ -123,7 +123,7 @@ def test_sanity_checks_fire_on_a_model_built_to_mask_gradients(trained_mnist_mod
 
 
 def test_accuracy_checks_fire_when_numbers_are_out_of_order():
-    from regmix.sanity import check_accuracies
+    from regmix.evaluation.sanity import check_accuracies
     specs = parse_attacks("pgd10,pgd50,fgsm,aa")
     ok = check_accuracies({"clean": 0.9, "pgd10": 0.5, "pgd50": 0.48, "fgsm": 0.6, "aa": 0.45}, specs, 1000)
     assert ok == []

@@ -25,8 +25,8 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..report import build_table, format_table
-    from ..robustness import evaluate_run
+    from ..evaluation.report import build_table, format_table
+    from ..evaluation.run import evaluate_run
     from ..registry import ConfigError
     from ..trainer import resolve_device
     if args.batch_size < 1:

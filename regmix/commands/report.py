@@ -11,6 +11,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..records import find_records
-    from ..report import build_table, format_table
+    from ..evaluation.records import find_records
+    from ..evaluation.report import build_table, format_table
     print(format_table(build_table(find_records(args.records), args.group_by), args.format))

@@ -13,8 +13,8 @@ from typing import Dict, List
 
 import torch
 
-from .attacks import PGD
-from .evaluate import attack_flags, clean_flags
+from ..attacks import PGD
+from .flags import attack_flags, clean_flags
 
 LARGE_EPS = {"linf": 0.5, "l2": None}  # l2: half the norm of a mid-grey image, set per input size
 TOLERANCE = 0.01
@@ -73,7 +73,7 @@ def probe(model, x, y, threat, *, device="cpu", batch_size=256, seed=0, square=T
 
     if square:
         try:
-            from .autoattack_adapter import AutoAttackRunner
+            from .autoattack import AutoAttackRunner
             runner = AutoAttackRunner(model, threat, version="custom", attacks=["square"], seed=seed,
                                       device=device, batch_size=batch_size, square_queries=1000)
         except Exception as err:  # AutoAttack missing: say so instead of failing the evaluation

@@ -4,8 +4,8 @@ from __future__ import annotations
 import statistics
 from typing import Dict, List
 
-from .config import dotted_get
-from .registry import ConfigError
+from ..config import dotted_get
+from ..registry import ConfigError
 
 FORMATS = ("md", "latex", "csv")
 

@@ -10,8 +10,8 @@ from typing import Iterable, List
 
 import torch
 
-from .checkpoint import atomic_write_text
-from .registry import ConfigError
+from ..checkpoint import atomic_write_text
+from ..registry import ConfigError
 
 VERSION = 1
 REQUIRED = ("kind", "version", "method", "model", "dataset", "split", "n", "threat", "accuracy")

@@ -9,14 +9,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .attacks.specs import parse_attacks
-from .checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, resolve_checkpoint
-from .data import create_dataset
-from .evaluate import attack_flags, clean_flags
+from ..attacks.specs import parse_attacks
+from ..checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from ..data import create_dataset
+from .flags import attack_flags, clean_flags
 from .records import environment, record_stem, save_record
-from .registry import ConfigError
+from ..registry import ConfigError
 from .sanity import check_accuracies, probe
-from .threat import ThreatModel, parse_number
+from ..threat import ThreatModel, parse_number
 
 
 def _first_points(dataset, n):
@@ -73,7 +73,7 @@ def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None
             record["attacks"][spec.name] = repr(attack)
             flags[spec.name] = attack_flags(model, attack, x, y, flags["clean"], device=device, batch_size=batch_size)
         else:
-            from .autoattack_adapter import AutoAttackRunner
+            from .autoattack import AutoAttackRunner
             runner = AutoAttackRunner(model, threat, version=spec.aa_version, attacks=spec.aa_attacks or None,
                                       seed=seed, device=device, batch_size=batch_size)
             state_path = eval_dir / f"{stem}.{spec.name.replace(':', '_')}.aa-state"

@@ -17,8 +17,8 @@ from typing import Optional
 
 import torch
 
-from .checkpoint import atomic_write_text
-from .registry import ConfigError
+from ..checkpoint import atomic_write_text
+from ..registry import ConfigError
 
 STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
 PLUS = ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
