@@ -4,6 +4,7 @@ from .attacks import create_attack
 from .data import create_dataset
 from .methods import create_method
 from .models import create_model
+from .sources import ExternalModel, load_source
 from .threat import ThreatModel
 
 __version__ = "0.1.0"
@@ -15,5 +16,5 @@ def load_model(path, *, device="cpu", which="best", ema=True):
     return _load(path, device=device, which=which, ema=ema)
 
 
-__all__ = ["ThreatModel", "create_attack", "create_dataset", "create_method", "create_model",
-           "load_model", "losses", "__version__"]
+__all__ = ["ExternalModel", "ThreatModel", "create_attack", "create_dataset", "create_method", "create_model",
+           "load_model", "load_source", "losses", "__version__"]

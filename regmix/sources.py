@@ -1,0 +1,451 @@
+"""Model sources: any model the diagnostics and evaluation can take, with what they need to know about it.
+
+`load_source(source, ...)` accepts
+  * a regmix run directory or checkpoint file (regmix.checkpoint; the run knows its data and threat);
+  * "robustbench:<dataset>/<threat>/<name>", read from `model_dir/<dataset>/<threat>/<name>.pt`
+    (RobustBench's own layout, default ./models as in RobustBench); nothing is downloaded;
+  * a TorchScript file (torch.jit.save); `export_torchscript` stores the dataset and threat inside it;
+  * any torch.nn.Module (or an ExternalModel, returned as is).
+and returns an `ExternalModel`: the model in eval mode plus its dataset, number of classes, threat model,
+name, kind of source and a Config that the run-directory code paths (diagnostics, explorers) can read.
+
+Every model takes images in [0,1] and normalises inside (regmix models and RobustBench models both do).
+
+Safety: .pt files are read with torch.load(weights_only=True), so a pickle that carries code is refused,
+never run. A TorchScript archive is read by torch.jit.load, whose unpickler rebuilds only tensors and
+TorchScript types (it resolves no Python globals); the model's compiled TorchScript code does run.
+
+RobustBench: the `robustbench` package (1.1.1) cannot be imported next to pyautoattack (it imports
+fra31's `autoattack` module name). Where `import robustbench` works, its model zoo builds the
+architecture of any entry; otherwise regmix builds the entries listed in ROBUSTBENCH_WRN (plain
+WideResNets without input normalisation, e.g. Standard, Carmon2019Unlabeled, Zhang2019Theoretically).
+The weights are always read here, with weights_only=True.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from .registry import ConfigError, suggest
+from .threat import ThreatModel, parse_number
+
+ROBUSTBENCH = "robustbench:"
+META_FILE = "regmix.json"  # TorchScript extra file holding {"dataset", "threat", "num_classes", "name"}
+# RobustBench's datasets that regmix can load data for, and the threat models with a norm ball
+RB_DATASETS = ("cifar10", "cifar100")
+RB_THREATS = {"linf": "Linf", "l2": "L2"}
+RB_EPS = {"Linf": 8 / 255, "L2": 0.5}   # the leaderboards' radii for CIFAR
+
+# RobustBench entries that are plain WideResNets (no input normalisation): (dataset, threat) -> name ->
+# (depth, widen). Read off robustbench 1.1.1's model zoo (entries `lambda: WideResNet(depth=, widen_factor=)`).
+ROBUSTBENCH_WRN: Dict[Tuple[str, str], Dict[str, Tuple[int, int]]] = {
+    ("cifar10", "Linf"): {
+        "Standard": (28, 10), "Carmon2019Unlabeled": (28, 10), "Sehwag2020Hydra": (28, 10),
+        "Sehwag2021Proxy": (28, 10), "Wang2020Improving": (28, 10), "Wu2020Adversarial_extra": (28, 10),
+        "Zhang2020Geometry": (28, 10), "Sridhar2021Robust": (28, 10), "Sridhar2021Robust_34_15": (34, 15),
+        "Zhang2019Theoretically": (34, 10), "Zhang2019You": (34, 10), "Zhang2020Attacks": (34, 10),
+        "Wu2020Adversarial": (34, 10), "Huang2020Self": (34, 10), "Sitawarin2020Improving": (34, 10),
+        "Addepalli2021Towards_WRN34": (34, 10), "Addepalli2022Efficient_WRN_34_10": (34, 10),
+        "Chen2021LTD_WRN34_10": (34, 10), "Chen2021LTD_WRN34_20": (34, 20),
+        "Chen2024Data_WRN_34_10": (34, 10), "Chen2024Data_WRN_34_20": (34, 20),
+        "Cui2020Learnable_34_10": (34, 10), "Cui2020Learnable_34_20": (34, 20),
+        "Cui2023Decoupled_WRN-34-10": (34, 10), "Jia2022LAS-AT_34_10": (34, 10), "Jia2022LAS-AT_70_16": (70, 16),
+    },
+    ("cifar10", "L2"): {"Standard": (28, 10), "Sehwag2021Proxy": (28, 10), "Wu2020Adversarial": (34, 10)},
+    ("cifar100", "Linf"): {
+        "Addepalli2021Towards_WRN34": (34, 10), "Addepalli2022Efficient_WRN_34_10": (34, 10),
+        "Chen2021LTD_WRN34_10": (34, 10), "Chen2024Data_WRN_34_10": (34, 10),
+        "Cui2020Learnable_34_10_LBGAT0": (34, 10), "Cui2020Learnable_34_10_LBGAT6": (34, 10),
+        "Cui2020Learnable_34_10_LBGAT9_eps_8_255": (34, 10), "Cui2020Learnable_34_20_LBGAT6": (34, 20),
+        "Cui2023Decoupled_WRN-34-10": (34, 10), "Cui2023Decoupled_WRN-34-10_autoaug": (34, 10),
+        "Jia2022LAS-AT_34_10": (34, 10), "Jia2022LAS-AT_34_20": (34, 20), "Sehwag2021Proxy": (34, 10),
+        "Sitawarin2020Improving": (34, 10),
+    },
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ExternalModel:
+    """A model (eval mode, [0,1] inputs) with what diagnostics need: dataset, classes, threat model.
+
+    kind: run | checkpoint | robustbench | torchscript | module.  location: the file or folder it came
+    from (None for a module).  config: the run's Config, or one made from the fields above (method
+    "external") so that code written for run directories reads it the same way.  info: checkpoint
+    details for records (checkpoint, checkpoint_file, ema, epoch).
+    """
+    model: nn.Module
+    dataset: str
+    num_classes: int
+    threat: ThreatModel
+    name: str
+    kind: str
+    location: Optional[str] = None
+    input_range: Tuple[float, float] = (0.0, 1.0)
+    config: Any = None
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        """Where this model's records go by default: the run directory, the checkpoint's folder, or
+        runs/external/<name> for a model that has no run."""
+        return home_of(self.kind, self.location, self.name)
+
+    def __repr__(self):
+        return (f"ExternalModel({self.name!r}, kind={self.kind}, dataset={self.dataset}, "
+                f"classes={self.num_classes}, threat={self.threat.norm} eps={self.threat.eps:.4g})")
+
+
+# ---------------------------------------------------------------- small parsers
+
+
+def parse_threat(value, field: str = "threat") -> ThreatModel:
+    """ThreatModel, {"norm":..., "eps":...}, or "NORM:EPS" such as "linf:8/255" or "l2:0.5"."""
+    if isinstance(value, ThreatModel):
+        return value
+    if isinstance(value, dict):
+        try:
+            return ThreatModel(**value)
+        except TypeError as err:
+            raise ConfigError(f"{field}: allowed keys are norm, eps, step, steps ({err})") from None
+    match = re.fullmatch(r"\s*(linf|l2)\s*:\s*(\S+)\s*", str(value), flags=re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"{field}: expected NORM:EPS such as 'linf:8/255' or 'l2:0.5', got {value!r}")
+    return ThreatModel(match.group(1).lower(), parse_number(match.group(2), field))
+
+
+def dataset_classes(name: str, field: str = "dataset") -> int:
+    """The number of classes of a registered dataset, without reading a large dataset's files."""
+    from .data import DATASETS, create_dataset
+    from .data.torchvision_sets import CIFAR, TinyImageNet
+    if name not in DATASETS:
+        raise ConfigError(f"{field}: unknown dataset {name!r}{suggest(name, DATASETS.names())}; "
+                          f"known: {', '.join(DATASETS.names())}")
+    if name in CIFAR:
+        return CIFAR[name]["num_classes"]
+    if name == TinyImageNet.name:
+        return TinyImageNet.num_classes
+    return create_dataset(name, "test").num_classes  # the embedded sets load in well under a second
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "model"
+
+
+def home_of(kind: str, location: Optional[str], name: str) -> Path:
+    if kind == "run":
+        return Path(location)
+    if kind == "checkpoint":
+        return Path(location).parent
+    if kind == "torchscript":  # by the file's name, so that source_home needs no load
+        name = Path(location).stem
+    return Path("runs") / "external" / _safe_name(name)
+
+
+def source_home(source) -> Path:
+    """Where records of `source` go by default, without loading it (see ExternalModel.home)."""
+    if isinstance(source, ExternalModel):
+        return source.home
+    if isinstance(source, nn.Module):
+        return home_of("module", None, type(source).__name__)
+    text = str(source)
+    if text.startswith(ROBUSTBENCH):
+        return home_of("robustbench", None, parse_robustbench(text)[2])
+    path = Path(text)
+    if path.is_dir():
+        return path
+    if _is_torchscript(path):
+        return home_of("torchscript", str(path), path.stem)
+    return path.parent
+
+
+def _external_config(name: str, dataset: str, threat: ThreatModel, kind: str):
+    """A Config describing a model that has no run, so run-directory code reads dataset and threat."""
+    from .config import Config, DataConfig, MethodConfig, ModelConfig, ThreatConfig
+    return Config(name=_safe_name(name), out_dir=str(Path("runs") / "external"), data=DataConfig(name=dataset),
+                  model=ModelConfig(name=f"{kind}:{name}"), method=MethodConfig(name="external"),
+                  threat=ThreatConfig(norm=threat.norm, eps=threat.eps, step=threat.step, steps=threat.steps))
+
+
+def _wrap(model, *, dataset, threat, num_classes, name, kind, location=None, device="cpu", config=None,
+          info=None) -> ExternalModel:
+    if dataset is None:
+        raise ConfigError(f"dataset: a {kind} model needs the dataset it was trained on (e.g. dataset='cifar10'); "
+                          f"it decides the evaluation data and the number of classes")
+    if threat is None:
+        raise ConfigError(f"threat: a {kind} model needs its threat model, e.g. threat='linf:8/255' or 'l2:0.5'")
+    threat = parse_threat(threat)
+    classes = dataset_classes(dataset) if num_classes is None else int(num_classes)
+    if classes < 2:
+        raise ConfigError(f"num_classes: must be an integer >= 2, got {num_classes!r}")
+    model = model.to(device).eval()
+    config = config or _external_config(name, dataset, threat, kind)
+    info = {"checkpoint": kind, "checkpoint_file": Path(location).name if location else None, "ema": False,
+            "epoch": None, **(info or {})}
+    return ExternalModel(model=model, dataset=dataset, num_classes=classes, threat=threat, name=name, kind=kind,
+                         location=None if location is None else str(location), config=config, info=info)
+
+
+# ---------------------------------------------------------------- files
+
+
+def load_weights_file(path, field: str = "source") -> Any:
+    """torch.load(weights_only=True): tensors and plain values only; a code-carrying pickle is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{field}: no such file {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError for pickles that carry code, RuntimeError for corrupt files
+        raise ConfigError(f"{field}: {path} was refused: only tensors and plain values are loaded "
+                          f"(weights_only=True): {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+@contextlib.contextmanager
+def _quiet_jit():
+    """torch 2.14 marks torch.jit deprecated with a FutureWarning on every call; TorchScript files are
+    what users have, so regmix reads and writes them without repeating the warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
+        yield
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive holds compiled code (…/code/…) and constants.pkl; torch.save files do not."""
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names)
+
+
+def export_torchscript(model: nn.Module, path, *, dataset: str, threat, num_classes: Optional[int] = None,
+                       name: Optional[str] = None, example=None) -> Path:
+    """Save `model` with torch.jit.save, with its dataset and threat model stored inside the archive, so
+    that load_source(path) needs no further arguments. Scripts the model, or traces it on `example`."""
+    threat = parse_threat(threat)
+    classes = dataset_classes(dataset) if num_classes is None else int(num_classes)
+    meta = {"dataset": dataset, "num_classes": classes, "name": name or Path(path).stem,
+            "threat": {"norm": threat.norm, "eps": threat.eps}}
+    was_training = model.training
+    model.eval()
+    try:
+        with _quiet_jit():
+            scripted = torch.jit.trace(model, example) if example is not None else torch.jit.script(model)
+    finally:
+        model.train(was_training)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet_jit():
+        torch.jit.save(scripted, str(path), _extra_files={META_FILE: json.dumps(meta)})
+    return path
+
+
+def _load_torchscript(path: Path, *, dataset, threat, num_classes, name, device):
+    extra = {META_FILE: ""}
+    try:
+        with _quiet_jit():
+            model = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except Exception as err:
+        raise ConfigError(f"source: {path} is not a loadable TorchScript file: {str(err).splitlines()[0]}") from None
+    meta = json.loads(extra[META_FILE]) if extra[META_FILE] else {}
+    return _wrap(model, dataset=dataset or meta.get("dataset"), threat=threat or meta.get("threat"),
+                 num_classes=num_classes if num_classes is not None else meta.get("num_classes"),
+                 name=name or meta.get("name") or path.stem, kind="torchscript", location=path, device=device)
+
+
+def _load_regmix(path: Path, *, which, ema, device, name):
+    from .checkpoint import FORMAT, model_from_checkpoint, resolve_checkpoint
+    from .config import load_config
+    file = resolve_checkpoint(path, which)
+    state = load_weights_file(file)
+    if not (isinstance(state, dict) and state.get("format") == FORMAT):
+        raise ConfigError(
+            f"source: {file} is not a regmix checkpoint: weights without their architecture; load them into "
+            f"your nn.Module and pass the module (load_source(module, dataset=..., threat=...)), save it with "
+            f"regmix.sources.export_torchscript, or place it as robustbench:<dataset>/<threat>/<name>")
+    config = load_config(data=state["config"])
+    model = model_from_checkpoint(state, device=device, ema=ema)
+    kind = "run" if path.is_dir() else "checkpoint"
+    location = path if path.is_dir() else file
+    return _wrap(model, dataset=config.data.name, threat=config.eval_threat(), num_classes=state["data"]["num_classes"],
+                 name=name or (path.name if path.is_dir() else file.parent.name), kind=kind, location=location,
+                 device=device, config=config,
+                 info={"checkpoint": file.stem, "checkpoint_file": file.name,
+                       "ema": bool(ema and state.get("ema") is not None), "epoch": state.get("epoch")})
+
+
+# ---------------------------------------------------------------- RobustBench
+
+
+def parse_robustbench(spec: str) -> Tuple[str, str, str]:
+    """'robustbench:cifar10/Linf/Standard' -> ('cifar10', 'Linf', 'Standard')."""
+    body = spec[len(ROBUSTBENCH):] if spec.startswith(ROBUSTBENCH) else spec
+    parts = body.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(f"source: expected robustbench:<dataset>/<threat>/<name> such as "
+                          f"robustbench:cifar10/Linf/Standard, got {spec!r}")
+    dataset, threat, name = parts
+    dataset = dataset.lower()
+    if dataset not in RB_DATASETS:
+        raise ConfigError(f"source: RobustBench dataset must be one of {', '.join(RB_DATASETS)} (those regmix has "
+                          f"data for), got {dataset!r}{suggest(dataset, RB_DATASETS)}")
+    if threat.lower() not in RB_THREATS:
+        raise ConfigError(f"source: RobustBench threat model must be Linf or L2, got {threat!r}")
+    return dataset, RB_THREATS[threat.lower()], name
+
+
+def register_robustbench_wrn(dataset: str, threat: str, name: str, depth: int, widen: int):
+    """Declare another RobustBench entry that is a plain WideResNet(depth, widen) (your own models too)."""
+    ROBUSTBENCH_WRN.setdefault((dataset, threat), {})[name] = (int(depth), int(widen))
+
+
+def robustbench_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
+    """The weights in a RobustBench file: under 'state_dict' (or 'last') or at the top, with the
+    'module.' (DataParallel) and 'model.' prefixes removed, as RobustBench's loader does."""
+    if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
+        checkpoint = checkpoint["state_dict"]
+    elif isinstance(checkpoint, dict) and "last" in checkpoint and isinstance(checkpoint["last"], dict):
+        checkpoint = checkpoint["last"]
+    if not isinstance(checkpoint, dict) or not all(torch.is_tensor(v) for v in checkpoint.values()):
+        raise ConfigError("source: the RobustBench file holds no state dict (a mapping of names to tensors)")
+    out = {}
+    for key, value in checkpoint.items():
+        for prefix in ("module.", "model."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def wrn_from_robustbench_keys(weights: Dict[str, torch.Tensor], depth: int) -> Dict[str, torch.Tensor]:
+    """RobustBench's WideResNet parameter names -> regmix.models.wide_resnet.WideResNet's.
+
+    blockG.layer.I.X -> blocks.(G-1)*n+I.X (convShortcut -> shortcut), bn1 -> bn, fc -> linear.
+    sub_block1.* is dropped: RobustBench builds it for some entries but its forward never uses it.
+    """
+    n = (depth - 4) // 6
+    out = {}
+    for key, value in weights.items():
+        if key.startswith("sub_block1."):
+            continue
+        match = re.match(r"block([123])\.layer\.(\d+)\.(.*)$", key)
+        if match:
+            group, index, rest = int(match.group(1)), int(match.group(2)), match.group(3)
+            key = f"blocks.{(group - 1) * n + index}.{rest.replace('convShortcut', 'shortcut')}"
+        elif key.startswith("bn1."):
+            key = "bn." + key[len("bn1."):]
+        elif key.startswith("fc."):
+            key = "linear." + key[len("fc."):]
+        out[key] = value
+    return out
+
+
+def _robustbench_zoo_model(dataset: str, threat: str, name: str) -> Optional[nn.Module]:
+    """The architecture from robustbench's own model zoo, where `import robustbench` works; else None."""
+    try:
+        from robustbench.model_zoo import model_dicts
+        from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel as RBThreat
+    except Exception:  # not installed, or 1.1.1's import of fra31's `autoattack` fails
+        return None
+    entries = model_dicts[BenchmarkDataset(dataset)][RBThreat(threat)]
+    if name not in entries:
+        raise ConfigError(f"source: RobustBench has no {dataset}/{threat} model {name!r}{suggest(name, entries)}")
+    entry = entries[name]
+    if entry.get("gdrive_id") is None or isinstance(entry.get("gdrive_id"), list):
+        raise ConfigError(f"source: RobustBench's {name!r} is a timm model or an ensemble; load it with robustbench "
+                          f"and pass the nn.Module (load_source(model, dataset=..., threat=...))")
+    return entry["model"]()
+
+
+def _load_robustbench(spec: str, *, model_dir, device, name):
+    from .checkpoint import load_weights
+    from .models import NormalizedModel
+    from .models.wide_resnet import WideResNet
+    dataset, threat, entry = parse_robustbench(spec)
+    path = Path(model_dir) / dataset / threat / f"{entry}.pt"
+    if not path.is_file():
+        raise ConfigError(f"source: no file {path} (model_dir={model_dir}); regmix does not download: place "
+                          f"RobustBench's checkpoint there (robustbench.utils.load_model fetches it to the same path)")
+    weights = robustbench_state_dict(load_weights_file(path))
+    classes = 100 if dataset == "cifar100" else 10
+    model = _robustbench_zoo_model(dataset, threat, entry)
+    if model is not None:
+        load_weights(model, weights, source=f"robustbench:{dataset}/{threat}/{entry}")
+    else:
+        known = ROBUSTBENCH_WRN.get((dataset, threat), {})
+        if entry not in known:
+            raise ConfigError(
+                f"source: without a working `robustbench` package regmix builds only plain-WideResNet entries; "
+                f"{dataset}/{threat} has {', '.join(sorted(known)) or 'none'}; {entry!r} is not one"
+                f"{suggest(entry, known)} (pass the nn.Module instead, or register_robustbench_wrn)")
+        depth, widen = known[entry]
+        backbone = WideResNet(depth, widen, classes, 3)
+        load_weights(backbone, wrn_from_robustbench_keys(weights, depth), source=f"robustbench {entry}")
+        # RobustBench's plain WideResNets take [0,1] images without normalisation: identity mean/std
+        model = NormalizedModel(backbone, (0.0,) * 3, (1.0,) * 3, name=f"robustbench:{entry}")
+    threat_model = ThreatModel(threat.lower(), RB_EPS[threat])
+    return _wrap(model, dataset=dataset, threat=threat_model, num_classes=classes, name=name or entry,
+                 kind="robustbench", location=path, device=device)
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+def load_source(source: Union[str, Path, nn.Module, ExternalModel], *, dataset: Optional[str] = None,
+                threat=None, num_classes: Optional[int] = None, name: Optional[str] = None,
+                model_dir="./models", which: str = "best", ema: bool = True, device="cpu") -> ExternalModel:
+    """Any model source -> ExternalModel (see the module docstring).
+
+    dataset/threat/num_classes: required for a module or a TorchScript file without stored metadata,
+    ignored for runs and RobustBench entries (they know theirs). threat: ThreatModel or 'linf:8/255'.
+    which/ema: the checkpoint of a run directory. model_dir: RobustBench's model directory.
+    """
+    if isinstance(source, ExternalModel):
+        return source
+    if isinstance(source, nn.Module):
+        return _wrap(source, dataset=dataset, threat=threat, num_classes=num_classes,
+                     name=name or type(source).__name__, kind="module", device=device)
+    if not isinstance(source, (str, Path)):
+        raise ConfigError(f"source: expected a run directory, a checkpoint or TorchScript file, "
+                          f"'robustbench:<dataset>/<threat>/<name>' or an nn.Module, got {type(source).__name__}")
+    text = str(source)
+    if text.startswith(ROBUSTBENCH):
+        return _load_robustbench(text, model_dir=model_dir, device=device, name=name)
+    path = Path(text)
+    if not path.exists():
+        raise ConfigError(f"source: no such run directory or file {path} (for a RobustBench model write "
+                          f"robustbench:<dataset>/<threat>/<name>)")
+    if path.is_file() and _is_torchscript(path):
+        return _load_torchscript(path, dataset=dataset, threat=threat, num_classes=num_classes, name=name,
+                                 device=device)
+    return _load_regmix(path, which=which, ema=ema, device=device, name=name)
+
+
+def add_source_arguments(parser):
+    """The flags a command needs to take a model that is not a regmix run (for commands' parsers)."""
+    parser.add_argument("--dataset", default=None,
+                        help="dataset of a TorchScript model without stored metadata (e.g. cifar10)")
+    parser.add_argument("--threat", default=None,
+                        help="its threat model, NORM:EPS such as linf:8/255 (runs and RobustBench know theirs)")
+    parser.add_argument("--model-dir", default="./models",
+                        help="RobustBench model directory: <dir>/<dataset>/<threat>/<name>.pt (default ./models)")
+
+
+def source_options(args) -> dict:
+    """load_source keyword arguments from a parser that add_source_arguments filled."""
+    return {"dataset": getattr(args, "dataset", None), "threat": getattr(args, "threat", None),
+            "model_dir": getattr(args, "model_dir", "./models")}
+
+
+__all__ = ["ExternalModel", "load_source", "export_torchscript", "parse_threat", "parse_robustbench",
+           "register_robustbench_wrn", "robustbench_state_dict", "wrn_from_robustbench_keys", "source_home",
+           "add_source_arguments", "source_options", "ROBUSTBENCH_WRN"]
