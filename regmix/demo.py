@@ -8,7 +8,7 @@ from pathlib import Path
 from .checkpoint import atomic_write_text
 from .config import load_config
 from .registry import ConfigError
-from .robustness import evaluate_run
+from .evaluation.run import evaluate_run
 from .trainer import train
 
 # Test-time attack: PGD-20 at the training eps, step eps/4, one random start (`regmix eval`'s defaults).

@@ -30,7 +30,7 @@ from .config import Config, save_config
 from .data import create_dataset
 from .data.sampler import EpochSampler
 from .ema import EMA
-from .evaluate import robust_flags, stack
+from .evaluation.flags import robust_flags, stack
 from .methods import create_method
 from .models import create_model
 from .registry import ConfigError

@@ -267,7 +267,7 @@ def test_an_empty_dataset_is_refused():
 
 
 def test_a_long_evaluation_keeps_memory_flat(trained_mnist_model):
-    from regmix.evaluate import attack_flags
+    from regmix.evaluation.flags import attack_flags
 
     def rss_mb():
         for line in open("/proc/self/status"):
