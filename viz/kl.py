@@ -1,4 +1,5 @@
-"""KL-weighting figures: the AMR simplex toy, alpha x beta accuracy heatmaps, loss terms over training."""
+"""KL-weighting figures: what the AMR weight alpha/(alpha+beta) changes (kl_toy.kl_weighting), the
+AMR loss along the simplex flow, alpha x beta accuracy heatmaps, loss terms over training."""
 from __future__ import annotations
 
 import math
@@ -122,35 +123,6 @@ def plot_kl_meeting_simplex(record, preset="double"):
 def matplotlib_colormap():
     from matplotlib.colors import LinearSegmentedColormap
     return LinearSegmentedColormap.from_list("amr_weight", RAMP)
-
-
-@styled
-def plot_kl_toy(arrays, meta, preset="double"):
-    """One panel per (alpha, beta) of kl_toy.kl_toy_record: P (final, solid) and Q (initial, dashed)
-    under gradient flow with both free; the thin arrows: where the loss pushes P towards a fixed Q; a
-    star where they meet. The flows at a few weightings; plot_kl_weighting shows what the weighting
-    changes."""
-    from regmix.diagnostics.kl_toy import to_plane
-    runs = meta["runs"]
-    fig, axes = figure(preset, aspect=0.26, ncols=len(runs))
-    pts = to_plane(arrays["field_points"])
-    for ax, run in zip(axes[0], runs):
-        n = run["index"]
-        _triangle(ax)
-        vel = arrays[f"field_{n}"]
-        v2 = to_plane(vel + 1 / 3) - to_plane(np.full(3, 1 / 3))
-        length = np.linalg.norm(v2, axis=1, keepdims=True).clip(1e-12)
-        ax.quiver(pts[:, 0], pts[:, 1], v2[:, 0] / length[:, 0], v2[:, 1] / length[:, 0], color="0.6",
-                  scale=28, width=0.004, headwidth=3)
-        P, Q = to_plane(arrays[f"P_{n}_both"]), to_plane(arrays[f"Q_{n}_both"])
-        ax.plot(P[:, 0], P[:, 1], color=PALETTE[3], label="P = f(x+d_final)")
-        ax.plot(Q[:, 0], Q[:, 1], color=PALETTE[0], ls="--", label="Q = f(x+d_init)")
-        ax.plot(*P[0], "o", color=PALETTE[3], ms=3)
-        ax.plot(*Q[0], "o", color=PALETTE[0], ms=3)
-        ax.plot(*P[-1], "*", color="black", ms=6)
-        ax.set_title(f"α={run['alpha']:g}, β={run['beta']:g}")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=6)
-    return fig
 
 
 @styled

@@ -2,7 +2,7 @@
 
 landscape: weight- and input-space loss surfaces, checkpoint interpolation, Hessian top eigenvalue.
 softmax:   predicted distributions against the one-hot truth (CE, TV, ECE, reliability).
-kl_toy:    gradient flow of alpha*KL(P||Q) + beta*KL(Q||P) on the 3-class simplex.
+kl_toy:    alpha*KL(P||Q) + beta*KL(Q||P): simplex flows and what the share alpha/(alpha+beta) changes.
 compute:   run directory in, record out (RUN/diagnostics/).
 ensure:    the records a set of figures needs: `ensure_records` computes the missing ones,
            `record_paths` names them for a reader.
