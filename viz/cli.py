@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("figures", help="draw every figure of the given runs (PDF, SVG, PNG)",
                        description="Draw every figure of the given run directories (and alpha x beta heatmaps of "
-                                   "sweep folders) from the records in RUN/diagnostics/ into OUT.")
+                                   "sweep folders) from their diagnostic records into OUT.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.add_argument("--formats", default="pdf,svg,png", help="comma-separated subset of pdf,svg,png")

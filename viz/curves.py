@@ -1,12 +1,11 @@
-import json
 from pathlib import Path
+
+from regmix.rundir import RunDir
 
 
 def read_metrics(run_dir, kind="epoch"):
-    """The records of one kind ('step' or 'epoch') from RUN_DIR/metrics.jsonl."""
-    path = Path(run_dir) / "metrics.jsonl"
-    records = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return [r for r in records if r["kind"] == kind]
+    """The metrics records of one kind ('step' or 'epoch') of a run directory."""
+    return RunDir(run_dir).metrics(kind)
 
 
 def plot_loss_terms(run_dir, ax=None):

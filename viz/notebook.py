@@ -7,10 +7,11 @@ there. REGMIX_RUNS moves the whole runs folder (tests point it at a temporary di
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from regmix.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,8 @@ def figures_dir(prof: Profile | None = None) -> Path:
 
 
 def is_complete(run_dir: Path) -> bool:
-    status = Path(run_dir) / "status.json"
-    try:
-        return json.loads(status.read_text()).get("state") == "complete" and (Path(run_dir) / "best.pt").exists()
-    except (OSError, json.JSONDecodeError):
-        return False
+    run = RunDir(run_dir)
+    return run.is_complete() and run.checkpoint("best").exists()
 
 
 def _overrides(prof: Profile, out_dir: Path, name: str) -> list:
@@ -105,7 +103,7 @@ def ensure_run(method: str, prof: Profile | None = None, log=print) -> Path:
     out_dir = root / f"notebooks-{prof.name}"
     config = load_config(recipe, _overrides(prof, out_dir, method))
     log(f"training {method} into {config.run_dir} ({config.train.epochs} epochs)")
-    return Path(train(config, resume=(config.run_dir / "last.pt").exists()))
+    return Path(train(config, resume=RunDir(config.run_dir).checkpoint("last").exists()))
 
 
 def ensure_runs(methods, prof: Profile | None = None, log=print) -> dict:
