@@ -8,6 +8,10 @@ class EMA:
 
     The decay warms up as min(decay, (1 + t) / (10 + t)) so the average is not dominated by the
     random initialisation in short runs.
+
+    The update is one multi-tensor call per kind (torch._foreach_lerp_ / _foreach_copy_) rather than
+    one call per tensor: the same lerp per element (bitwise equal, tests/test_ema.py), far fewer
+    kernel launches on a GPU (a ResNet-18 has 62 parameter and 60 buffer tensors).
     """
 
     def __init__(self, model: torch.nn.Module, decay: float = 0.999):
@@ -16,15 +20,21 @@ class EMA:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._params = list(self.model.parameters())
+        self._buffers = list(self.model.buffers())
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module):
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for avg, new in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(new.detach(), 1 - d)
-        for avg, new in zip(self.model.buffers(), model.buffers()):
-            avg.copy_(new)
+        new_params = [p.detach() for p in model.parameters()]
+        if len(new_params) != len(self._params):
+            raise ValueError(f"model: has {len(new_params)} parameter tensors, the average {len(self._params)}")
+        if self._params:
+            torch._foreach_lerp_(self._params, new_params, 1 - d)
+        new_buffers = list(model.buffers())
+        if self._buffers:
+            torch._foreach_copy_(self._buffers, new_buffers)
 
     def state_dict(self):
         return {"weights": self.model.state_dict(), "updates": self.updates}
