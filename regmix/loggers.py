@@ -4,7 +4,7 @@ Each logger has `.log(record)`, `.flush()` and `.close()`. The trainer creates t
 (the one process that writes metrics.jsonl) and hands them every record it writes there.
 
     tensorboard  RUN/tensorboard/ event files (pip install 'regmix[tensorboard]')
-    mlflow       RUN/mlruns, a local file store, no server (pip install 'regmix[mlflow]')
+    mlflow       RUN/mlflow.db, a local SQLite store, no server (pip install 'regmix[mlflow]')
 
 Tags: a step record's values go under train/ (train/loss, train/lr, train/<term>); an epoch record's
 val_X under val/X, its train_X (epoch means) under train_epoch/X, the rest under epoch/. Both kinds
@@ -89,26 +89,31 @@ class TensorBoardLogger:
 
 
 class MLflowLogger:
-    """Metrics into a local MLflow file store at RUN/mlruns (no server); one MLflow run per regmix run.
+    """Metrics into a local MLflow store, RUN/mlflow.db (SQLite; no server), one MLflow run per regmix run.
 
-    A resumed run appends to the MLflow run recorded in RUN/mlruns/regmix_run_id.
+    MLflow 3 refuses its old ./mlruns file store, so the store is the SQLite file it recommends. A
+    resumed run appends to the MLflow run whose id is in RUN/mlflow_run_id.
+    View it with `mlflow ui --backend-store-uri sqlite:///RUN/mlflow.db`.
     """
 
     def __init__(self, run_dir, start_step: Optional[int] = None):
-        import mlflow
+        import logging
         from mlflow.tracking import MlflowClient
-        self.store = Path(run_dir).resolve() / "mlruns"
-        self.store.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.store.as_uri())
-        name = Path(run_dir).resolve().name
-        experiment = self.client.get_experiment_by_name(name)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
-        id_file = self.store / "regmix_run_id"
+        run_dir = Path(run_dir).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # creating the store runs MLflow's schema migrations, which log a page of INFO lines
+        for name in ("alembic", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.uri = f"sqlite:///{run_dir / 'mlflow.db'}"
+        self.client = MlflowClient(tracking_uri=self.uri)
+        experiment = self.client.get_experiment_by_name("regmix")
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment("regmix")
+        id_file = run_dir / "mlflow_run_id"
         run_id = id_file.read_text().strip() if id_file.is_file() else None
         if run_id is None:
-            run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
+            run_id = self.client.create_run(experiment_id, run_name=run_dir.name).info.run_id
             id_file.write_text(run_id)
-        self.run_id, self._count, self._mlflow = run_id, 0, mlflow
+        self.run_id, self._count = run_id, 0
 
     def log(self, record: dict):
         from mlflow.entities import Metric

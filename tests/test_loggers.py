@@ -77,7 +77,13 @@ def test_mlflow_local_store_holds_the_records(tmp_path):
     logger.log({**STEP, "step": 1})
     logger.log(EPOCH)
     logger.close()
-    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").resolve().as_uri())
+    client = MlflowClient(tracking_uri=f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}")
     history = client.get_metric_history(logger.run_id, "val/pgd")
     assert [(m.step, m.value) for m in history] == [(4, pytest.approx(0.4))]
     assert [(m.step, m.value) for m in client.get_metric_history(logger.run_id, "train/loss")] == [(1, 1.5)]
+    # a resumed run appends to the same MLflow run
+    (again,) = create_loggers(["mlflow"], tmp_path, start_step=4)
+    again.log({"kind": "step", "step": 5, "loss": 0.5})
+    again.close()
+    assert again.run_id == logger.run_id
+    assert [(m.step, m.value) for m in client.get_metric_history(logger.run_id, "train/loss")] == [(1, 1.5), (5, 0.5)]
