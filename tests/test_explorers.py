@@ -67,6 +67,33 @@ def test_nearest_sweep_point_reports_its_accuracy(runs, tmp_path):
     assert sweep_lookup.swept_keys(sweep) == ["alpha", "beta"]
 
 
+def test_sweep_points_read_the_recorded_options_and_fill_an_old_runs_defaults(tmp_path):
+    from regmix.methods import METHODS
+    sweep = fake_sweep(tmp_path / "sweep", [(0.5, 0.25, 0.3)])
+    # a run written before config.yaml recorded every option: beta (and gamma) left to the defaults
+    old = sweep / "old_run"
+    (old / "eval").mkdir(parents=True)
+    (old / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "regmix", "options": {"alpha": 2.0}}}))
+    (old / "eval" / "best.json").write_text(json.dumps({"kind": "eval", "checkpoint": "best", "n": 100,
+                                                        "accuracy": {"clean": 0.9, "pgd20": 0.5}}))
+    points = {p["weights"]["alpha"]: p for p in sweep_lookup.load_points(sweep)}
+    defaults = METHODS.get("regmix").defaults
+    assert points[0.5]["weights"]["beta"] == 0.25                       # recorded value, as trained
+    assert points[2.0]["weights"]["beta"] == defaults["beta"] != 0.25   # filled from the method
+    assert points[2.0]["weights"]["gamma"] == defaults["gamma"]
+
+
+def test_explorers_run_where_the_device_is(runs, tmp_path):
+    import torch
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    ex = DistributionExplorer(runs, n=8, export_dir=tmp_path)
+    assert ex.device.type == expected
+    land = LandscapeExplorer({"regmix": runs["regmix"]}, grids=(4,), n=8, attack="none", hessian_iters=0,
+                             export_dir=tmp_path)
+    assert land.device.type == expected and land.record("regmix", 4)[1]["device"].startswith(expected)
+    assert DistributionExplorer(runs, n=8, device="cpu", export_dir=tmp_path).device.type == "cpu"
+
+
 def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tmp_path):
     ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=3, export_dir=tmp_path)
     original = {k: v.clone() for k, v in ex.model.state_dict().items()}

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from regmix.diagnostics.runs import load_run
+from regmix.diagnostics.runs import load_run, resolve_device
 
 from ..style import method_color
 from .export_bar import ExportBar
@@ -18,13 +18,15 @@ from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
 
 class DistributionExplorer:
     """runs: {name: run_dir} (or a list of run directories). Every run is shown the same n test
-    points with the same d_init (one seed), each attacked at its own training threat."""
+    points with the same d_init (one seed), each attacked at its own training threat. device: where the
+    models run ('auto': CUDA when there is one)."""
 
-    def __init__(self, runs, *, n: int = 64, seed: int = 0, export_dir="figures/explorers"):
+    def __init__(self, runs, *, n: int = 64, seed: int = 0, device="auto", export_dir="figures/explorers"):
         runs = runs if isinstance(runs, dict) else {Path(r).name: r for r in runs}
         self.runs, self.methods, self.probs = {}, {}, {}
+        self.device = resolve_device(device)
         for name, run_dir in runs.items():
-            model, config = load_run(run_dir, device="cpu")
+            model, config = load_run(run_dir, device=self.device)
             if not self.runs:
                 self.x, self.y = spread_subset(config, n)
             logits = view_logits(model, self.x, self.y, config.training_threat(), seed=seed)

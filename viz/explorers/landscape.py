@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from regmix.diagnostics import compute, load_record
+from regmix.diagnostics.runs import resolve_device
 
 from .export_bar import ExportBar
 
@@ -25,12 +26,14 @@ def record_path(run_dir, grid: int) -> Path:
 
 
 class LandscapeExplorer:
-    """runs: {name: run_dir} or a list; grids: the resolutions offered (the first is shown first)."""
+    """runs: {name: run_dir} or a list; grids: the resolutions offered (the first is shown first);
+    device: where a missing surface is computed ('auto': CUDA when there is one)."""
 
     def __init__(self, runs, *, grids=(11, 21), n: int = 256, attack: str = "pgd10", hessian_iters: int = 20,
-                 export_dir="figures/explorers"):
+                 device="auto", export_dir="figures/explorers"):
         self.runs = runs if isinstance(runs, dict) else {Path(r).name: Path(r) for r in runs}
         self.n, self.attack, self.hessian_iters = n, attack, hessian_iters
+        self.device = resolve_device(device)
         self.cache = {}
         self.run = W.Dropdown(options=list(self.runs), description="run")
         self.surface = W.ToggleButtons(options=list(SURFACES), description="loss")
@@ -61,7 +64,7 @@ class LandscapeExplorer:
             if not path.exists():
                 self.status.value = f"computing a {grid}x{grid} surface of {run} ({self.attack}, {self.n} points)..."
                 compute.weight_landscape_record(self.runs[run], grid=grid, n=self.n, attack=self.attack,
-                                                hessian_iters=self.hessian_iters, device="cpu", out=path)
+                                                hessian_iters=self.hessian_iters, device=self.device, out=path)
             self.cache[key] = load_record(path)
         return self.cache[key]
 

@@ -20,16 +20,25 @@ def swept_keys(sweep_dir) -> list:
     return list(WEIGHTS)
 
 
+def effective_weights(config: dict) -> dict:
+    """The weights a run trained with, from its config.yaml, which records every option of the method;
+    resolved_options fills what a run written before that left to the method's defaults."""
+    from regmix.methods import resolved_options
+    method = config.get("method") or {}
+    options = resolved_options(method["name"], method.get("options"))
+    return {k: options.get(k) for k in WEIGHTS}
+
+
 def load_points(sweep_dir) -> list:
     """One row per grid point: its weights and its accuracies, averaged over seeds."""
     from regmix.sweep import collect
-    keys = [f"method.options.{k}" for k in WEIGHTS]
     points = {}
-    for row in collect(sweep_dir, keys):
+    for row in collect(sweep_dir):
         if not row["accuracy"]:
             continue
-        where = tuple(row[k] for k in keys)
-        point = points.setdefault(where, {"weights": dict(zip(WEIGHTS, where)), "runs": [], "source": set()})
+        weights = effective_weights(row["config"])
+        where = tuple(weights[k] for k in WEIGHTS)
+        point = points.setdefault(where, {"weights": weights, "runs": [], "source": set()})
         point["runs"].append(row["accuracy"])
         point["source"].add(row["source"])
     out = []
