@@ -93,3 +93,48 @@ def test_figures_command_writes_every_figure_for_tiny_runs(tmp_path, capsys):
     assert (runs[0] / "diagnostics" / "landscape_weight.npz").exists()
     assert (runs[0] / "diagnostics" / f"interp_{runs[1].name}.npz").exists()
     assert main(["figures", str(runs[0]), "--out", str(out), "--formats", "jpg"]) == 2
+
+
+@pytest.mark.parametrize("value,expected", [("abc", "--grid: must be an integer, got 'abc'"),
+                                            ("1", "--grid: must be an integer >= 2, got 1")])
+def test_a_bad_landscape_grid_is_one_line_naming_the_flag(tmp_path, capsys, value, expected):
+    code = main(["landscape", str(tmp_path / "not_read"), "--grid", value])
+    assert code == 2
+    assert capsys.readouterr().err == f"regmix: error: {expected}\n"
+
+
+def test_library_errors_name_the_argument_not_a_flag(tmp_path):
+    from regmix.diagnostics import compute, ensure_records
+    from regmix.registry import ConfigError
+    with pytest.raises(ConfigError, match=r"^grid: must be an integer >= 2"):
+        compute.weight_landscape_record(tmp_path, grid=1)
+    with pytest.raises(ConfigError, match=r"^n: must be an integer >= 1"):
+        ensure_records([tmp_path], n=0)
+    with pytest.raises(ConfigError, match=r"^other: "):
+        compute.interp_record(tmp_path, None)
+
+
+def fake_run(folder, method="regmix"):
+    """What record_paths looks at: a config naming the method and a best checkpoint (never loaded)."""
+    import yaml
+    from regmix.rundir import RunDir
+    run = RunDir(folder)
+    folder.mkdir(parents=True)
+    run.config_path.write_text(yaml.safe_dump({"method": {"name": method}}))
+    run.checkpoint("best").write_bytes(b"")
+    return folder
+
+
+def test_viz_draws_only_records_that_exist(tmp_path, capsys):
+    from regmix.diagnostics import record_paths
+    from viz.cli import main as viz_main
+    a, b = fake_run(tmp_path / "a", "pgk"), fake_run(tmp_path / "b", "regmix")
+    records = record_paths([a, b])
+    assert records.interp == [a / "diagnostics" / "interp_b.npz"] and len(records.missing()) == 7
+    code = viz_main(["figures", str(a), str(b), "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("viz: error: RUN: no record ") and "ensure_records" in err
+    assert err.count("\n") == 1 and not (tmp_path / "figs").exists()   # nothing drawn, nothing computed
+    assert not (a / "diagnostics").exists()
+    assert viz_main(["figures", str(a), "--formats", "gif"]) == 2
+    assert "--formats: each must be one of pdf, svg, png" in capsys.readouterr().err
