@@ -65,8 +65,38 @@ def agr(logits_clean, logits_final, gamma, temperature=1.0, *, reduction="batchm
                       detach_p=detach_target)
 
 
-def cross_entropy(logits, y, label_smoothing: float = 0.0):
-    return F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+def smoothed_targets(y: torch.Tensor, num_classes: int, true_class_target: float = 1.0) -> torch.Tensor:
+    """FGSM-PGK's label smoothing: probability `true_class_target` (its factor f) on the true class and
+    (1 - f) / (C - 1) on each other class, as float32 (N, C) rows that sum to 1.
+
+    This is not PyTorch's `label_smoothing=e`, whose true class gets 1 - e + e/C: f = 0.8 with C = 100
+    is e = (1 - f) C / (C - 1) = 0.202, and 0.8 passed as e would leave the true class about 0.21.
+    """
+    check_true_class_target(true_class_target)
+    if num_classes < 2:
+        raise ValueError(f"num_classes: smoothing needs at least 2 classes, got {num_classes}")
+    onehot = F.one_hot(y, num_classes).float()
+    return onehot * true_class_target + (1 - onehot) * ((1 - true_class_target) / (num_classes - 1))
+
+
+def check_true_class_target(value, name: str = "true_class_target"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name}: must be a number in (0, 1] (1 = no smoothing), got {value!r}")
+
+
+def cross_entropy(logits, y, true_class_target: float = 1.0):
+    """Mean cross-entropy against FGSM-PGK's smoothed target (see smoothed_targets), computed as its
+    reference code does: -(target * log_softmax(logits)).sum(1).mean().
+
+    true_class_target = 1 is the plain one-hot cross-entropy, taken by F.cross_entropy so that the
+    methods without smoothing compute exactly what they always did.
+    """
+    check_true_class_target(true_class_target)
+    logits = logits.float()
+    if true_class_target == 1:
+        return F.cross_entropy(logits, y)
+    target = smoothed_targets(y, logits.shape[1], true_class_target)
+    return -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 
 def cw_margin(logits, y):

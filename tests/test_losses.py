@@ -101,3 +101,52 @@ def test_cw_margin_sign():
     logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
     margin = losses.cw_margin(logits, torch.tensor([0, 0]))
     np.testing.assert_allclose(margin.numpy(), [-2.0, 2.0])
+
+
+def pgk_target(y, num_classes, f):
+    """FGSM-PGK's reference formula: one_hot * f + (1 - one_hot) * (1 - f) / (C - 1)."""
+    onehot = torch.nn.functional.one_hot(y, num_classes).float()
+    return onehot * f + (1 - onehot) * (1 - f) / (num_classes - 1)
+
+
+@pytest.mark.parametrize("num_classes,f", [(10, 0.5), (100, 0.8), (10, 0.9), (100, 0.5)])
+def test_smoothed_target_is_fgsm_pgk_formula(num_classes, f):
+    y = torch.tensor([0, 3, num_classes - 1, 3])
+    target = losses.smoothed_targets(y, num_classes, f)
+    torch.testing.assert_close(target, pgk_target(y, num_classes, f))
+    assert target[torch.arange(4), y].tolist() == pytest.approx([f] * 4)   # the true class gets f itself
+    torch.testing.assert_close(target.sum(1), torch.ones(4))
+
+
+@pytest.mark.parametrize("num_classes,f", [(10, 0.5), (100, 0.8)])
+def test_smoothed_cross_entropy_is_fgsm_pgk_formula(num_classes, f):
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(16, num_classes, generator=g) * 3, torch.randint(0, num_classes, (16,), generator=g)
+    expected = -(pgk_target(y, num_classes, f) * logits.log_softmax(1)).sum(1).mean()
+    assert losses.cross_entropy(logits, y, f).item() == pytest.approx(expected.item(), rel=1e-6)
+    # PyTorch's label_smoothing=e is the same target once e = (1 - f) C / (C - 1) ...
+    e = (1 - f) * num_classes / (num_classes - 1)
+    torch_ce = torch.nn.functional.cross_entropy(logits, y, label_smoothing=e)
+    assert torch_ce.item() == pytest.approx(expected.item(), rel=1e-5)
+    # ... and passing f itself as e (what the recipes did) is a different, much flatter target
+    wrong = torch.nn.functional.cross_entropy(logits, y, label_smoothing=f)
+    assert abs(wrong.item() - expected.item()) > 1e-2
+
+
+def test_factor_passed_as_pytorch_epsilon_left_cifar100_true_class_near_0_21():
+    # The bug the option's rename fixes: PyTorch's e = 0.8 with C = 100 gives the true class 1 - e + e/C.
+    assert 1 - 0.8 + 0.8 / 100 == pytest.approx(0.208)
+    assert losses.smoothed_targets(torch.tensor([5]), 100, 0.8)[0, 5].item() == pytest.approx(0.8)
+
+
+def test_no_smoothing_is_exactly_plain_cross_entropy():
+    g = torch.Generator().manual_seed(1)
+    logits, y = torch.randn(8, 10, generator=g), torch.randint(0, 10, (8,), generator=g)
+    assert torch.equal(losses.cross_entropy(logits, y), torch.nn.functional.cross_entropy(logits, y))
+    assert torch.equal(losses.cross_entropy(logits, y, 1.0), torch.nn.functional.cross_entropy(logits, y))
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, 1.01, True, "0.5"])
+def test_bad_true_class_target_is_refused(bad):
+    with pytest.raises(ValueError, match="true_class_target"):
+        losses.cross_entropy(LOGITS_FINAL, torch.tensor([0, 1]), bad)

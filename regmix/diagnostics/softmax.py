@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..attacks.base import project
+from ..methods.views import perturbation_views, random_start
 from ..threat import ThreatModel
 
 VIEWS = ("clean", "init", "final")
@@ -29,17 +29,10 @@ def adversarial_views(model, x, y, threat: ThreatModel, *, final_steps: int = 1,
             torch.manual_seed(seed)
             for start in range(0, len(y), batch_size):
                 xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-                eta = project(torch.empty_like(xb).uniform_(-threat.eps, threat.eps), xb, threat)
-                delta = eta
-                for _ in range(final_steps):
-                    delta = delta.detach().requires_grad_(True)
-                    with torch.enable_grad():
-                        loss = F.cross_entropy(model(xb + delta).float(), yb, reduction="sum")
-                        (grad,) = torch.autograd.grad(loss, delta)
-                    delta = project(delta.detach() + threat.step * grad.sign(), xb, threat)
-                with torch.no_grad():
-                    for view, inputs in zip(VIEWS, (xb, xb + eta, xb + delta)):
-                        out[view].append(F.softmax(model(inputs).float(), 1).cpu())
+                views = perturbation_views(model, xb, yb, random_start(xb, threat), threat, steps=final_steps,
+                                           logits=True)
+                for view in VIEWS:
+                    out[view].append(F.softmax(views.logits[view].float(), 1).cpu())
     finally:
         model.train(was_training)
     return {v: torch.cat(t).numpy().astype(np.float64) for v, t in out.items()}

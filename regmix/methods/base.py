@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from ..losses import cross_entropy
+from ..losses import check_true_class_target, cross_entropy
 from ..registry import ConfigError, suggest
 from ..threat import ThreatModel
 
@@ -11,17 +11,30 @@ class Method:
     """A training objective. Subclasses list their options with defaults in `defaults`; every option
     can be set from the config (method.options) and is validated here, before any training starts.
 
-    Options shared by all methods: label_smoothing (on the cross-entropy) and attack_mode (the mode
-    the model is in while an attack is crafted: 'eval' freezes BatchNorm statistics, 'train' does not).
+    Options shared by all methods:
+        true_class_target (float, default 1.0): label smoothing as FGSM-PGK defines it, the target
+            probability of the true class in the cross-entropy (and in FGSM-PGK's attack step); every
+            other class gets (1 - f) / (C - 1). 1.0 is the one-hot target (no smoothing).
+        attack_mode ('eval' | 'train', default 'eval'): the mode the model is in while an attack is
+            crafted; 'eval' freezes BatchNorm statistics, 'train' does not.
+
+    The former option `label_smoothing` is refused: recipes passed FGSM-PGK's factor f through it as
+    PyTorch's `label_smoothing=e`, which gives the true class 1 - e + e/C, not f.
     """
     name = ""
     defaults: dict = {}
-    common = {"label_smoothing": 0.0, "attack_mode": "eval"}
+    common = {"true_class_target": 1.0, "attack_mode": "eval"}
     non_negative = ()
+    # Options that no longer exist, with what to write instead (the did-you-mean cannot guess these).
+    renamed = {"label_smoothing": "true_class_target, the target probability of the true class (FGSM-PGK's "
+                                  "factor f; the other classes get (1 - f)/(C - 1)); PyTorch's "
+                                  "label_smoothing=e is true_class_target = 1 - e + e/C"}
 
     def __init__(self, threat: ThreatModel, **options):
         allowed = {**self.common, **self.defaults}
         for key in options:
+            if key in self.renamed and key not in allowed:
+                raise ConfigError(f"method.options.{key}: no longer an option; use {self.renamed[key]}")
             if key not in allowed:
                 raise ConfigError(f"method.options.{key}: unknown option for {self.name!r}{suggest(key, allowed)}; "
                                   f"allowed: {', '.join(sorted(allowed))}")
@@ -29,8 +42,10 @@ class Method:
         self.options = {**allowed, **options}
         for key, value in self.options.items():
             setattr(self, key, value)
-        if not 0 <= float(self.label_smoothing) < 1:
-            raise ConfigError(f"method.options.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        try:
+            check_true_class_target(self.true_class_target)
+        except ValueError as err:
+            raise ConfigError(f"method.options.{err}") from None
         if self.attack_mode not in ("eval", "train"):
             raise ConfigError(f"method.options.attack_mode: must be 'eval' or 'train', got {self.attack_mode!r}")
         for key in self.non_negative:
@@ -56,7 +71,7 @@ class Method:
         self.threat = threat
 
     def ce(self, logits, y):
-        return cross_entropy(logits, y, self.label_smoothing)
+        return cross_entropy(logits, y, self.true_class_target)
 
     def loss(self, model, x, y, index=None):
         raise NotImplementedError

@@ -2,16 +2,16 @@
 replaces its MSE regulariser with AMR + AGR (see docs/method.md)."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from ..attacks import PriorGuidedPerturbation
 from ..attacks.prior import PRIOR_INITS
-from ..attacks.base import attack_loss, project
+from ..attacks.base import attack_loss
 from ..losses import KL_REDUCTIONS, agr, amr_terms
 from ..registry import ConfigError
 from . import METHODS
 from .base import Method, batch_accuracy, detached
+from .views import perturbation_views, random_start
 
 
 class PriorGuided(Method):
@@ -19,8 +19,16 @@ class PriorGuided(Method):
     threat.step from eta (or attack_steps PGD steps) -> d_final -> z_final; eta moves by momentum.
 
     z_init is computed once, in the model's training mode and with its graph kept: it gives both the
-    attack gradient and the regulariser's second output, as in the reference code.
-    Without example indices (index=None) eta is drawn at random and no state is kept.
+    attack gradient and the regulariser's second output, as in the reference code. The first step's
+    loss is the method's smoothed cross-entropy (FGSM-PGK's target); further steps use the plain one.
+    Without example indices (index=None) eta is drawn at random (by prior_init) and no state is kept.
+
+    Options shared by pgk and regmix (with Method's true_class_target and attack_mode):
+        momentum (float, default 0.3): mu of the prior's gradient momentum, in [0, 1].
+        reset_every (int, default 10): epochs between re-draws of the prior (FGSM-PGK: 10 on CIFAR-10,
+            40 on CIFAR-100 / Tiny ImageNet).
+        attack_steps (int, default 1): 1 is FGSM-PGK's single step; K > 1 adds K - 1 PGD steps.
+        prior_init ('sign' | 'uniform', default 'sign'): FGSM-PGK's +-eps corners, or uniform in the ball.
     """
     defaults = {"momentum": 0.3, "reset_every": 10, "attack_steps": 1, "prior_init": "sign"}
 
@@ -60,25 +68,14 @@ class PriorGuided(Method):
 
     def loss(self, model, x, y, index=None):
         stateful = self.prior is not None and index is not None
+        eta = self.prior.initial(x, index) if stateful else random_start(x, self.threat, kind=self.prior_init)
+        views = perturbation_views(model, x, y, eta, self.threat, steps=self.attack_steps, loss=self.ce,
+                                   later_loss=lambda logits, y: attack_loss("ce", logits, y), keep_graph=True)
+        logits_init = views.logits_init
+        logits_final = model(views.final)
         if stateful:
-            eta = self.prior.initial(x, index)
-        else:
-            eta = torch.empty_like(x).uniform_(-self.threat.eps, self.threat.eps)
-            if self.prior_init == "sign":  # FGSM-PGK's start: every pixel at +-eps
-                eta = self.threat.eps * eta.sign()
-            eta = project(eta, x, self.threat)
-        eta.requires_grad_(True)
-        logits_init = model(x + eta)
-        (grad,) = torch.autograd.grad(self.ce(logits_init, y), eta, retain_graph=True)
-        eta = eta.detach()
-        delta = project(eta + self.threat.step * grad.sign(), x, self.threat)
-        for _ in range(self.attack_steps - 1):
-            delta.requires_grad_(True)
-            (g,) = torch.autograd.grad(attack_loss("ce", model(x + delta), y), delta)
-            delta = project(delta.detach() + self.threat.step * g.sign(), x, self.threat)
-        logits_final = model(x + delta.detach())
-        if stateful:
-            self.prior.update(x, index, eta, grad, batch_accuracy(logits_final, y), batch_accuracy(logits_init, y))
+            self.prior.update(x, index, views.eta, views.grad, batch_accuracy(logits_final, y),
+                              batch_accuracy(logits_init, y))
         return self.objective(model, x, y, logits_init, logits_final)
 
     def objective(self, model, x, y, logits_init, logits_final):
@@ -87,9 +84,25 @@ class PriorGuided(Method):
 
 @METHODS.register("pgk")
 class PGK(PriorGuided):
-    """FGSM-PGK: LS-CE(z_final) + lam * MSE(z_final, z_init) on logits (mean over batch x classes)."""
+    """FGSM-PGK (Jia et al., TPAMI 2024): LS-CE(z_final) + lam * MSE(z_final, z_init) on logits (mean
+    over batch x classes), z_init = f(x + prior), z_final = f(x + one sign step from the prior).
+
+    Arguments:
+        threat (ThreatModel): eps of the ball and step of the sign step (FGSM-PGK: step = eps = 8/255).
+        lam (float): weight of the MSE regulariser. (Default: 5.6, FGSM-PGK on CIFAR-10; 1.0 on
+            CIFAR-100 / Tiny ImageNet)
+        true_class_target (float): FGSM-PGK's label-smoothing factor, the target probability of the true
+            class in the CE and in the attack step. (Default: 0.5, CIFAR-10; 0.8 on CIFAR-100 / Tiny ImageNet)
+        momentum, reset_every, attack_steps, prior_init, attack_mode: see PriorGuided.
+            (Default: 0.3, 10, 1, 'sign', 'eval')
+
+    Examples::
+        >>> method = regmix.create_method("pgk", regmix.ThreatModel("linf", 8/255, step=8/255), lam=5.6)
+        >>> method.setup(len(train_set), (3, 32, 32), "cuda"); method.start_epoch(0)
+        >>> loss, terms = method.loss(model, x, y, index)   # terms: {'ce', 'mse'}
+    """
     name = "pgk"
-    defaults = {**PriorGuided.defaults, "lam": 5.6, "label_smoothing": 0.5}
+    defaults = {**PriorGuided.defaults, "lam": 5.6, "true_class_target": 0.5}
     non_negative = ("lam",)
 
     def objective(self, model, x, y, logits_init, logits_final):
@@ -100,14 +113,34 @@ class PGK(PriorGuided):
 
 @METHODS.register("regmix")
 class RegMix(PriorGuided):
-    """RegMix: LS-CE(z_final) + alpha KL(f_final||f_init) + beta KL(f_init||f_final) + gamma KL(f_clean||f_final).
+    """RegMix (Liu & Ojha 2025): LS-CE(z_final) + alpha KL(f_final||f_init) + beta KL(f_init||f_final)
+    + gamma KL(f_clean||f_final), on FGSM-PGK's attack pipeline (see PriorGuided).
 
     alpha, beta, gamma are provisional until the sweep of docs/method.md is run; label smoothing
     follows FGSM-PGK so that the two differ in the regulariser only.
+
+    Arguments:
+        threat (ThreatModel): eps of the ball and step of the sign step (FGSM-PGK: step = eps).
+        alpha (float): weight of KL(f(x + d_final) || f(x + d_init)), AMR's first direction. (Default: 1.0)
+        beta (float): weight of KL(f(x + d_init) || f(x + d_final)), AMR's second direction. (Default: 0.5)
+        gamma (float): weight of AGR, KL(f(x) || f(x + d_final)); 0 skips the clean pass. (Default: 1.0)
+        temperature (float): softmax temperature T of the KL terms, scaled by T^2. (Default: 1.0)
+        kl_reduction ('batchmean' | 'mean'): sum over classes or mean over classes. (Default: 'batchmean')
+        detach_target (bool): no gradient through the first argument of each KL. (Default: False)
+        true_class_target (float): FGSM-PGK's label-smoothing factor (target probability of the true
+            class). (Default: 0.5; the recipes use 0.8 on CIFAR-100 / Tiny ImageNet)
+        momentum, reset_every, attack_steps, prior_init, attack_mode: see PriorGuided.
+            (Default: 0.3, 10, 1, 'sign', 'eval')
+
+    Examples::
+        >>> method = regmix.create_method("regmix", regmix.ThreatModel("linf", 8/255, step=8/255),
+        ...                               alpha=1.0, beta=0.5, gamma=1.0)
+        >>> method.setup(len(train_set), (3, 32, 32), "cuda"); method.start_epoch(0)
+        >>> loss, terms = method.loss(model, x, y, index)   # terms: ce, amr_final_init, amr_init_final, agr
     """
     name = "regmix"
     defaults = {**PriorGuided.defaults, "alpha": 1.0, "beta": 0.5, "gamma": 1.0, "temperature": 1.0,
-                "kl_reduction": "batchmean", "detach_target": False, "label_smoothing": 0.5}
+                "kl_reduction": "batchmean", "detach_target": False, "true_class_target": 0.5}
     non_negative = ("alpha", "beta", "gamma")
 
     def validate(self):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from regmix.attacks.base import project
+from regmix.methods.views import perturbation_views, random_start
 
 VIEWS = ("clean", "init", "final")
 LABELS = {"clean": "clean", "init": "initial adv.", "final": "final adv."}
@@ -20,14 +20,9 @@ def view_logits(model, x, y, threat, *, seed: int = 0) -> dict:
     generator = torch.Generator().manual_seed(seed)
     x, y = x.to(device), y.to(device)
     try:
-        eta = (torch.rand(x.shape, generator=generator) * 2 - 1).to(device) * threat.eps
-        eta = project(eta, x, threat)
-        delta = eta.clone().requires_grad_(True)
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(F.cross_entropy(model(x + delta).float(), y, reduction="sum"), delta)
-        delta = project(eta + threat.step * grad.sign(), x, threat)
-        with torch.no_grad():
-            out = {view: model(inputs).double().cpu() for view, inputs in zip(VIEWS, (x, x + eta, x + delta))}
+        eta = random_start(x, threat, generator=generator)
+        views = perturbation_views(model, x, y, eta, threat, logits=True)
+        out = {view: views.logits[view].double().cpu() for view in VIEWS}
     finally:
         model.train(was_training)
     return out
