@@ -257,3 +257,12 @@ def test_recipes_pass_fgsm_pgk_factor_as_the_true_class_target(dataset, factor):
             assert config.method.options["true_class_target"] == factor, path
             found += 1
     assert found >= 2
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_documents_its_options_with_defaults_and_an_example(name):
+    cls = METHODS.get(name)
+    doc = cls.__doc__ or ""
+    assert "Arguments:" in doc and "Examples::" in doc and f'create_method("{name}"' in doc
+    for option in cls.defaults:
+        assert option in doc or option in (cls.__mro__[1].__doc__ or ""), option

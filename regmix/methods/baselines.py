@@ -13,7 +13,17 @@ from .base import Method, detached
 
 @METHODS.register("standard")
 class Standard(Method):
-    """Cross-entropy on clean inputs; no attack."""
+    """Cross-entropy on clean inputs; no attack.
+
+    Arguments:
+        threat (ThreatModel): unused in training (kept for the common interface).
+        true_class_target (float): target probability of the true class. (Default: 1.0, one-hot)
+        attack_mode ('eval' | 'train'): unused. (Default: 'eval')
+
+    Examples::
+        >>> method = regmix.create_method("standard")
+        >>> loss, terms = method.loss(model, x, y)   # terms: {'ce'}
+    """
     name = "standard"
 
     def loss(self, model, x, y, index=None):
@@ -23,7 +33,17 @@ class Standard(Method):
 
 @METHODS.register("pgd_at")
 class PGDAT(Method):
-    """Madry et al. 2018: cross-entropy on threat.steps-step PGD examples from a random start."""
+    """Madry et al. 2018: cross-entropy on threat.steps-step PGD examples from a random start.
+
+    Arguments:
+        threat (ThreatModel): eps, step and steps of the training PGD (CIFAR: 8/255, 2/255, 10).
+        true_class_target (float): target probability of the true class. (Default: 1.0, one-hot)
+        attack_mode ('eval' | 'train'): model mode while the attack is crafted. (Default: 'eval')
+
+    Examples::
+        >>> method = regmix.create_method("pgd_at", regmix.ThreatModel("linf", 8/255, step=2/255, steps=10))
+        >>> loss, terms = method.loss(model, x, y)   # terms: {'ce'}
+    """
     name = "pgd_at"
 
     def loss(self, model, x, y, index=None):
@@ -34,7 +54,18 @@ class PGDAT(Method):
 
 @METHODS.register("fgsm_rs")
 class FGSMRS(Method):
-    """Wong et al. 2020: one FGSM step of step_ratio * eps from a uniform random start."""
+    """Wong et al. 2020: one FGSM step of step_ratio * eps from a uniform random start.
+
+    Arguments:
+        threat (ThreatModel): eps of the ball (threat.step is not used: the step is step_ratio * eps).
+        step_ratio (float): FGSM step as a multiple of eps. (Default: 1.25)
+        true_class_target (float): target probability of the true class. (Default: 1.0, one-hot)
+        attack_mode ('eval' | 'train'): model mode while the attack is crafted. (Default: 'eval')
+
+    Examples::
+        >>> method = regmix.create_method("fgsm_rs", regmix.ThreatModel("linf", 8/255), step_ratio=1.25)
+        >>> loss, terms = method.loss(model, x, y)   # terms: {'ce'}
+    """
     name = "fgsm_rs"
     defaults = {"step_ratio": 1.25}
     non_negative = ("step_ratio",)
@@ -48,7 +79,18 @@ class FGSMRS(Method):
 @METHODS.register("trades")
 class TRADES(Method):
     """Zhang et al. 2019: CE(f(x), y) + beta * KL(f(x) || f(x_adv)); x_adv maximises that KL with
-    threat.steps sign steps from x + 0.001 N(0, 1)."""
+    threat.steps sign steps from x + 0.001 N(0, 1).
+
+    Arguments:
+        threat (ThreatModel): eps, step and steps of the KL-maximising attack.
+        beta (float): weight of the KL term. (Default: 6.0)
+        true_class_target (float): target probability of the true class in the CE. (Default: 1.0)
+        attack_mode ('eval' | 'train'): model mode while the attack is crafted. (Default: 'eval')
+
+    Examples::
+        >>> method = regmix.create_method("trades", regmix.ThreatModel("linf", 8/255, step=2/255, steps=10), beta=6.0)
+        >>> loss, terms = method.loss(model, x, y)   # terms: {'ce', 'kl'}
+    """
     name = "trades"
     defaults = {"beta": 6.0}
     non_negative = ("beta",)
@@ -80,7 +122,18 @@ class TRADES(Method):
 
 @METHODS.register("mart")
 class MART(Method):
-    """Wang et al. 2020: boosted CE on the PGD example + beta * KL(f(x) || f(x_adv)) * (1 - f(x)_y)."""
+    """Wang et al. 2020: boosted CE on the PGD example + beta * KL(f(x) || f(x_adv)) * (1 - f(x)_y).
+
+    Arguments:
+        threat (ThreatModel): eps, step and steps of the training PGD.
+        beta (float): weight of the misclassification-aware KL term. (Default: 5.0; 6.0 for WRN-34-10)
+        true_class_target (float): target probability of the true class in the CE. (Default: 1.0)
+        attack_mode ('eval' | 'train'): model mode while the attack is crafted. (Default: 'eval')
+
+    Examples::
+        >>> method = regmix.create_method("mart", regmix.ThreatModel("linf", 8/255, step=2/255, steps=10), beta=5.0)
+        >>> loss, terms = method.loss(model, x, y)   # terms: {'bce', 'kl'}
+    """
     name = "mart"
     defaults = {"beta": 5.0}
     non_negative = ("beta",)
