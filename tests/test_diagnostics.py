@@ -98,3 +98,46 @@ def test_softmax_views_get_worse_with_the_attack_and_the_record_round_trips(trai
     loaded, loaded_meta = load_record(path)
     assert loaded_meta["kind"] == "softmax" and loaded_meta["summary"] == meta["summary"]
     np.testing.assert_array_equal(loaded["probs_final"], arrays["probs_final"])
+
+
+def test_a_failed_record_write_keeps_the_previous_record_whole(tmp_path, monkeypatch):
+    import regmix.checkpoint
+    path = save_record(tmp_path / "r.npz", "test", {"a": np.arange(3)}, {"note": "first"})
+
+    def refuse(*_):
+        raise OSError("disk full")
+    monkeypatch.setattr(regmix.checkpoint.os, "replace", refuse)   # the write fails at the rename
+    with pytest.raises(OSError, match="r.npz"):
+        save_record(path, "test", {"a": np.arange(5)}, {"note": "second"})
+    arrays, meta = load_record(path)
+    assert meta["note"] == "first" and arrays["a"].tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["r.npz"]                # no temporary file left
+
+
+def test_ensure_records_reuses_what_exists_and_computes_nothing_else(tmp_path):
+    import yaml
+    from regmix.diagnostics import ensure_records, record_paths
+    from regmix.registry import ConfigError
+    from regmix.rundir import RunDir
+    runs = []
+    for name, method in (("a", "pgk"), ("b", "regmix")):
+        run = RunDir(tmp_path / name)
+        run.path.mkdir()
+        run.config_path.write_text(yaml.safe_dump({"method": {"name": method}}))
+        run.checkpoint("best").write_bytes(b"not a checkpoint: loading it would fail")
+        runs.append(run.path)
+    with pytest.raises(ConfigError, match="^runs: no record"):
+        record_paths(runs).require()
+    for path in record_paths(runs).all():
+        save_record(path, "cached", {"x": np.zeros(1)}, {})
+    log = []
+    records = ensure_records(runs, grid=3, n=4, device="cpu", log=log.append)
+    assert log == [] and records.missing() == [] and len(records.all()) == 7   # 2 x (weight, input, softmax) + interp
+    assert records.interp == [RunDir(runs[0]).diagnostic("interp_b")]        # pgk -> regmix
+    with pytest.raises(ConfigError, match="^attack: "):
+        ensure_records(runs, attack="pgd-ten")
+    unfinished = RunDir(tmp_path / "c")
+    unfinished.path.mkdir()
+    unfinished.config_path.write_text(yaml.safe_dump({"method": {"name": "regmix"}}))
+    with pytest.raises(ConfigError, match="^runs: .* has no best checkpoint"):
+        ensure_records([unfinished.path])

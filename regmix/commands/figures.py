@@ -5,7 +5,7 @@ library, and the drawing half can also be run alone on records that exist."""
 FORMATS = ("pdf", "svg", "png")  # what viz exports; checked here so a typo fails before minutes of compute
 # the library's argument names -> this command's flags
 FLAGS = {"runs": "RUN", "grid": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
-         "device": "--device"}
+         "attack": "--attack", "device": "--device"}
 
 
 def add_parser(sub):
@@ -42,8 +42,7 @@ def run(args):
     if importlib.util.find_spec("viz") is None:  # finds the package without importing it
         raise ConfigError("figures: the viz package is not installed; install regmix with its figure "
                           "dependencies (pip install -e .)")
-    sizes = {name: integer(getattr(args, name), flag) for name, flag in FLAGS.items() if flag.startswith("--")
-             and name != "device"}
+    sizes = {name: integer(getattr(args, name), FLAGS[name]) for name in ("grid", "n", "examples", "hessian_iters")}
     with flag_names(FLAGS):
         ensure_records(args.runs, attack=args.attack, recompute=args.recompute, device=args.device, **sizes)
     drawing = subprocess.run([sys.executable, "-m", "viz", "figures", *map(str, args.runs), "--out", str(args.out),

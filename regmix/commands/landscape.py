@@ -28,7 +28,7 @@ def add_parser(sub):
 
 # the library's argument names -> this command's flags
 FLAGS = {"grid": "--grid", "steps": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
-         "other": "--other", "checkpoint": "--checkpoint", "eps": "--eps", "device": "--device"}
+         "attack": "--attack", "other": "--other", "checkpoint": "--checkpoint", "eps": "--eps", "device": "--device"}
 
 
 def _progress(label):
