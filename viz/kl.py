@@ -217,12 +217,13 @@ def plot_loss_terms_grid(run_dirs, preset="double"):
 @styled
 def plot_accuracy_curves(run_dirs, preset="single"):
     """Validation clean (solid) and PGD (dashed) accuracy per epoch, one colour per method."""
-    import yaml
+    from regmix.rundir import RunDir
+
     from .curves import read_metrics
     fig, axes = figure(preset, aspect=0.7)
     ax = axes[0, 0]
     for run_dir in run_dirs:
-        method = yaml.safe_load((run_dir / "config.yaml").read_text())["method"]["name"]
+        method = RunDir(run_dir).read_config()["method"]["name"]
         records = [r for r in read_metrics(run_dir) if "val_pgd" in r]
         epochs = [r["epoch"] + 1 for r in records]
         color = method_color(method)
