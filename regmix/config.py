@@ -119,8 +119,12 @@ class Config:
     def training_threat(self) -> ThreatModel:
         return ThreatModel(self.threat.norm, self.threat.eps, self.threat.step, self.threat.steps)
 
-    def eval_threat(self) -> ThreatModel:
+    def eval_threat(self, eps=None) -> ThreatModel:
+        """The one evaluation threat (validation, `regmix eval`, diagnostics): eval.eps (default: the
+        training eps), eval.step, eval.steps. `eps` overrides eval.eps; the step is then eps/4."""
         train = self.training_threat()
+        if eps is not None:
+            return ThreatModel(train.norm, eps, None, self.eval.steps)
         eps = train.eps if self.eval.eps is None else self.eval.eps
         return ThreatModel(train.norm, eps, self.eval.step, self.eval.steps)
 

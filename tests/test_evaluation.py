@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import types
@@ -42,9 +43,32 @@ def test_attack_names_parse_and_bad_names_are_refused():
     assert kinds["cw50"] == ("cw", 50, None, ())
     assert kinds["aa"][2] == "standard" and kinds["aa-plus"][2] == "plus"
     assert kinds["aa:apgd-ce+square"][3] == ("apgd-ce", "square")
-    for bad in ("pgd", "pgd0", "aa:apgd-x", "foo", "pgd10,pgd10", ""):
-        with pytest.raises(ConfigError, match="--attacks"):
+    for bad in ("pgd0", "fgsm3", "aa:apgd-x", "foo", "pgd10,pgd10", ""):
+        with pytest.raises(ConfigError, match="^attacks: "):
             parse_attacks(bad)
+
+
+def test_one_vocabulary_for_every_caller():
+    """create_attack, regmix eval and the diagnostics read names through the one parser."""
+    from regmix.attacks import FGSM, create_attack
+    from regmix.attacks.specs import attack_factory, parse_attack
+    from regmix.diagnostics.runs import attack_factory as diagnostics_factory
+    model = regmix.create_model("small_cnn", 10, 1, width=4)
+    threat = regmix.ThreatModel("linf", 0.1, step=0.05, steps=3)
+    # a bare name runs the threat as given; a count sets the steps, at step eps/4
+    assert create_attack("pgd", model, threat).threat == threat
+    assert create_attack("pgd20", model, threat).threat.steps == 20
+    assert create_attack("cw7", model, threat).threat.step == pytest.approx(0.025)
+    assert create_attack("cw7", model, threat).loss == "cw"
+    assert isinstance(create_attack("fgsm", model, threat), FGSM) and create_attack("fgsm_rs", model, threat).random_start
+    assert parse_attack("none") == parse_attack("clean") and attack_factory("none", threat) is None
+    for factory in (attack_factory, diagnostics_factory):
+        attack = factory("pgd7", threat)(model)
+        assert attack.threat.steps == 7 and attack.threat.step == pytest.approx(0.025)
+    assert parse_attack("aa:apgd-ce+apgd-t").aa_attacks == ["apgd-ce", "apgd-t"]
+    assert parse_attack("pgd").at(threat).steps == 3  # the sanity checks order attacks by their steps
+    with pytest.raises(ConfigError, match="^attack: unknown name 'pgdx'"):
+        diagnostics_factory("pgdx", threat)
 
 
 def test_compacted_attack_gives_the_same_accuracy_as_attacking_every_point(tiny_run, digits_points):
@@ -71,6 +95,10 @@ def test_record_round_trips_and_the_report_matches_it(tiny_run):
     assert loaded["autoattack"]["package"] in ("pyautoattack", "autoattack")
     assert loaded["autoattack"]["attacks"] == ["apgd-ce"] and loaded["autoattack"]["seed"] == 0
     assert {"torch", "regmix"} <= set(loaded["versions"]) and loaded["wall_s"] > 0
+    # the run by identity (resolved path, run id) and its method options with the defaults filled in
+    assert loaded["run_path"] == os.path.realpath(tiny_run) and "run_id" in loaded
+    from regmix.methods import resolved_options
+    assert loaded["method_options"] == resolved_options("pgd_at", {}) and loaded["method_options"]
     flags = np.load(tiny_run / "eval" / loaded["flags_file"])
     for name, acc in loaded["accuracy"].items():
         if name != "worst":
@@ -95,7 +123,7 @@ def test_report_averages_over_seeds():
     assert row["count"] == 3
     assert row["clean"][0] == pytest.approx(80.0) and row["clean"][1] == pytest.approx(10.0)
     assert row["pgd20"][0] == pytest.approx(50.0) and row["pgd20"][1] == pytest.approx(10.0)
-    with pytest.raises(ConfigError, match="--group-by"):
+    with pytest.raises(ConfigError, match="^group_by: "):
         build_table(records, "nonexistent")
 
 
@@ -153,7 +181,7 @@ def test_autoattack_resumes_without_redoing_finished_attacks(tiny_run, digits_po
     assert result["after"]["apgd-dlr"] <= result["after"]["apgd-ce"]
 
 
-def test_the_git_install_of_autoattack_is_supported_too(monkeypatch, tiny_run, digits_points):
+def test_the_git_install_of_autoattack_is_supported_too(monkeypatch, tiny_run, digits_points, capsys):
     """A stand-in with the git API (import autoattack; bs=; returns x_adv only) behind the adapter."""
     seen = {}
 
@@ -166,6 +194,8 @@ def test_the_git_install_of_autoattack_is_supported_too(monkeypatch, tiny_run, d
 
         def run_standard_evaluation(self, x, y, bs=250):
             seen["bs"], seen["attacks"] = bs, list(self.attacks_to_run)
+            self.logger.log("Warning: it seems to be a stand-in")  # the git package's checks print so
+            self.logger.log("initial accuracy: 90%")
             return torch.zeros_like(x)  # a black image: fools the model on most points
 
     import importlib
@@ -183,7 +213,9 @@ def test_the_git_install_of_autoattack_is_supported_too(monkeypatch, tiny_run, d
     model = regmix.load_model(tiny_run)
     x, y = digits_points
     runner = AutoAttackRunner(model, regmix.ThreatModel("linf", 0.1), batch_size=33)
-    result = runner.run(x, y, clean_flags(model, x, y))
+    result = runner.run(x, y, clean_flags(model, x, y), progress=True)
+    assert result["warnings"] == ["it seems to be a stand-in"]
+    assert "4/4" in capsys.readouterr().err  # the progress bar: one step per attack
     assert runner.describe()["package"] == "autoattack" and runner.describe()["package_version"] == "0.1"
     assert seen == {"norm": "Linf", "eps": pytest.approx(0.1), "version": "standard", "verbose": False,
                     "bs": 33, "attacks": ["square"]}
@@ -198,7 +230,74 @@ def test_eval_and_report_commands(tiny_run):
     report = run("report", str(tiny_run), "--format", "latex")
     assert report.returncode == 0 and "pgd\\_at" in report.stdout
     bad = run("eval", str(tiny_run), "--attacks", "pgd5,bogus")
-    assert bad.returncode == 2 and bad.stderr.startswith("regmix: error: --attacks: unknown attack 'bogus'")
+    assert bad.returncode == 2 and bad.stderr.startswith("regmix: error: --attacks: unknown name 'bogus'")
+    for flags, start in ((["--step", "-1"], "--step: "), (["--restarts", "0"], "--restarts: ")):
+        bad = run("eval", str(tiny_run), "--attacks", "clean,pgd5", "--no-sanity", *flags)
+        assert bad.returncode == 2 and bad.stderr.startswith(f"regmix: error: {start}"), bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and "[eval]" not in bad.stdout
+
+
+def test_bad_arguments_are_refused_before_the_clean_pass(tiny_run, monkeypatch):
+    import regmix.evaluation.run as run_module
+
+    def no_work(*a, **k):
+        raise AssertionError("the clean pass ran before the arguments were checked")
+
+    monkeypatch.setattr(run_module, "clean_flags", no_work)
+    cases = [("step", dict(step=-1)), ("step", dict(step="1/2")), ("restarts", dict(restarts=0)),
+             ("attacks", dict(attacks="pgd5,bogus")), ("attacks", dict(attacks="pgd0")), ("n", dict(n=0)),
+             ("n", dict(n=10 ** 6)), ("eps", dict(eps=-0.1)), ("eps", dict(eps="a lot")),
+             ("batch_size", dict(batch_size=0)), ("which", dict(which="newest"))]
+    for name, kwargs in cases:
+        with pytest.raises(ConfigError, match=f"^{name}: "):
+            evaluate_run(tiny_run, **{"attacks": "clean,pgd5", "sanity": False, **kwargs})
+
+
+def test_eval_eps_of_the_config_is_the_evaluated_eps(tiny_run, tmp_path):
+    """One threat derivation (Config.eval_threat): a run that set eval.eps is evaluated at it."""
+    from regmix.checkpoint import atomic_save, load_checkpoint
+    state = load_checkpoint(tiny_run / "best.pt")
+    state["config"]["eval"]["eps"] = 0.05
+    (tmp_path / "run").mkdir()
+    atomic_save(state, tmp_path / "run" / "best.pt")
+    quiet = dict(attacks="clean,pgd3", n=20, sanity=False, log=lambda *_: None)
+    record = evaluate_run(tmp_path / "run", **quiet)
+    assert record["threat"]["eps"] == pytest.approx(0.05) and "eps=0.05" in record["attacks"]["pgd3"]
+    assert evaluate_run(tmp_path / "run", eps="1/50", **quiet)["threat"]["eps"] == pytest.approx(0.02)
+    assert evaluate_run(tiny_run, **quiet)["threat"]["eps"] == pytest.approx(0.1)  # no eval.eps: training eps
+
+
+def test_progress_bar_counts_the_points_attacked(tiny_run, digits_points, capsys):
+    model = regmix.load_model(tiny_run)
+    x, y = digits_points
+    right = clean_flags(model, x, y)
+    attack = PGD(model, regmix.ThreatModel("linf", 0.1, steps=2))
+    attack_flags(model, attack, x, y, right, batch_size=50, progress=True, desc="pgd2")
+    err = capsys.readouterr().err
+    assert "pgd2" in err and f"{int(right.sum())}/{int(right.sum())}" in err
+    attack_flags(model, attack, x, y, right, batch_size=50, progress=None)  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""
+
+
+class Probabilities(torch.nn.Module):
+    """Returns softmax outputs instead of logits: AutoAttack's own check warns about that."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x).softmax(1)
+
+
+def test_autoattack_check_warnings_are_kept(tiny_run, digits_points):
+    model = Probabilities(regmix.load_model(tiny_run)).eval()
+    x, y = digits_points[0][:16], digits_points[1][:16]
+    runner = AutoAttackRunner(model, regmix.ThreatModel("linf", 0.1), version="custom", attacks=["apgd-ce"],
+                              batch_size=16)
+    runner.aa.apgd.n_iter = 5  # the check runs before the attack: a short attack is enough
+    result = runner.run(x, y, clean_flags(model, x, y))
+    assert any("probability distribution" in w for w in result["warnings"]), result["warnings"]
 
 
 @pytest.mark.slow

@@ -18,7 +18,9 @@ ATTACKS.register("cw")(lambda model, threat, **kw: PGD(model, threat, loss="cw",
 
 
 def create_attack(name, model, threat, **options) -> Attack:
-    return ATTACKS.get(name)(model, threat, **options)
+    """Any attack name of `specs.parse_attack` (the one vocabulary), e.g. 'pgd', 'pgd20', 'cw', 'aa'."""
+    from .specs import parse_attack
+    return parse_attack(name).build(model, threat, **options)
 
 
 __all__ = ["ATTACKS", "Attack", "FGSM", "PGD", "PriorGuidedPerturbation", "create_attack"]

@@ -1,16 +1,26 @@
+"""`regmix eval`: the flags of regmix.evaluation.run.evaluate_run."""
+
+# evaluate_run's argument names -> this command's flags, for its error messages
+FLAGS = {"attacks": "--attacks", "n": "--n", "eps": "--eps", "step": "--step", "restarts": "--restarts",
+         "batch_size": "--batch-size", "which": "--checkpoint", "split": "--split", "seed": "--seed",
+         "sanity_n": "--sanity-n"}
+
+
 def add_parser(sub):
     p = sub.add_parser("eval", help="evaluate a run or checkpoint under attack; write a JSON record",
                        description="Evaluate on the test split (first N points, or all) with the given attacks "
                                    "(each runs only on the points still robust), run the sanity checks, print "
                                    "a table and write RUN_DIR/eval/<name>.json (+ per-example flags .npz). "
-                                   "The threat model defaults to the run's own.")
+                                   "The threat model is the run's evaluation threat (eval.eps, else the "
+                                   "training eps).")
     p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--attacks", default="clean,pgd20,cw20,aa",
-                   help="comma-separated: clean, fgsm, pgdN, cwN, aa, aa-plus, aa:apgd-ce+square, square "
-                        "(default: clean,pgd20,cw20,aa)")
+                   help="comma-separated: clean, fgsm, fgsm_rs, pgd, cw (the run's eval steps), pgdN, cwN, aa, "
+                        "aa-plus, aa:apgd-ce+square, square (default: clean,pgd20,cw20,aa)")
     p.add_argument("--n", type=int, default=None, help="evaluate the first N points (default: all)")
-    p.add_argument("--eps", default=None, help="attack radius, e.g. 8/255 (default: the run's training eps)")
-    p.add_argument("--step", default=None, help="PGD/CW step (default: eps/4)")
+    p.add_argument("--eps", default=None,
+                   help="attack radius, e.g. 8/255 (default: the run's eval.eps, else its training eps)")
+    p.add_argument("--step", default=None, help="PGD/CW step of pgdN/cwN (default: eps/4)")
     p.add_argument("--restarts", type=int, default=1, help="PGD/CW random restarts (default 1)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
@@ -24,17 +34,32 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def as_flag_error(err, flags=FLAGS):
+    """A library error that names an argument ('n: ...') -> the same error naming the flag ('--n: ...')."""
+    from ..registry import ConfigError
+    name, sep, rest = str(err).partition(": ")
+    if sep and name in flags:
+        return ConfigError(f"{flags[name]}: {rest}")
+    return err
+
+
 def run(args):
+    import sys
+
     from ..evaluation.report import build_table, format_table
     from ..evaluation.run import evaluate_run
     from ..registry import ConfigError
     from ..trainer import resolve_device
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size: must be >= 1, got {args.batch_size}")
-    record = evaluate_run(args.path, attacks=args.attacks, n=args.n, eps=args.eps, step=args.step,
-                          batch_size=args.batch_size, which=args.checkpoint, ema=not args.no_ema,
-                          split=args.split, seed=args.seed, restarts=args.restarts,
-                          device=resolve_device(args.device), data_dir=args.data_dir, sanity=not args.no_sanity)
+    # progress bars only when someone watches: stdout a terminal (tqdm checks stderr itself)
+    progress = None if sys.stdout.isatty() else False
+    try:
+        record = evaluate_run(args.path, attacks=args.attacks, n=args.n, eps=args.eps, step=args.step,
+                              batch_size=args.batch_size, which=args.checkpoint, ema=not args.no_ema,
+                              split=args.split, seed=args.seed, restarts=args.restarts,
+                              device=resolve_device(args.device), data_dir=args.data_dir,
+                              sanity=not args.no_sanity, progress=progress)
+    except ConfigError as err:
+        raise as_flag_error(err) from None
     print()
     print(format_table(build_table([record]), "md"))
     print(f"\n{len(record['warnings'])} sanity warning(s); record: {record['_path']}")

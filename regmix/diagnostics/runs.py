@@ -1,16 +1,12 @@
 """What every diagnostic needs from a run directory: the model, a fixed data subset, the threat."""
 from __future__ import annotations
 
-import re
-
 import torch
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from ..config import load_config
 from ..registry import ConfigError
 from ..threat import ThreatModel
-
-ATTACK_SPEC = re.compile(r"^(none|fgsm|pgd(\d+)|cw(\d+))$")
 
 
 def resolve_device(name="auto") -> torch.device:
@@ -41,24 +37,12 @@ def fixed_subset(config, split: str = "test", n: int = 512, *, data_dir=None):
 
 
 def attack_factory(spec: str, threat: ThreatModel):
-    """'none' -> None; 'fgsm', 'pgdK', 'cwK' -> model -> attack at the threat's eps (PGD step eps/4)."""
-    from ..attacks import FGSM, PGD
-    match = ATTACK_SPEC.match(str(spec).lower())
-    if not match:
-        raise ConfigError(f"--attack: must be none, fgsm, pgdK or cwK (K steps, e.g. pgd10), got {spec!r}")
-    if match.group(1) == "none":
-        return None
-    if match.group(1) == "fgsm":
-        t = threat.with_(step=threat.eps)
-        return lambda model: FGSM(model, t, random_start=False)
-    steps = int(match.group(2) or match.group(3))
-    if steps < 1:
-        raise ConfigError(f"--attack: the number of steps must be >= 1, got {spec!r}")
-    t = threat.with_(step=threat.eps / 4, steps=steps)
-    loss = "cw" if match.group(3) else "ce"
-    return lambda model: PGD(model, t, loss=loss)
+    """'none' -> None; any other attack name (regmix.attacks.specs: fgsm, pgdK, cwK, aa, ...) -> model ->
+    attack at the threat's eps (pgdK/cwK: step eps/4)."""
+    from ..attacks.specs import attack_factory as factory
+    return factory(spec, threat, field="attack")
 
 
 def eval_threat(config, eps=None) -> ThreatModel:
-    threat = config.eval_threat()
-    return threat if eps is None else threat.with_(eps=eps, step=None)
+    """The one evaluation threat derivation, Config.eval_threat (eps: an override)."""
+    return config.eval_threat(eps)

@@ -7,7 +7,19 @@ from typing import Callable, Dict, Optional
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..modes import model_mode
+
 AttackFactory = Callable[[torch.nn.Module], Callable]
+
+
+def progress_bar(total: int, desc: str, progress: Optional[bool] = None, unit: str = "pt"):
+    """A tqdm.auto bar (a widget in JupyterLab, text in a terminal). progress=None: shown in a notebook
+    or when the output is a terminal, quiet otherwise (tqdm's disable=None); True/False force it."""
+    from tqdm.auto import tqdm
+    disable = None if progress is None else not progress
+    # every update drawn (mininterval=0): an update is a batch attacked or a whole attack, never cheap
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=disable, dynamic_ncols=True,
+                mininterval=0, miniters=1)
 
 
 def make_loader(dataset: Dataset, batch_size: int, max_points: Optional[int] = None) -> DataLoader:
@@ -35,31 +47,33 @@ def stack(loader):
 
 @torch.inference_mode()
 def clean_flags(model, x, y, *, device="cpu", batch_size=256) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
+    with model_mode(model, training=False):
         return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]
                           for i in range(0, len(y), batch_size)])
-    finally:
-        model.train(was_training)
 
 
-def attack_flags(model, attack, x, y, candidates: torch.Tensor, *, device="cpu", batch_size=256) -> torch.Tensor:
+def attack_flags(model, attack, x, y, candidates: torch.Tensor, *, device="cpu", batch_size=256,
+                 progress: Optional[bool] = False, desc: str = "attack") -> torch.Tensor:
     """Per-point robustness under `attack`: only the `candidates` (a bool mask) are attacked, in
-    compacted batches; every other point counts as not robust."""
-    was_training = model.training
-    model.eval()
+    compacted batches; every other point counts as not robust. progress: see progress_bar (off by
+    default: validation inside training calls this every epoch)."""
     robust = torch.zeros(len(y), dtype=torch.bool)
     idx = candidates.nonzero().squeeze(1)
+    bar = progress_bar(len(idx), desc, progress) if progress is not False else None
     try:
-        for start in range(0, len(idx), batch_size):
-            part = idx[start:start + batch_size]
-            xb, yb = x[part].to(device), y[part].to(device)
-            x_adv = attack(xb, yb)
-            with torch.no_grad():
-                robust[part] = (model(x_adv).argmax(1) == yb).cpu()
+        with model_mode(model, training=False):
+            for start in range(0, len(idx), batch_size):
+                part = idx[start:start + batch_size]
+                xb, yb = x[part].to(device), y[part].to(device)
+                x_adv = attack(xb, yb)
+                with torch.no_grad():
+                    robust[part] = (model(x_adv).argmax(1) == yb).cpu()
+                if bar is not None:
+                    bar.update(len(part))
+                    bar.set_postfix(robust=int(robust[idx[:start + len(part)]].sum()), refresh=False)
     finally:
-        model.train(was_training)
+        if bar is not None:
+            bar.close()
     return robust
 
 

@@ -1,8 +1,14 @@
-"""Evaluation records: one JSON file per evaluation, in RUN_DIR/eval/. Tables are made from them."""
+"""Evaluation records: one JSON file per evaluation, in RUN_DIR/eval/. Tables are made from them.
+
+A record names its run by identity, not by the path typed: `run_id` (RUN/run.json) and `run_path`
+(the resolved real path), so a run evaluated through a relative, an absolute or a symlinked path is
+one run. Version 1 records (before run ids) are still read.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -13,7 +19,7 @@ import torch
 from ..checkpoint import atomic_write_text
 from ..registry import ConfigError
 
-VERSION = 1
+VERSION = 2
 REQUIRED = ("kind", "version", "method", "model", "dataset", "split", "n", "threat", "accuracy")
 
 
@@ -28,6 +34,17 @@ def environment(device) -> dict:
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return {"versions": versions, "device": f"{device} ({name})"}
+
+
+def run_identity(record: dict) -> str:
+    """What makes two records the same run: the run id; else the resolved path (older records: the
+    run_dir they stored, resolved as well as it still can be)."""
+    if record.get("run_id"):
+        return f"id:{record['run_id']}"
+    if record.get("run_path"):
+        return f"path:{record['run_path']}"
+    where = record.get("run_dir") or record.get("_path")
+    return f"path:{os.path.realpath(where)}" if where else "path:?"
 
 
 def record_stem(record: dict) -> str:
@@ -60,15 +77,23 @@ def load_record(path) -> dict:
 
 def find_records(paths: Iterable) -> List[dict]:
     """Records from files, run directories (RUN/eval/*.json) or folders of run directories."""
+    from ..rundir import RunDir
+    paths = list(paths)
     found = []
     for p in map(Path, paths):
         if p.is_file():
             found.append(p)
         elif p.is_dir():
-            files = sorted(p.glob("eval/*.json")) or sorted(p.glob("*/eval/*.json")) or sorted(p.glob("*.json"))
+            eval_dir = RunDir(p).eval_dir
+            files = (sorted(eval_dir.glob("*.json")) or sorted(p.glob(f"*/{eval_dir.name}/*.json"))
+                     or sorted(p.glob("*.json")))
             found += files
         else:
             raise ConfigError(f"records: no such file or directory {p}")
     if not found:
         raise ConfigError(f"records: no evaluation records under {', '.join(map(str, paths))}; run `regmix eval` first")
-    return [load_record(f) for f in found]
+    # the same file reached twice (a folder and a symlink to it) is read once
+    unique = {}
+    for f in found:
+        unique.setdefault(os.path.realpath(f), f)
+    return [load_record(f) for f in unique.values()]

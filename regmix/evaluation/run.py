@@ -1,9 +1,13 @@
-"""`regmix eval`: a trained model against the evaluation attacks, sanity checks, one JSON record."""
+"""`regmix eval`: a trained model against the evaluation attacks, sanity checks, one JSON record.
+
+Every argument is checked, and every attack built, before the first forward pass: a bad value costs
+one line, not a clean pass. Errors name the argument (`n`, `eps`, `step`, `restarts`, `attacks`, ...);
+the command maps them to its flags.
+"""
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -11,18 +15,61 @@ import torch
 
 from ..attacks.specs import parse_attacks
 from ..checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from ..config import load_config
 from ..data import create_dataset
-from .flags import attack_flags, clean_flags
-from .records import environment, record_stem, save_record
 from ..registry import ConfigError
+from ..rundir import RunDir
+from ..threat import NORMS, parse_number
+from .flags import attack_flags, clean_flags
+from .records import VERSION, environment, record_stem, save_record
 from .sanity import check_accuracies, probe
-from ..threat import ThreatModel, parse_number
+
+SPLITS = ("test", "val")
+
+
+def _whole(value, name, low=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}: must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def check_arguments(*, n, eps, step, restarts, batch_size, which, split, seed, sanity_n):
+    """The checks that need no model or data; (eps, step) parsed to numbers or None."""
+    if n is not None:
+        _whole(n, "n")
+    _whole(restarts, "restarts")
+    _whole(batch_size, "batch_size")
+    _whole(sanity_n, "sanity_n")
+    _whole(seed, "seed", low=0)
+    if which not in ("best", "last"):
+        raise ConfigError(f"which: must be 'best' or 'last', got {which!r}")
+    if split not in SPLITS:
+        raise ConfigError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
+    eps = None if eps is None else parse_number(eps, "eps")
+    if eps is not None and eps < 0:
+        raise ConfigError(f"eps: must be >= 0, got {eps:g}")
+    step = None if step is None else parse_number(step, "step")
+    if step is not None and step <= 0:
+        raise ConfigError(f"step: must be a number > 0, got {step:g}")
+    return eps, step
+
+
+def _threat(config, eps, step):
+    """Config.eval_threat (eval.eps, else the training eps; `eps` overrides), checked under the names
+    of this function's arguments."""
+    limit = 1.0 if config.threat.norm == "linf" else 100.0
+    if eps is not None and eps > limit:
+        raise ConfigError(f"eps: must be in [0, {limit:g}] for {config.threat.norm} on [0,1] images, got {eps:g}")
+    threat = config.eval_threat(eps)
+    if step is not None and threat.eps > 0 and step > 4 * threat.eps:
+        raise ConfigError(f"step: must be in (0, 4*eps] = (0, {4 * threat.eps:g}], got {step:g}")
+    return threat
 
 
 def _first_points(dataset, n):
     n = len(dataset) if n is None else n
     if not 1 <= n <= len(dataset):
-        raise ConfigError(f"--n: must be in [1, {len(dataset)}] for this split, got {n}")
+        raise ConfigError(f"n: must be in [1, {len(dataset)}] for this split, got {n}")
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=1000)
     xs, ys = zip(*loader)
     x, y = torch.cat(xs), torch.cat(ys)
@@ -31,61 +78,83 @@ def _first_points(dataset, n):
     return x, y
 
 
+def _method_options(run: RunDir, config) -> dict:
+    """The run's method options with every default filled in (config.yaml holds them so; older runs
+    and bare checkpoints get the method registry's defaults)."""
+    from ..methods import resolved_options
+    options = dict(config.method.options)
+    if run.config_path.exists():
+        stored = (run.read_config().get("method") or {})
+        if stored.get("name") == config.method.name:
+            options = {**options, **(stored.get("options") or {})}
+    return resolved_options(config.method.name, options, config.training_threat())
+
+
 def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None, eps=None, step=None,
                  batch_size=256, which="best", ema=True, split="test", seed=0, restarts=1, device="cpu",
-                 data_dir=None, sanity=True, sanity_n=200, log=print) -> dict:
+                 data_dir=None, sanity=True, sanity_n=200, log=print, progress: Optional[bool] = None) -> dict:
+    """Evaluate a run directory (its best or last checkpoint) or a checkpoint file; write
+    RUN/eval/<stem>.json and <stem>.flags.npz; return the record.
+
+    eps: default eval.eps of the run's config, else its training eps. step: PGD/CW step of pgdN/cwN
+    (default eps/4). progress: a bar per attack (None: in a terminal or notebook only).
+    """
     specs = parse_attacks(attacks)
+    eps, step = check_arguments(n=n, eps=eps, step=step, restarts=restarts, batch_size=batch_size,
+                                which=which, split=split, seed=seed, sanity_n=sanity_n)
     checkpoint_file = resolve_checkpoint(path, which)
     state = load_checkpoint(checkpoint_file, map_location="cpu")
-    config = state["config"]
-    run_dir = checkpoint_file.parent
+    config = load_config(data=state["config"])
+    run = RunDir(checkpoint_file.parent)
+    threat = _threat(config, eps, step)
+    specs = [s.at(threat) for s in specs]
     model = model_from_checkpoint(state, device=device, ema=ema)
     used_ema = bool(ema and state.get("ema") is not None)
-
-    train_threat = config["threat"]
-    threat = ThreatModel(train_threat["norm"], train_threat["eps"] if eps is None else eps, steps=0)
-    step = None if step is None else parse_number(step, "--step")
-    dataset = create_dataset(config["data"]["name"], split, data_dir or config["data"]["data_dir"], augment=False)
+    dataset = create_dataset(config.data.name, split, data_dir or config.data.data_dir, augment=False)
     x, y = _first_points(dataset, n)
+    # every attack built before any work: a bad option or a missing AutoAttack fails here
+    built = {s.name: s.build(model, threat, step=step, restarts=restarts, seed=seed, device=device,
+                             batch_size=batch_size) for s in specs[1:]}
+
     record = {
-        "kind": "eval", "version": 1, "run_dir": str(run_dir), "checkpoint": checkpoint_file.stem,
-        "checkpoint_file": checkpoint_file.name, "ema": used_ema, "epoch": state.get("epoch"),
-        "model": config["model"]["name"], "method": config["method"]["name"],
-        "method_options": config["method"]["options"], "dataset": config["data"]["name"], "split": split,
-        "n": len(y), "train_seed": config["train"]["seed"], "seed": seed,
+        "kind": "eval", "version": VERSION, "run_dir": str(run.path), **run.identity(),
+        "checkpoint": checkpoint_file.stem, "checkpoint_file": checkpoint_file.name, "ema": used_ema,
+        "epoch": state.get("epoch"), "model": config.model.name, "method": config.method.name,
+        "method_options": _method_options(run, config), "dataset": config.data.name, "split": split,
+        "n": len(y), "train_seed": config.train.seed, "seed": seed,
         "threat": {"norm": threat.norm, "eps": threat.eps}, "step": step, "restarts": restarts,
-        "attack_list": [s.name for s in specs], "attacks": {}, "autoattack": None,
+        "attack_list": [s.name for s in specs], "attacks": {}, "autoattack": None, "autoattack_warnings": [],
     }
     stem = record_stem(record)
-    eval_dir = run_dir / "eval"
+    eval_dir = run.eval_dir
     eval_dir.mkdir(exist_ok=True)
 
     start = time.time()
     state_files = []  # resume points of AutoAttack runs, removed once the record is written
     flags = {"clean": clean_flags(model, x, y, device=device, batch_size=batch_size)}
     accuracy = {"clean": flags["clean"].float().mean().item()}
-    log(f"[eval] {run_dir.name}: clean {accuracy['clean']:.4f} on {len(y)} {split} points")
+    log(f"[eval] {run.path.name}: clean {accuracy['clean']:.4f} on {len(y)} {split} points")
     for spec in specs[1:]:
         t0 = time.time()
+        attack = built[spec.name]
         if spec.white_box:
             torch.manual_seed(seed)
-            attack = spec.build(model, threat, step=step, restarts=restarts)
             record["attacks"][spec.name] = repr(attack)
-            flags[spec.name] = attack_flags(model, attack, x, y, flags["clean"], device=device, batch_size=batch_size)
+            flags[spec.name] = attack_flags(model, attack, x, y, flags["clean"], device=device,
+                                            batch_size=batch_size, progress=progress, desc=spec.name)
         else:
-            from .autoattack import AutoAttackRunner
-            runner = AutoAttackRunner(model, threat, version=spec.aa_version, attacks=spec.aa_attacks or None,
-                                      seed=seed, device=device, batch_size=batch_size)
             state_path = eval_dir / f"{stem}.{spec.name.replace(':', '_')}.aa-state"
             state_files.append(state_path)
-            result = runner.run(x, y, flags["clean"].clone(), state_path=state_path,
+            result = attack.run(x, y, flags["clean"].clone(), state_path=state_path, progress=progress,
                                 on_attack=lambda a, acc: log(f"[eval]   {spec.name} after {a}: {acc:.4f}"))
             flags[spec.name] = result["robust"]
-            record["attacks"][spec.name] = {**runner.describe(), "after": result["after"]}
+            record["attacks"][spec.name] = {**attack.describe(), "after": result["after"],
+                                            "warnings": result["warnings"]}
+            record["autoattack_warnings"] += [w for w in result["warnings"] if w not in record["autoattack_warnings"]]
             if spec.name != "square":
                 record["autoattack"] = record["attacks"][spec.name]
         accuracy[spec.name] = flags[spec.name].float().mean().item()
-        log(f"[eval] {run_dir.name}: {spec.name} {accuracy[spec.name]:.4f} ({time.time() - t0:.1f} s)")
+        log(f"[eval] {run.path.name}: {spec.name} {accuracy[spec.name]:.4f} ({time.time() - t0:.1f} s)")
     if len(specs) > 2:
         accuracy["worst"] = torch.stack([flags[s.name] for s in specs[1:]]).all(0).float().mean().item()
 
@@ -95,6 +164,8 @@ def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None
         m = min(sanity_n, len(y))
         sanity_result = probe(model, x[:m], y[:m], threat, device=device, batch_size=batch_size, seed=seed)
         warnings += sanity_result.pop("warnings")
+    for w in record["autoattack_warnings"]:
+        log(f"[eval] AutoAttack warning: {w}")
     for w in warnings:
         log(f"[eval] WARNING: {w}")
 

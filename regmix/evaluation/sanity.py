@@ -14,6 +14,7 @@ from typing import Dict, List
 import torch
 
 from ..attacks import PGD
+from ..attacks.specs import parse_attack
 from .flags import attack_flags, clean_flags
 
 LARGE_EPS = {"linf": 0.5, "l2": None}  # l2: half the norm of a mid-grey image, set per input size
@@ -73,9 +74,8 @@ def probe(model, x, y, threat, *, device="cpu", batch_size=256, seed=0, square=T
 
     if square:
         try:
-            from .autoattack import AutoAttackRunner
-            runner = AutoAttackRunner(model, threat, version="custom", attacks=["square"], seed=seed,
-                                      device=device, batch_size=batch_size, square_queries=1000)
+            runner = parse_attack("square").build(model, threat, seed=seed, device=device,
+                                                  batch_size=batch_size, square_queries=1000)
         except Exception as err:  # AutoAttack missing: say so instead of failing the evaluation
             warnings.append(f"Square check skipped: {err}")
         else:
