@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .registry import ConfigError
+from .training import faults
 
 FORMAT = 1
 
@@ -21,12 +22,13 @@ def atomic_write(path, write):
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            faults.tear_write(path.name, f)  # tests only: REGMIX_FAULT=kill@write:NAME
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except Exception as err:
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(f"writing {path} failed ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+        raise OSError(f"writing {path} failed ({first_line(err)}); "
                       f"the previous {path.name}, if any, is intact") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -41,15 +43,24 @@ def atomic_write_text(path, text: str):
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's first message line, or its type when it has no message (many do not)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint: no such file {path}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"checkpoint: {path} is empty (0 bytes): a copy or a write was cut short")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # UnpicklingError for code-carrying pickles, RuntimeError for corrupt files
-        raise ConfigError(f"checkpoint: {path} was refused: it is not a plain regmix checkpoint "
-                          f"(only tensors and plain values are loaded): {str(err).splitlines()[0]}") from None
+    except Exception as err:  # UnpicklingError for code-carrying pickles, RuntimeError/EOFError for cut files
+        raise ConfigError(f"checkpoint: {path} was refused: it is not a whole, plain regmix checkpoint "
+                          f"(truncated, corrupt, or carrying code; only tensors and plain values are "
+                          f"loaded): {first_line(err)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ConfigError(f"checkpoint: {path} is not a regmix checkpoint (format {FORMAT})")
     return state

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         print("regmix: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from .trainer import TrainingStopped
+        from .training.errors import TrainingStopped
         if not isinstance(err, TrainingStopped):
             return _fault(err, args.debug)
         print(f"regmix: {err}", file=sys.stderr)
@@ -48,7 +48,7 @@ def _fault(err, debug) -> int:
     """Anything else is a fault: one line unless --debug."""
     if debug:
         raise err
-    from .trainer import TrainingDiverged
+    from .training.errors import TrainingDiverged
     kind = "error" if isinstance(err, TrainingDiverged) else f"unexpected {type(err).__name__}"
     print(f"regmix: {kind}: {err} (run with --debug for the traceback)", file=sys.stderr)
     return 1

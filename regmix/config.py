@@ -94,6 +94,7 @@ class TrainConfig:
     progress: bool = True
     deterministic: bool = False
     sync_batchnorm: bool = False        # distributed runs: BatchNorm statistics over all ranks
+    loggers: List[str] = field(default_factory=list)   # also send metrics to: tensorboard, mlflow
 
 
 @dataclass
@@ -115,6 +116,15 @@ class Config:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def resolved(self) -> "Config":
+        """A copy whose method.options hold every option of the method, defaults filled in: what the
+        run computes with, and what config.yaml records, so that readers never rebuild defaults."""
+        from .methods import METHODS
+        out = copy.deepcopy(self)
+        cls = METHODS.get(self.method.name)
+        out.method.options = {**cls.common, **cls.defaults, **self.method.options}
+        return out
 
     def training_threat(self) -> ThreatModel:
         return ThreatModel(self.threat.norm, self.threat.eps, self.threat.step, self.threat.steps)
@@ -203,11 +213,14 @@ def read_yaml(path, _seen=()) -> dict:
     if not path.is_file():
         raise ConfigError(f"--config: no such file {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"--config: {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if not data:
+        # an empty file would silently train with every default: almost surely a wrong path or a lost edit
+        raise ConfigError(f"--config: {path} is empty; a recipe sets at least the data, model and method")
     if not isinstance(data, dict):
         raise ConfigError(f"--config: {path} must hold a mapping of keys, got {type(data).__name__}")
     base = data.pop("base", None)
@@ -258,7 +271,14 @@ def validate(config: Config):
     from .methods import create_method
     from .models import MODELS
 
-    DATASETS.get(config.data.name)
+    factory = DATASETS.get(config.data.name)
+    if config.data.val_size is not None:
+        import inspect
+        if "val_size" not in inspect.signature(factory).parameters:
+            raise ConfigError(f"data.val_size: {config.data.name} has a fixed validation split; leave "
+                              f"data.val_size unset (null) for it (it applies to cifar10, cifar100, tinyimagenet)")
+        if isinstance(config.data.val_size, bool) or config.data.val_size < 1:
+            raise ConfigError(f"data.val_size: must be null or an integer >= 1, got {config.data.val_size!r}")
     MODELS.get(config.model.name)
     create_method(config.method.name, config.training_threat(), **config.method.options)
     config.eval_threat()
@@ -280,6 +300,8 @@ def validate(config: Config):
          "positive epochs"),
         ("eval.every", config.eval.every >= 1, "an integer >= 1"),
         ("eval.max_points", config.eval.max_points is None or config.eval.max_points >= 1, "null or an integer >= 1"),
+        ("train.seed", 0 <= config.train.seed <= 2 ** 31 - 1, "an integer in [0, 2**31 - 1]"),
+        ("train.loggers", set(config.train.loggers) <= set(LOGGERS), f"a list of {', '.join(LOGGERS)} (or empty)"),
         ("train.epochs", 1 <= config.train.epochs <= 100000, "an integer in [1, 100000]"),
         ("train.amp", config.train.amp in ("none", "bf16"), "one of none, bf16"),
         ("train.ema_decay", 0 < config.train.ema_decay < 1, "a number in (0, 1)"),
@@ -299,6 +321,7 @@ def validate(config: Config):
 
 
 SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
+LOGGERS = ("tensorboard", "mlflow")
 
 
 def dotted_get(mapping: dict, key: str):
@@ -311,6 +334,16 @@ def dotted_get(mapping: dict, key: str):
     return node
 
 
+def resolved_dict(data: dict) -> dict:
+    """A saved config (config.yaml, a checkpoint's) as a resolved dict: fields added since and method
+    defaults filled in, so a run written before config.yaml held resolved values compares equal."""
+    try:
+        return _build(Config, data).resolved().to_dict()
+    except ConfigError:  # a config this version cannot read is compared as it stands
+        return data
+
+
 def save_config(config: Config, path):
+    """Write config.yaml resolved (method defaults filled in)."""
     from .checkpoint import atomic_write_text
-    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config.resolved().to_dict(), sort_keys=False))

@@ -66,6 +66,15 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def broadcast_object(obj):
+    """Rank 0's `obj` on every rank (a picklable value); `obj` itself when not distributed."""
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def cleanup():
     if active():
         dist.destroy_process_group()

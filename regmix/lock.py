@@ -40,6 +40,22 @@ class FolderLock:
         except (OSError, json.JSONDecodeError):
             return {}
 
+    def holder_alive(self) -> bool:
+        """Whether the process named in the lock file still lives (a holder on another host is taken
+        to live: its pids cannot be checked from here). A released lock file is empty."""
+        h = self.holder()
+        if not isinstance(h.get("pid"), int):
+            return False
+        if h.get("host") != socket.gethostname():
+            return True
+        try:
+            os.kill(h["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def acquire(self) -> "FolderLock":
         if self._fd is not None:
             return self

@@ -101,10 +101,16 @@ class RunDir:
         return status if isinstance(status, dict) else None
 
     def state(self) -> str:
-        """complete | running | stopped | failed | interrupted (a last.pt but no usable status) | new."""
+        """complete | running | stopped | failed | interrupted | new.
+
+        interrupted: a last.pt but no usable status, or a status "running" whose writer is gone (killed,
+        or its last status write failed): a running run's writer holds the lock and is alive."""
         status = self.status() or {}
-        if status.get("state") in STATES:
-            return status["state"]
+        state = status.get("state")
+        if state == "running" and not self.lock().holder_alive():
+            return "interrupted"
+        if state in STATES:
+            return state
         return "interrupted" if self.checkpoint("last").exists() else "new"
 
     def is_complete(self) -> bool:

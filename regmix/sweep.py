@@ -1,7 +1,8 @@
 """Train every combination of a grid of config values and seeds, each in its own run directory.
 
-Runs already complete (status.json) are skipped; interrupted ones resume from last.pt. A lock file
-(created with O_EXCL) keeps two sweeps from writing into the same folder. With jobs > 1 the runs go
+Runs already complete (status.json) are skipped; any other run folder is resumed (from last.pt, or
+started again in place when nothing was trained in it). The sweep folder's lock (FolderLock, flock:
+a dead holder's lock is simply taken) keeps two sweeps from writing into the same folder. With jobs > 1 the runs go
 to separate processes, each with cores/jobs torch threads, so that they do not oversubscribe.
 """
 from __future__ import annotations
@@ -10,8 +11,6 @@ import itertools
 import json
 import os
 import re
-import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -20,9 +19,11 @@ import yaml
 
 from .checkpoint import atomic_write_text
 from .config import dotted_get
+from .lock import FolderLock
 from .registry import ConfigError
+from .rundir import RunDir
 
-LOCK_NAME = ".sweep.lock"
+LOCK_NAME = FolderLock.NAME
 SECTIONS = ("data", "model", "threat", "method", "optim", "schedule", "eval", "train")
 
 
@@ -106,64 +107,13 @@ def plan(grid: Dict[str, list], seeds: Sequence[int]) -> List[SweepRun]:
 
 
 def run_state(run_dir: Path) -> str:
-    """'complete', 'interrupted' (last.pt exists) or 'new'."""
-    status = run_dir / "status.json"
-    if status.exists():
-        try:
-            if json.loads(status.read_text()).get("state") == "complete":
-                return "complete"
-        except json.JSONDecodeError:
-            pass
-    return "interrupted" if (run_dir / "last.pt").exists() else "new"
+    """RunDir.state(): complete, running, stopped, failed, interrupted or new."""
+    return RunDir(run_dir).state()
 
 
-# ---------------------------------------------------------------- the lock
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class SweepLock:
-    """OUT_DIR/.sweep.lock, created with O_EXCL. A lock left by a dead process on this host is
-    taken over; a live one (or one from another host) is refused."""
-
-    def __init__(self, out_dir: Path):
-        self.path = Path(out_dir) / LOCK_NAME
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                raise ConfigError(f"--out-dir: another sweep is writing into {self.path.parent} "
-                                  f"(pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}); "
-                                  f"wait for it, or delete {self.path} if that sweep is no longer running") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            return self
-        raise ConfigError(f"--out-dir: could not take the lock {self.path}")
-
-    def _holder(self) -> dict:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return {}
-
-    def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+def sweep_lock(out_dir: Path) -> FolderLock:
+    """OUT_DIR/.lock: one sweep writes a sweep folder at a time."""
+    return FolderLock(out_dir, field="--out-dir", what="sweep")
 
 
 # ---------------------------------------------------------------- running
@@ -194,20 +144,21 @@ def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, ou
                                                                   ["train.progress=false"]), *run.overrides]
         load_config(config_path, run.overrides)
     rows = []
-    with SweepLock(out_dir):
+    with sweep_lock(out_dir):
         atomic_write_text(out_dir / "sweep.json", json.dumps(
             {"kind": "sweep", "version": 1, "config": str(config_path), "grid": grid, "seeds": list(seeds),
              "overrides": list(extra_overrides),
              "runs": [{"name": r.name, "values": r.values, "seed": r.seed} for r in runs]}, indent=1))
         todo = []
         for run in runs:
-            state = run_state(out_dir / run.name)
+            run_dir = RunDir(out_dir / run.name)
+            state = run_dir.state()
             row = {"name": run.name, "values": run.values, "seed": run.seed, "run_dir": str(out_dir / run.name)}
             if state == "complete":
                 rows.append({**row, "outcome": "skipped"})
                 log(f"[sweep] {run.name}: complete, skipped")
             else:
-                todo.append((run, row, state == "interrupted"))
+                todo.append((run, row, run_dir.is_run()))
         threads = max(1, (os.cpu_count() or 1) // int(jobs))
         if int(jobs) == 1:
             for run, row, resume in todo:
@@ -243,7 +194,8 @@ def _finish(row, resume, result, log):
 def _eval_accuracy(run_dir: Path):
     """The newest evaluation record's accuracy (fractions), preferring the best checkpoint."""
     records = []
-    for path in sorted((run_dir / "eval").glob("*.json")) if (run_dir / "eval").is_dir() else []:
+    eval_dir = RunDir(run_dir).eval_dir
+    for path in sorted(eval_dir.glob("*.json")) if eval_dir.is_dir() else []:
         try:
             rec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
@@ -259,20 +211,16 @@ def _eval_accuracy(run_dir: Path):
 def run_results(run_dir) -> dict:
     """What a heatmap needs from one run: its config values and accuracies, from the evaluation
     record when there is one, else the best validation accuracy (source says which)."""
-    run_dir = Path(run_dir)
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    out = {"run_dir": str(run_dir), "name": run_dir.name, "config": config, "state": run_state(run_dir)}
-    record = _eval_accuracy(run_dir)
+    run = RunDir(run_dir)
+    out = {"run_dir": str(run.path), "name": run.path.name, "config": run.read_config(), "state": run.state()}
+    record = _eval_accuracy(run.path)
     if record is not None:
         out.update(source="eval", accuracy=dict(record["accuracy"]), n=record.get("n"),
                    checkpoint=record.get("checkpoint"))
         return out
-    status = run_dir / "status.json"
-    best = json.loads(status.read_text()).get("best", {}) if status.exists() else {}
+    best = (run.status() or {}).get("best", {})
     if best.get("epoch", -1) < 0:
-        epochs = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()
-                  if ln.strip()] if (run_dir / "metrics.jsonl").exists() else []
-        epochs = [r for r in epochs if r.get("kind") == "epoch" and "val_pgd" in r]
+        epochs = [r for r in run.metrics("epoch") if "val_pgd" in r]
         best = max(epochs, key=lambda r: (r["val_pgd"], r["val_clean"]), default={})
     acc = {k: best[f"val_{k}"] for k in ("clean", "pgd") if f"val_{k}" in best}
     out.update(source="validation" if acc else "none", accuracy=acc, n=None, checkpoint="best")
@@ -285,7 +233,8 @@ def collect(out_dir, keys=("method.options.alpha", "method.options.beta")) -> Li
     A run whose config leaves a key at the method's default gets that default (from the method)."""
     out_dir = Path(out_dir)
     rows = []
-    for run_dir in sorted(p for p in out_dir.iterdir() if (p / "config.yaml").exists()):
+    # RUN.old-<time> folders are runs that --overwrite moved aside, not part of the sweep
+    for run_dir in sorted(p for p in out_dir.iterdir() if RunDir(p).config_path.exists() and ".old-" not in p.name):
         res = run_results(run_dir)
         for key in keys:
             value = dotted_get(res["config"], key)

@@ -6,26 +6,27 @@ validation PGD accuracy) and status.json.
 
 Resuming is exact: the batch order of an epoch depends on (seed, epoch) alone (EpochSampler), and
 last.pt carries the RNG states and the epoch's running sums, so a run stopped anywhere and resumed
-ends with the same weights and metrics as one never stopped. Under torchrun the same loop runs with
-DistributedDataParallel; rank 0 alone writes files.
+ends with the same weights and metrics as one never stopped. Two draws would break that and are kept
+off the global RNG: the DataLoader's base seed (drawn whenever an iterator is made, i.e. again after a
+resume) comes from its own generator seeded by (seed, epoch), and validation's PGD random starts
+come from an RNG seeded by (seed, epoch) that leaves the training stream untouched.
+
+Rank 0 holds the run directory's lock from creation to the end (training/claim.py); under torchrun
+the same loop runs with DistributedDataParallel and rank 0 alone writes files.
 """
 from __future__ import annotations
 
-import json
-import math
-import random
 import signal
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from . import distributed as dist
 from .attacks import PGD
-from .checkpoint import FORMAT, atomic_save, atomic_write_text, load_checkpoint
+from .checkpoint import FORMAT, atomic_save, first_line, load_checkpoint
 from .config import Config, save_config
 from .data import create_dataset
 from .data.sampler import EpochSampler
@@ -33,103 +34,30 @@ from .ema import EMA
 from .evaluation.flags import robust_flags, stack
 from .methods import create_method
 from .models import create_model
+from .modes import model_mode
 from .registry import ConfigError
+from .rundir import RunDir
+from .runtime import resolve_device, rng_state, seed_everything, seeded_rng, set_rng_state
+from .training import faults
+from .training.claim import claim
+from .training.data import IndexedDataset, check_pixel_range
+from .training.errors import TrainingDiverged, TrainingStopped
+from .training.metrics_log import MetricsLog, truncate_metrics
+from .training.schedule import lr_factor
 
-
-class TrainingDiverged(RuntimeError):
-    pass
-
-
-class TrainingStopped(Exception):
-    """SIGTERM or SIGINT arrived; a checkpoint was written and the run can be resumed."""
-
-    def __init__(self, signum: int, message: str):
-        super().__init__(message)
-        self.signum = signum
-
-
-class IndexedDataset(Dataset):
-    """(x, y, i): the example's index lets a method keep per-example state (FGSM-PGK's prior)."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        x, y = self.dataset[i]
-        return x, y, i
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} asked for, but no CUDA device is available; use cpu or auto")
-    return torch.device(name)
-
-
-def lr_factor(config: Config, epoch: float) -> float:
-    """The learning rate multiplier at a fractional epoch."""
-    s, total = config.schedule, config.train.epochs
-    if s.warmup_epochs and epoch < s.warmup_epochs:
-        return (epoch + 1e-8) / s.warmup_epochs
-    floor = s.lr_min / config.optim.lr
-    if s.name == "constant":
-        return 1.0
-    if s.name == "multistep":
-        return s.gamma ** sum(epoch >= m for m in s.milestones)
-    if s.name == "cosine":
-        t = (epoch - s.warmup_epochs) / max(total - s.warmup_epochs, 1e-8)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-    # cyclic (Wong et al. 2020): linear up to the peak at mid-run, then linearly down to the floor
-    t = epoch / total
-    return floor + (1 - floor) * (t / 0.5 if t < 0.5 else (1 - t) / 0.5)
-
-
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                      "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-            "python": random.getstate()}
-
-
-def set_rng_state(state: dict):
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def seed_everything(seed: int):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def check_pixel_range(x: torch.Tensor, where: str):
-    low, high = x.min().item(), x.max().item()
-    if low < 0 or high > 1:
-        raise ConfigError(f"{where}: images must be in [0,1] (normalisation happens inside the model), "
-                          f"found values in [{low:.3g}, {high:.3g}]" + ("; divide by 255" if high > 1.5 else ""))
+__all__ = ["Trainer", "train", "TrainingDiverged", "TrainingStopped", "lr_factor", "resolve_device"]
 
 
 class Trainer:
-    def __init__(self, config: Config, *, resume: bool = False):
-        c = self.config = config
-        self.run_dir = config.run_dir
+    def __init__(self, config: Config, *, resume: bool = False, overwrite: bool = False):
+        c = self.config = config.resolved()  # method defaults filled in: what runs is what is recorded
+        self.run = RunDir(c.run_dir)
+        self.run_dir = self.run.path
         self.device = dist.setup(c.train.device) or resolve_device(c.train.device)
         self.rank, self.world = dist.rank(), dist.world_size()
         if c.data.batch_size % self.world:
             raise ConfigError(f"data.batch_size: the global batch ({c.data.batch_size}) must divide evenly "
                               f"over {self.world} processes")
-        self._check_run_dir(resume)
         if c.train.amp != "none" and self.device.type != "cuda":
             self._print(f"note: train.amp={c.train.amp} applies on CUDA only; training in float32 on {self.device}")
         if c.train.deterministic:
@@ -156,9 +84,12 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(c, step / self.steps_per_epoch))
         self.ema = EMA(self.model, c.train.ema_decay) if c.train.ema else None
+        # the loader's own generator: making an iterator draws its base seed from here, not from the
+        # global RNG whose state last.pt restores (train_epoch seeds it by (seed, epoch))
+        self.loader_rng = torch.Generator()
         self.loader = DataLoader(IndexedDataset(ds), batch_size=c.data.batch_size // self.world,
                                  sampler=self.sampler, num_workers=c.data.num_workers,
-                                 pin_memory=self.device.type == "cuda")
+                                 pin_memory=self.device.type == "cuda", generator=self.loader_rng)
         n_val = len(self.val_set) if c.eval.max_points is None else min(c.eval.max_points, len(self.val_set))
         self.val_points = stack(DataLoader(torch.utils.data.Subset(self.val_set, range(self.rank, n_val, self.world)),
                                            batch_size=1000))
@@ -167,14 +98,55 @@ class Trainer:
         self.partial = None  # running sums of an epoch that a checkpoint interrupted
         self.best = {"val_pgd": -1.0, "val_clean": -1.0, "epoch": -1}
         self._stop_signal = None
-        if resume and (self.run_dir / "last.pt").exists():
-            self._load(load_checkpoint(self.run_dir / "last.pt", map_location=self.device))
+        # everything above checks the config (data, model, method) before the run directory is touched
+        self.lock = None
+        continue_run = self._claim(resume, overwrite)
+        try:
+            if continue_run:
+                self._load(self._read_last())
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------ set-up helpers
 
     def _print(self, text):
         if dist.is_main():
             print(f"[{self.config.name}] {text}", flush=True)
+
+    def _claim(self, resume: bool, overwrite: bool) -> bool:
+        """Rank 0 takes the lock and decides; every rank learns the outcome (or the same error)."""
+        outcome = None
+        if dist.is_main():
+            try:
+                self.lock, outcome = claim(self.run, self.config, resume=resume, overwrite=overwrite)
+            except ConfigError as err:
+                if not dist.active():
+                    raise
+                outcome = err
+        outcome = dist.broadcast_object(outcome)
+        if isinstance(outcome, ConfigError):
+            self.close()
+            raise outcome
+        return bool(outcome)
+
+    def _read_last(self) -> dict:
+        try:
+            return load_checkpoint(self.run.checkpoint("last"), map_location=self.device)
+        except ConfigError as err:
+            raise ConfigError(f"resume: {err}; nothing was changed: --overwrite moves the run aside and "
+                              f"starts again") from None
+
+    def close(self):
+        """Let go of the run directory (done by fit; for a Trainer that is never fitted)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __del__(self):
+        lock = getattr(self, "lock", None)
+        if lock is not None:
+            lock.release()
 
     def _wrap_ddp(self):
         if not dist.active():
@@ -185,23 +157,6 @@ class Trainer:
             self.model = model
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-    def _check_run_dir(self, resume: bool):
-        saved = self.run_dir / "config.yaml"
-        if not saved.exists():
-            return
-        import yaml
-        previous = yaml.safe_load(saved.read_text())
-        current = self.config.to_dict()
-        for cfg in (previous, current):  # how a run is displayed is not part of what it computes
-            cfg.get("train", {}).pop("progress", None)
-        if previous != current:
-            diffs = _differences(previous, current)
-            raise ConfigError(f"{self.run_dir}: already holds a run with a different config "
-                              f"({'; '.join(diffs[:3])}); choose another name or out_dir")
-        if not resume and (self.run_dir / "last.pt").exists():
-            raise ConfigError(f"{self.run_dir}: already holds this run; pass --resume to continue it "
-                              f"or choose another name")
 
     def _optimizer(self):
         o = self.config.optim
@@ -264,12 +219,12 @@ class Trainer:
             rngs = [None] * self.world
             torch.distributed.all_gather_object(rngs, rng_state())
         if dist.is_main():
-            atomic_save(self._state(epoch, batch, partial, complete, rngs), self.run_dir / "last.pt")
+            atomic_save(self._state(epoch, batch, partial, complete, rngs), self.run.checkpoint("last"))
         dist.barrier()
 
     def _load(self, state: dict):
         if state.get("world_size", 1) != self.world:
-            raise ConfigError(f"--resume: {self.run_dir / 'last.pt'} was written by {state.get('world_size', 1)} "
+            raise ConfigError(f"resume: {self.run.checkpoint('last')} was written by {state.get('world_size', 1)} "
                               f"process(es); resume it with the same number, not {self.world}")
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
@@ -284,30 +239,17 @@ class Trainer:
         self.partial = state["partial"]
         self.step = int(state["step"])
 
-    def _truncate_metrics(self):
-        """On resume, drop the records written after the checkpoint, so metrics.jsonl ends as it
-        would have without the interruption."""
-        path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            record = _parse(line)
-            if record is None or record["step"] > self.step:
-                continue
-            if record["kind"] == "epoch" and record["epoch"] >= self.start_epoch:
-                continue
-            keep.append(line)
-        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
-
     # ------------------------------------------------------------ the loop
 
-    def validate(self) -> dict:
-        """Clean and PGD accuracy on the validation split, sharded over ranks and summed."""
+    def validate(self, epoch: int) -> dict:
+        """Clean and PGD accuracy on the validation split, sharded over ranks and summed. The PGD
+        random starts draw from an RNG seeded by (seed, epoch, rank): the same after a resume."""
         threat = self.config.eval_threat()
         x, y = self.val_points
-        flags = robust_flags(self.eval_model, x, y, {"pgd": lambda m: PGD(m, threat)}, device=self.device,
-                             batch_size=self.config.data.eval_batch_size)
+        seed = (self.config.train.seed * 1_000_003 + 7919 * (epoch + 1) + self.rank) % 2 ** 63
+        with seeded_rng(seed, self.device):
+            flags = robust_flags(self.eval_model, x, y, {"pgd": lambda m: PGD(m, threat)}, device=self.device,
+                                 batch_size=self.config.data.eval_batch_size)
         counts = dist.all_reduce_sum(torch.tensor([flags["clean"].sum(), flags["pgd"].sum(), len(y)],
                                                   dtype=torch.float64, device=self.device))
         return {"val_clean": (counts[0] / counts[2]).item(), "val_pgd": (counts[1] / counts[2]).item()}
@@ -318,15 +260,19 @@ class Trainer:
                                                  device=self.device))
         return bool(flags[0]), bool(flags[1])
 
+    def _stopped(self, where: str) -> TrainingStopped:
+        signum = self._stop_signal or signal.SIGTERM
+        return TrainingStopped(signum, f"stopped by {signal.Signals(signum).name} {where}; continue with --resume")
+
     def train_epoch(self, epoch: int, log) -> dict:
         c = self.config
-        self.net.train()
         threat = self._epoch_threat(epoch)
         self.method.set_threat(threat)
         start_batch, self.start_batch = self.start_batch, 0
         if start_batch == 0:
             self.method.start_epoch(epoch)
         self.sampler.set_epoch(epoch, start_batch)
+        self.loader_rng.manual_seed(c.train.seed * 100_003 + epoch)
         partial, self.partial = (self.partial or {"sums": {}, "seen": 0, "skipped": 0, "elapsed": 0.0}), None
         sums, seen, skipped, start = dict(partial["sums"]), partial["seen"], partial["skipped"], time.time()
         batches = self.loader
@@ -349,7 +295,7 @@ class Trainer:
                 if c.train.on_nonfinite == "stop":
                     raise TrainingDiverged(
                         f"train: loss is {loss.item()} at epoch {epoch + 1}, step {self.step + 1} ({values}); "
-                        f"the last good checkpoint is {self.run_dir / 'last.pt'}")
+                        f"the last good checkpoint is {self.run.checkpoint('last')}")
                 skipped += 1
                 self._print(f"skipped step {self.step + 1}: non-finite loss ({values})")
             else:
@@ -376,10 +322,8 @@ class Trainer:
                 log.flush()
                 self._save_last(epoch, done, state)
                 if stop:
-                    name = signal.Signals(self._stop_signal or signal.SIGTERM).name
-                    raise TrainingStopped(self._stop_signal or signal.SIGTERM,
-                                          f"stopped by {name} at epoch {epoch + 1}, step {self.step}; a checkpoint "
-                                          f"was written: continue with --resume")
+                    raise self._stopped(f"at epoch {epoch + 1}, step {self.step}; a checkpoint was written:")
+            faults.at_step(self.step)  # tests only: REGMIX_FAULT=kill@step:K
         totals = dist.all_reduce_sum(torch.tensor([seen, *[sums.get(k, 0.0) for k in sorted(sums)]],
                                                   dtype=torch.float64, device=self.device)).tolist()
         elapsed = partial["elapsed"] + time.time() - start
@@ -389,54 +333,52 @@ class Trainer:
         return record
 
     def fit(self) -> Path:
-        c = self.config
-        main = dist.is_main()
-        if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(c, self.run_dir / "config.yaml")
-            self._truncate_metrics()
-            self._write_status("running")
-        dist.barrier()
-        metrics = open(self.run_dir / "metrics.jsonl", "a") if main else None
-
-        def log(record):
-            if metrics is not None:
-                metrics.write(json.dumps(record) + "\n")
-        log.flush = lambda: metrics.flush() if metrics is not None else None
-
+        c, main = self.config, dist.is_main()
+        log = None
         try:
+            if main:
+                self.run.path.mkdir(parents=True, exist_ok=True)
+                self.run.ensure_run_id()
+                save_config(c, self.run.config_path)
+                truncate_metrics(self.run, self.step, self.start_epoch)
+                self._write_status("running")
+            dist.barrier()
+            log = MetricsLog(self.run, active=main, loggers=c.train.loggers)
             with self._signals():
                 for epoch in range(self.start_epoch, c.train.epochs):
-                    record = self.train_epoch(epoch, log)
-                    last = epoch + 1 == c.train.epochs
-                    if (epoch + 1) % c.eval.every == 0 or last:
-                        record.update(self.validate())
-                        # PGD accuracy selects; clean accuracy breaks ties (a standard model is 0 under PGD)
-                        if (record["val_pgd"], record["val_clean"]) > (self.best["val_pgd"], self.best["val_clean"]):
-                            self.best = {"val_pgd": record["val_pgd"], "val_clean": record["val_clean"],
-                                         "epoch": epoch + 1}
-                            if main:
-                                atomic_save(self._best_state(epoch + 1, record), self.run_dir / "best.pt")
-                    log({"kind": "epoch", "epoch": epoch, "step": self.step,
-                         "lr": self.optimizer.param_groups[0]["lr"], **record})
-                    log.flush()
-                    self._save_last(epoch + 1, 0, None, complete=last)
-                    shown = {k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))}
-                    self._print(f"epoch {epoch + 1}/{c.train.epochs} {shown}")
-                    if self._stop_signal is not None and not last:
-                        name = signal.Signals(self._stop_signal).name
-                        raise TrainingStopped(self._stop_signal, f"stopped by {name} after epoch {epoch + 1}; "
-                                                                 f"continue with --resume")
+                    self._epoch(epoch, log)
         except TrainingStopped:
-            if main:
-                self._write_status("stopped")
+            self._write_status("stopped")
+            raise
+        except BaseException as err:
+            self._write_status("failed", error=f"{type(err).__name__}: {first_line(err)}")
             raise
         finally:
-            if metrics is not None:
-                metrics.close()
-        if main:
-            self._write_status("complete")
+            if log is not None:
+                log.close()
+            self.close()
+        self._write_status("complete")
         return self.run_dir
+
+    def _epoch(self, epoch: int, log):
+        c, main = self.config, dist.is_main()
+        with model_mode(self.net, training=True):
+            record = self.train_epoch(epoch, log)
+        last = epoch + 1 == c.train.epochs
+        if (epoch + 1) % c.eval.every == 0 or last:
+            record.update(self.validate(epoch))
+            # PGD accuracy selects; clean accuracy breaks ties (a standard model is 0 under PGD)
+            if (record["val_pgd"], record["val_clean"]) > (self.best["val_pgd"], self.best["val_clean"]):
+                self.best = {"val_pgd": record["val_pgd"], "val_clean": record["val_clean"], "epoch": epoch + 1}
+                if main:
+                    atomic_save(self._best_state(epoch + 1, record), self.run.checkpoint("best"))
+        log({"kind": "epoch", "epoch": epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"], **record})
+        log.flush()
+        self._save_last(epoch + 1, 0, None, complete=last)
+        shown = {k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))}
+        self._print(f"epoch {epoch + 1}/{c.train.epochs} {shown}")
+        if self._stop_signal is not None and not last:
+            raise self._stopped(f"after epoch {epoch + 1};")
 
     def _best_state(self, epoch, record):
         return {"format": FORMAT, "config": self.config.to_dict(), "data": self.data_info, "epoch": epoch,
@@ -444,30 +386,19 @@ class Trainer:
                 "ema": self.ema.model.state_dict() if self.ema else None,
                 "val": {k: v for k, v in record.items() if k.startswith("val_")}}
 
-    def _write_status(self, state):
-        atomic_write_text(self.run_dir / "status.json",
-                          json.dumps({"state": state, "best": self.best, "epochs": self.config.train.epochs}))
+    def _write_status(self, state, **extra):
+        """Rank 0 records the run's state. On the way out of a failure a second failure here (a full
+        disk) must not hide the first: RunDir.state() reads a "running" left by a dead writer as
+        interrupted, since the lock is no longer held."""
+        if not dist.is_main():
+            return
+        try:
+            self.run.write_status(state, best=self.best, epochs=self.config.train.epochs, **extra)
+        except OSError:
+            if state in ("running", "complete"):
+                raise
 
 
-def _parse(line: str):
-    """A metrics record, or None for a line cut short by a crash."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) and "step" in record else None
-
-
-def _differences(a, b, prefix=""):
-    out = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            out.append(f"{prefix}{key}: {x!r} there, {y!r} here")
-    return out
-
-
-def train(config: Config, *, resume: bool = False) -> Path:
-    return Trainer(config, resume=resume).fit()
+def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train one run into config.run_dir (see training/claim.py for resume and overwrite)."""
+    return Trainer(config, resume=resume, overwrite=overwrite).fit()

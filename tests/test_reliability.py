@@ -1,7 +1,6 @@
 """Faults and hostile input: every row of docs/reliability.md has a test here (or names where it is)."""
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -29,7 +28,6 @@ RECIPE = {
     "eval": {"steps": 3, "max_points": 100},
     "train": {"epochs": 4, "ema": True, "progress": False, "checkpoint_every": 7},
 }
-WHOLE_RUN = {}
 
 
 def write_recipe(path, **changes):
@@ -40,9 +38,13 @@ def write_recipe(path, **changes):
     return path
 
 
-def cli(*args, **kw):
+def cli(*args, fault=None, **kw):
+    """`regmix ARGS` in a child process; fault: a REGMIX_FAULT value (regmix/training/faults.py)."""
+    env = {k: v for k, v in os.environ.items() if k != "REGMIX_FAULT"}
+    if fault:
+        env["REGMIX_FAULT"] = fault
     return subprocess.Popen([sys.executable, "-m", "regmix", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
 def final_state(run_dir):
@@ -52,15 +54,33 @@ def final_state(run_dir):
     return state, metrics
 
 
+def assert_same_tensors(a, b, where):
+    """Nested dicts/lists of tensors and plain values, compared bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert sorted(a, key=str) == sorted(b, key=str), f"{where}: keys differ"
+        for key in a:
+            assert_same_tensors(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 def assert_same_run(a_dir, b_dir):
+    """Weights, EMA, optimiser, scheduler, method state, RNG states, best record, metrics (timings
+    aside) and best.pt: all equal bit for bit."""
     (a, ma), (b, mb) = final_state(a_dir), final_state(b_dir)
     assert a["complete"] and b["complete"]
-    for part in ("model", "ema"):
-        for key in a[part]:
-            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs"
-    for key in ("eta", "m"):
-        assert torch.equal(a["method"]["prior"][key], b["method"]["prior"][key])
+    for part in ("model", "ema", "ema_updates", "optimizer", "scheduler", "method", "rng", "best", "step"):
+        assert_same_tensors(a[part], b[part], part)
     assert ma == mb
+    best_a, best_b = (torch.load(d / "best.pt", weights_only=True) for d in (a_dir, b_dir))
+    for part in ("model", "ema", "epoch", "val"):
+        assert_same_tensors(best_a[part], best_b[part], f"best.pt {part}")
 
 
 @pytest.fixture(scope="module")
@@ -68,35 +88,34 @@ def reference(tmp_path_factory):
     """The uninterrupted run that every interrupted one must end equal to."""
     root = tmp_path_factory.mktemp("reference")
     recipe = write_recipe(root / "recipe.yaml")
-    start = time.time()
     p = cli("train", "--config", str(recipe), "--out-dir", str(root / "runs"))
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
-    WHOLE_RUN["seconds"] = time.time() - start  # how long a whole run takes on this machine, now
     return recipe, root / "runs" / "r"
 
 
-def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(reference, tmp_path):
+def steps_per_epoch(run_dir):
+    return next(json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()
+                if '"epoch"' in ln and json.loads(ln)["kind"] == "epoch")["step"]
+
+
+def test_sigkill_at_chosen_steps_and_writes_then_resume_ends_like_an_uninterrupted_run(reference, tmp_path):
+    """SIGKILL at events, never after a sleep: at a periodic checkpoint (step 7, checkpoint_every 7),
+    mid-epoch between checkpoints, on the last step of an epoch (before its validation), half-way
+    through writing last.pt, half-way through a metrics record, and in the last epoch."""
     recipe, expected = reference
-    rng = random.Random(1234)
+    spe = steps_per_epoch(expected)
+    faults = ["kill@step:7", "kill@step:19", f"kill@step:{spe}", "kill@write:last.pt:2",
+              "kill@append:metrics.jsonl:9", f"kill@step:{3 * spe + 2}"]
     out_dir = tmp_path / "runs"
-    kills = 0
-    while True:
-        resume = ["--resume"] if (out_dir / "r" / "last.pt").exists() else []
-        p = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), *resume)
-        if kills < 4:
-            try:  # a random moment between a quarter and a half of a whole run: past the imports, and
-                  # early enough that every attempt dies before the run can finish
-                p.wait(timeout=rng.uniform(0.25, 0.55) * WHOLE_RUN["seconds"])
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.communicate()
-                kills += 1
-                continue
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err
-        break
-    assert kills >= 3
+    for i, fault in enumerate(faults):
+        p = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), *(["--resume"] if i else []),
+                fault=fault)
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == -signal.SIGKILL, f"{fault}: exit {p.returncode}: {err}"
+    p = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), "--resume")
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
     assert_same_run(expected, out_dir / "r")
 
 
@@ -133,18 +152,20 @@ train(load_config({str(recipe)!r}, ["out_dir={out_dir}"]))
 def test_sigterm_stops_cleanly_with_a_checkpoint_and_resumes_exactly(reference, tmp_path):
     recipe, expected = reference
     out_dir = tmp_path / "runs"
-    p = cli("train", "--config", str(recipe), "--out-dir", str(out_dir))
-    metrics = out_dir / "r" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and (not metrics.exists() or metrics.read_text().count('"step"') < 10):
-        time.sleep(0.2)
+    go = tmp_path / "go"
+    p = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), fault=f"pause@step:10:{go}")
+    for _ in range(6000):  # the run reaches step 10 and waits there (bounded: at most 10 minutes)
+        if (tmp_path / "go.waiting").exists() or p.poll() is not None:
+            break
+        time.sleep(0.1)
     p.send_signal(signal.SIGTERM)
+    go.touch()
     out, err = p.communicate(timeout=600)
     assert p.returncode == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM" in err and "--resume" in err
     assert json.loads((out_dir / "r" / "status.json").read_text())["state"] == "stopped"
     state = load_checkpoint(out_dir / "r" / "last.pt")
-    assert not state["complete"]
+    assert not state["complete"] and state["step"] == 11  # the step under way finished, then it stopped
     r = cli("train", "--config", str(recipe), "--out-dir", str(out_dir), "--resume")
     _, err = r.communicate(timeout=600)
     assert r.returncode == 0, err

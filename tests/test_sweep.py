@@ -7,7 +7,7 @@ from conftest import tiny_config
 from regmix.cli import main
 from regmix.config import save_config
 from regmix.registry import ConfigError
-from regmix.sweep import LOCK_NAME, SweepLock, collect, parse_grid, parse_seeds, plan, run_results, sweep
+from regmix.sweep import LOCK_NAME, collect, sweep_lock, parse_grid, parse_seeds, plan, run_results, sweep
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_sweep_trains_skips_complete_and_resumes_interrupted(recipe, tmp_path):
         config = json.loads(json.dumps(run_results(row["run_dir"])["config"]))
         assert config["method"]["options"]["alpha"] == row["values"]["method.options.alpha"]
         assert config["train"]["seed"] == 0
-    assert not (out / LOCK_NAME).exists()
+    assert (out / LOCK_NAME).read_text() == ""  # the sweep let go of its folder
     # an interruption: status not complete, last.pt present
     status = out / "alpha2_seed0" / "status.json"
     status.write_text(json.dumps({"state": "running"}))
@@ -76,12 +76,13 @@ def test_eval_records_are_preferred_over_validation(recipe, tmp_path):
 
 def test_a_second_sweep_on_the_same_folder_is_refused_and_stale_locks_are_taken(tmp_path):
     out = tmp_path / "s"
-    with SweepLock(out):
-        with pytest.raises(ConfigError, match="another sweep is writing"):
-            SweepLock(out).__enter__()
-    assert not (out / LOCK_NAME).exists()
+    with sweep_lock(out):
+        with pytest.raises(ConfigError, match=rf"--out-dir: .* another sweep \(pid {os.getpid()} on "):
+            sweep_lock(out).acquire()
+    assert (out / LOCK_NAME).read_text() == ""  # released: the holder's name is cleared
+    # what a SIGKILLed sweep leaves: its name in the file, but no flock (the kernel dropped it)
     (out / LOCK_NAME).write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": os.uname().nodename}))
-    with SweepLock(out):  # a dead process's lock
+    with sweep_lock(out):
         assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
 
 

@@ -24,7 +24,10 @@ def test_run_directory_holds_everything(tmp_path):
     config = tiny_config(tmp_path, "regmix", train={"epochs": 2, "ema": True})
     run_dir = train(config)
     assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "status.json"}
-    assert yaml.safe_load((run_dir / "config.yaml").read_text()) == config.to_dict()
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved == config.resolved().to_dict()  # resolved: every method default written out
+    assert saved["method"]["options"]["alpha"] == regmix.methods.METHODS.get("regmix").defaults["alpha"]
+    assert len(json.loads((run_dir / "run.json").read_text())["run_id"]) == 32
     records = metrics(run_dir)
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]

@@ -6,6 +6,8 @@ def add_parser(sub):
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key, e.g. --set method.options.alpha=0.5 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT_DIR/NAME from last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="OUT_DIR/NAME already holds a run: move it aside to NAME.old-<time> and start again")
     p.add_argument("--data-dir", help="where CIFAR / Tiny ImageNet live (same as --set data.data_dir=...)")
     p.add_argument("--out-dir", help="parent folder of the run directory (config key out_dir)")
     p.add_argument("--name", help="run directory name (config key name)")
@@ -15,6 +17,10 @@ def add_parser(sub):
 
 def run(args):
     from ..config import load_config
+    from ..registry import ConfigError
+    if args.resume and args.overwrite:
+        raise ConfigError("--overwrite: cannot be combined with --resume; --resume continues the run in "
+                          "place, --overwrite moves it aside and starts again")
     from ..trainer import train
     overrides = list(args.set or [])
     for flag, key in (("data_dir", "data.data_dir"), ("out_dir", "out_dir"), ("name", "name")):
@@ -24,7 +30,7 @@ def run(args):
         overrides.append("train.progress=false")
     from .. import distributed
     try:
-        run_dir = train(load_config(args.config, overrides), resume=args.resume)
+        run_dir = train(load_config(args.config, overrides), resume=args.resume, overwrite=args.overwrite)
         if distributed.is_main():
             print(f"run directory: {run_dir}")
     finally:

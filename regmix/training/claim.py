@@ -1,0 +1,97 @@
+"""Claiming a run directory before training writes a byte into it.
+
+The writer holds RUN/.lock for the whole run (a second writer is refused, naming the holder). A folder
+that holds anything of a run is never overwritten:
+
+- without `resume`, it is refused (asking for --resume or --overwrite);
+- with `overwrite`, the old run is moved aside to RUN.old-<time> (never deleted) and a new one starts;
+- with `resume` and a last.pt, the run continues if its (resolved) config is the same;
+- with `resume` and no last.pt: if nothing was trained (no best.pt, no metrics record) the run
+  starts again in place (a run that crashed at its first step is resumed with a corrected config);
+  if something was trained, it is refused: there is nothing to continue from and results would mix.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ..config import Config, resolved_dict
+from ..lock import FolderLock
+from ..registry import ConfigError
+from ..rundir import RunDir
+
+# how a run is displayed or mirrored is not part of what it computes
+NOT_COMPUTED = (("train", "progress"), ("train", "loggers"))
+
+
+def claim(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> tuple:
+    """Take the run directory's lock and decide: returns (lock, continue_from_last_pt)."""
+    if resume and overwrite:
+        raise ConfigError("overwrite: cannot be combined with resume; --resume continues the run in place, "
+                          "--overwrite moves it aside and starts again")
+    lock = run.lock().acquire()
+    try:
+        if not run.is_run():
+            return lock, False
+        if overwrite:
+            aside = move_aside(run, lock)
+            print(f"[{config.name}] the previous run was moved to {aside}", flush=True)
+            return run.lock().acquire(), False
+        held = ", ".join(run.present())
+        if not resume:
+            raise ConfigError(f"{run.path}: already holds a run ({run.state()}: {held}); pass --resume to "
+                              f"continue it, --overwrite to move it aside and start again, or choose another "
+                              f"name or out_dir")
+        has_last = run.checkpoint("last").exists()
+        if has_last or trained(run):
+            check_same_config(run, config)
+        if not has_last and trained(run):
+            raise ConfigError(f"resume: {run.path} has no last.pt to continue from, but holds results of "
+                              f"training ({held}); pass --overwrite to move it aside and start again")
+        return lock, has_last
+    except BaseException:
+        lock.release()
+        raise
+
+
+def trained(run: RunDir) -> bool:
+    """Whether any training result is there: a checkpoint or a metrics record."""
+    return run.checkpoint("best").exists() or run.checkpoint("last").exists() or bool(run.metrics())
+
+
+def check_same_config(run: RunDir, config: Config):
+    if not run.config_path.exists():
+        return
+    previous, current = resolved_dict(run.read_config()), config.resolved().to_dict()
+    for cfg in (previous, current):
+        for section, key in NOT_COMPUTED:
+            cfg.get(section, {}).pop(key, None)
+    if previous != current:
+        diffs = differences(previous, current)
+        raise ConfigError(f"{run.path}: already holds a run with a different config "
+                          f"({'; '.join(diffs[:3])}); choose another name or out_dir, or --overwrite")
+
+
+def move_aside(run: RunDir, lock: FolderLock) -> Path:
+    """RUN -> RUN.old-<time>[-n], done while holding RUN's lock (which moves along with the folder)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = run.path.with_name(f"{run.path.name}.old-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = run.path.with_name(f"{run.path.name}.old-{stamp}-{n}")
+    os.rename(run.path, aside)
+    lock.release()
+    return aside
+
+
+def differences(a, b, prefix=""):
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}: {x!r} there, {y!r} here")
+    return out

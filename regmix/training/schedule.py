@@ -1,0 +1,22 @@
+"""The learning-rate schedule as a function of the (fractional) epoch."""
+from __future__ import annotations
+
+import math
+
+
+def lr_factor(config, epoch: float) -> float:
+    """The learning rate multiplier at a fractional epoch."""
+    s, total = config.schedule, config.train.epochs
+    if s.warmup_epochs and epoch < s.warmup_epochs:
+        return (epoch + 1e-8) / s.warmup_epochs
+    floor = s.lr_min / config.optim.lr
+    if s.name == "constant":
+        return 1.0
+    if s.name == "multistep":
+        return s.gamma ** sum(epoch >= m for m in s.milestones)
+    if s.name == "cosine":
+        t = (epoch - s.warmup_epochs) / max(total - s.warmup_epochs, 1e-8)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    # cyclic (Wong et al. 2020): linear up to the peak at mid-run, then linearly down to the floor
+    t = epoch / total
+    return floor + (1 - floor) * (t / 0.5 if t < 0.5 else (1 - t) / 0.5)
