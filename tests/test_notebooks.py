@@ -8,7 +8,7 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = ["01_quickstart", "02_amr_weight_explorer", "03_softmax_vs_ground_truth", "04_loss_landscape",
-            "05_paper_figures"]
+            "05_paper_figures", "06_external_model"]
 
 
 def test_every_notebook_is_there():
