@@ -84,7 +84,7 @@ def build_table(records: List[dict], group_by: str = "method") -> dict:
     rows = []
     for key, members in groups.items():
         group, values = json.loads(key)
-        row = {"group": group, "count": len(members), "n": sorted({m["n"] for m in members}), **values,
+        row = {"group": group, "count": len(members), **values,  # n is part of the setting: one per row
                "warnings": list(dict.fromkeys(w for m in members for w in m.get("autoattack_warnings") or []))}
         for c in columns:
             accs = [100 * m["accuracy"][c] for m in members if c in m["accuracy"]]
@@ -126,11 +126,11 @@ def format_table(table: dict, fmt: str = "md") -> str:
                          "autoattack_warnings"])
         for r in table["rows"]:
             vals = [f"{r[c][i]:.4f}" if r[c] else "" for c in cols for i in (0, 1)]
-            writer.writerow([r["group"], r["count"], "/".join(map(str, r["n"])), *[r[f] for f in fields], *vals,
+            writer.writerow([r["group"], r["count"], r["n"], *[r[f] for f in fields], *vals,
                              " | ".join(r["warnings"])])
         return out.getvalue().rstrip("\n")
     header = [table["group_by"], "seeds", "n", *keys, *cols]
-    body = [[r["group"], str(r["count"]), "/".join(map(str, r["n"])), *[str(r[k]) for k in keys]] for r in table["rows"]]
+    body = [[r["group"], str(r["count"]), str(r["n"]), *[str(r[k]) for k in keys]] for r in table["rows"]]
     if fmt == "latex":
         esc = lambda s: s.replace("_", r"\_").replace("%", r"\%")
         lines = [r"\begin{tabular}{l" + "l" * len(keys) + "r" * (len(header) - 1 - len(keys)) + "}", r"\toprule",
