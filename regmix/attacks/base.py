@@ -51,6 +51,17 @@ class Attack:
     """Base: runs `perturb` with the model in the chosen mode, then restores the model's mode.
 
     Gradients are taken with respect to the perturbation only (never the weights).
+
+    Arguments:
+        model (nn.Module): a classifier on [0,1] inputs (normalisation inside the model).
+        threat (ThreatModel): the perturbations allowed (norm, eps) and the step settings.
+        mode (str): the model's mode while attacking, 'eval' (default) or 'train'.
+
+    Example (a new attack is a subclass with `perturb`, registered in attacks/__init__.py):
+        >>> class Noise(Attack):
+        ...     def perturb(self, x, y):
+        ...         return x + project(random_delta(x, self.threat), x, self.threat)
+        >>> x_adv = Noise(model, ThreatModel("linf", 0.1))(x, y)
     """
 
     def __init__(self, model: torch.nn.Module, threat: ThreatModel, *, mode: str = "eval"):

@@ -3,7 +3,20 @@ from .base import Attack, ascent_direction, project, random_delta
 
 class FGSM(Attack):
     """One gradient-sign step (Goodfellow et al. 2015). With random_start: FGSM-RS (Wong et al. 2020),
-    a uniform start in the ball and a step of step_ratio * eps (1.25 by default)."""
+    a uniform start in the ball and a step of step_ratio * eps (1.25 by default).
+
+    Arguments:
+        model (nn.Module): a classifier on [0,1] inputs (normalisation inside the model).
+        threat (ThreatModel): norm (linf or l2) and eps; threat.step and threat.steps are not used.
+        random_start (bool): start from a uniform point in the ball (default False).
+        step_ratio (float): the step in units of eps (default 1.0, or 1.25 with random_start).
+        loss (str): 'ce' or 'cw' (default 'ce').
+        mode (str): the model's mode while attacking, 'eval' or 'train' (default 'eval').
+
+    Example:
+        >>> attack = FGSM(model, ThreatModel("linf", 8/255))      # or create_attack("fgsm", model, threat)
+        >>> x_adv = attack(x, y)
+    """
 
     def __init__(self, model, threat, *, random_start=False, step_ratio=None, loss="ce", mode="eval"):
         super().__init__(model, threat, mode=mode)

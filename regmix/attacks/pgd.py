@@ -10,6 +10,18 @@ class PGD(Attack):
 
     Each restart runs only on the examples that every earlier restart failed to fool (the batch is
     compacted), and an example keeps the first perturbation that fooled the model.
+
+    Arguments:
+        model (nn.Module): a classifier on [0,1] inputs (normalisation inside the model).
+        threat (ThreatModel): norm (linf or l2), eps, step (default eps/4) and steps (default 10).
+        loss (str): 'ce' (cross-entropy, default) or 'cw' (the CW margin).
+        random_start (bool): start from a random point in the ball (default True).
+        restarts (int): random restarts, each on the still-robust examples (default 1).
+        mode (str): the model's mode while attacking, 'eval' or 'train' (default 'eval').
+
+    Example:
+        >>> attack = PGD(model, ThreatModel("linf", 8/255, steps=20))  # or create_attack("pgd20", model, threat)
+        >>> x_adv = attack(x, y)
     """
 
     def __init__(self, model, threat, *, loss="ce", random_start=True, restarts=1, mode="eval",
