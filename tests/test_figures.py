@@ -138,3 +138,15 @@ def test_viz_draws_only_records_that_exist(tmp_path, capsys):
     assert not (a / "diagnostics").exists()
     assert viz_main(["figures", str(a), "--formats", "gif"]) == 2
     assert "--formats: each must be one of pdf, svg, png" in capsys.readouterr().err
+    sweep = tmp_path / "sweep"                       # a folder of runs (no sweep.json): a sweep, no records
+    fake_run(sweep / "alpha1_seed0")
+    assert record_paths([sweep]).sweeps == [sweep] and record_paths([sweep, a]).all() == record_paths([a]).all()
+
+
+def test_a_malformed_figures_flag_is_one_line_before_any_work(tmp_path, capsys):
+    assert main(["figures", str(tmp_path), "--n", "many"]) == 2
+    assert capsys.readouterr().err == "regmix: error: --n: must be an integer, got 'many'\n"
+    assert main(["figures", str(tmp_path / "missing"), "--grid", "2"]) == 2
+    assert capsys.readouterr().err == "regmix: error: --grid: must be an integer >= 3, got 2\n"
+    assert main(["figures", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("regmix: error: RUN: ")
