@@ -13,7 +13,6 @@ MAX_LINES = 400
 # modules still over MAX_LINES while another change splits them: {path: why}; empty when none are
 TOO_LONG_FOR_NOW = {
     "regmix/trainer.py": "being split into regmix/training/ (schedule, claim, metrics log, faults, data)",
-    "regmix/sources.py": "model sources (issue 14), new; to split by kind of source (run, robustbench, torchscript)",
 }
 # a run directory's file names, spelled only by regmix/rundir.py
 RUN_NAMES = ("config.yaml", "status.json", "metrics.jsonl", "best.pt", "last.pt", "diagnostics", "run.json")
