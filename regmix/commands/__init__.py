@@ -2,4 +2,4 @@
 
 A new command is one module here plus one entry in COMMANDS.
 """
-COMMANDS = ["train", "demo", "eval", "report", "sweep", "landscape", "figures"]
+COMMANDS = ["train", "demo", "eval", "report", "sweep", "study", "landscape", "figures"]

@@ -1,0 +1,45 @@
+"""`regmix study SUITE`: the flags of regmix.study.run_study."""
+
+# run_study's argument names -> this command's flags, for its error messages
+FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE"}
+
+
+def add_parser(sub):
+    p = sub.add_parser("study", help="train, evaluate and report every method x seed of a suite",
+                       description="Train every method of SUITE (configs/study/SUITE.yaml, or a path to a "
+                                   "suite file) over its seeds from the paper recipes, evaluate each run as the "
+                                   "suite says, and write OUT/report.md. The plan and an estimate of its cost "
+                                   "are printed first. Finished runs and evaluations are skipped and "
+                                   "interrupted runs resumed, so the command can be stopped (Ctrl-C) and "
+                                   "started again at any moment. Suites: mnist5k (CPU), cifar10, cifar100, "
+                                   "tinyimagenet (GPU).")
+    p.add_argument("suite", metavar="SUITE")
+    p.add_argument("--out", default=None, help="study folder (default: runs/study-SUITE, runs/study-SUITE-smoke)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: all of the suite's)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and its expected cost only; write nothing")
+    p.add_argument("--smoke", action="store_true",
+                   help="the suite's tiny variant (one epoch, few points, cheap attacks), as CI runs it")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    import os
+
+    from ..registry import ConfigError
+    from ..study import load_suite, run_study
+    from ..sweep import parse_seeds
+    from .eval import as_flag_error
+    try:
+        suite = load_suite(args.suite, smoke=args.smoke)
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else None
+        if methods is not None and not methods:
+            raise ConfigError("methods: give at least one method")
+        out = args.out or os.path.join("runs", f"study-{suite.name}{'-smoke' if args.smoke else ''}")
+        # tests only: stop after that many trainings/evaluations, as an interruption would
+        stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
+        run_study(suite, out, methods=methods, seeds=seeds, dry_run=args.dry_run,
+                  stop_after=int(stop_after) if stop_after else None)
+    except ConfigError as err:
+        raise as_flag_error(err, FLAGS) from None

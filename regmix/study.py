@@ -1,0 +1,377 @@
+"""`regmix study SUITE`: every method x seed of a suite trained from its recipes, evaluated, reported.
+
+A suite is data, not code: configs/study/<suite>.yaml names the recipe of each method, the seeds, the
+evaluations (attacks, points, which seeds), a cost table for the estimate and a `smoke` variant.
+The study folder (--out) holds:
+
+    OUT/.lock          one study writes a folder at a time (FolderLock)
+    OUT/study.json     the plan and the evaluations finished so far (with their record files)
+    OUT/runs/<method>-seed<k>/   one run directory per method and seed (RunDir)
+    OUT/report.md      one table per evaluation (regmix.evaluation.report)
+
+It can be stopped at any moment and started again: complete runs are skipped, interrupted ones resumed
+from last.pt (or, where nothing can be continued, moved aside and started again), and an evaluation
+whose record exists is not repeated.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import yaml
+
+from .checkpoint import atomic_write_text
+from .lock import FolderLock
+from .registry import ConfigError, suggest
+from .rundir import RunDir
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "study"
+SUITE_KEYS = ("suite", "description", "device", "recipes", "seeds", "evals", "cost", "smoke", "sweeps")
+EVAL_KEYS = ("attacks", "n", "seeds", "checkpoint", "sanity")
+SMOKE_KEYS = ("seeds", "overrides", "evals", "cost")
+STUDY_FILE = "study.json"
+
+
+class StudyStopped(RuntimeError):
+    """Raised by the stop_after hook (tests): the study stops between two pieces of work."""
+
+
+@dataclass
+class EvalSpec:
+    name: str
+    attacks: str
+    n: Optional[int] = None          # None: the whole test split
+    seeds: str = "all"               # all | first (the suite's first seed only)
+    checkpoint: str = "best"
+    sanity: bool = True
+
+
+@dataclass
+class Suite:
+    name: str
+    file: Path
+    device: str
+    recipes: Dict[str, Path]
+    seeds: List[int]
+    evals: List[EvalSpec]
+    cost: dict
+    overrides: List[str] = field(default_factory=list)
+    smoke: bool = False
+
+
+@dataclass
+class RunTask:
+    method: str
+    seed: int
+    name: str
+    recipe: Path
+    overrides: List[str]
+
+
+@dataclass
+class EvalTask:
+    run: RunTask
+    spec: EvalSpec
+
+    @property
+    def key(self) -> str:
+        return f"{self.run.name}/{self.spec.name}"
+
+
+def _refuse_unknown(data: dict, allowed, where: str):
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: unknown key{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _seeds(value, where) -> List[int]:
+    if (not isinstance(value, list) or not value or any(isinstance(s, bool) or not isinstance(s, int) for s in value)
+            or len(set(value)) != len(value)):
+        raise ConfigError(f"{where}: must be a list of distinct integers, got {value!r}")
+    return list(value)
+
+
+def _evals(data, where) -> List[EvalSpec]:
+    from .attacks.specs import parse_attacks
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{where}: must map evaluation names to {{attacks, n, seeds, checkpoint, sanity}}")
+    out = []
+    for name, spec in data.items():
+        if not isinstance(spec, dict) or "attacks" not in spec:
+            raise ConfigError(f"{where}.{name}: must be a mapping with at least 'attacks'")
+        _refuse_unknown(spec, EVAL_KEYS, f"{where}.{name}")
+        e = EvalSpec(name=str(name), **spec)
+        parse_attacks(e.attacks, field=f"{where}.{name}.attacks")
+        if e.n is not None and (isinstance(e.n, bool) or not isinstance(e.n, int) or e.n < 1):
+            raise ConfigError(f"{where}.{name}.n: must be null (the whole test split) or an integer >= 1, got {e.n!r}")
+        if e.seeds not in ("all", "first"):
+            raise ConfigError(f"{where}.{name}.seeds: must be 'all' or 'first', got {e.seeds!r}")
+        if e.checkpoint not in ("best", "last"):
+            raise ConfigError(f"{where}.{name}.checkpoint: must be 'best' or 'last', got {e.checkpoint!r}")
+        out.append(e)
+    return out
+
+
+def suite_path(name) -> Path:
+    """A suite name (configs/study/<name>.yaml) or a path to a suite file."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    known = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+    if str(name) not in known:
+        raise ConfigError(f"suite: unknown suite {str(name)!r}{suggest(str(name), known)}; known: {', '.join(known)}")
+    return SUITES_DIR / f"{name}.yaml"
+
+
+def load_suite(name, *, smoke: bool = False) -> Suite:
+    path = suite_path(name)
+    data = yaml.safe_load(path.read_text()) or {}
+    where = path.stem
+    _refuse_unknown(data, SUITE_KEYS, where)
+    for key in ("recipes", "seeds", "evals", "cost"):
+        if key not in data:
+            raise ConfigError(f"{where}.{key}: missing")
+    if not isinstance(data["recipes"], dict) or not data["recipes"]:
+        raise ConfigError(f"{where}.recipes: must map method names to recipe files")
+    recipes = {str(m): (path.parent / r).resolve() for m, r in data["recipes"].items()}
+    for method, recipe in recipes.items():
+        if not recipe.exists():
+            raise ConfigError(f"{where}.recipes.{method}: {recipe} does not exist")
+    suite = Suite(name=str(data.get("suite", where)), file=path, device=str(data.get("device", "auto")),
+                  recipes=recipes, seeds=_seeds(data["seeds"], f"{where}.seeds"),
+                  evals=_evals(data["evals"], f"{where}.evals"), cost=dict(data["cost"]))
+    if smoke:
+        s = data.get("smoke")
+        if not isinstance(s, dict):
+            raise ConfigError(f"{where}.smoke: this suite has no smoke variant")
+        _refuse_unknown(s, SMOKE_KEYS, f"{where}.smoke")
+        suite.smoke = True
+        suite.seeds = _seeds(s.get("seeds", suite.seeds[:1]), f"{where}.smoke.seeds")
+        suite.overrides = [str(o) for o in s.get("overrides", [])]
+        if "evals" in s:
+            suite.evals = _evals(s["evals"], f"{where}.smoke.evals")
+        suite.cost = dict(s.get("cost", suite.cost))
+    return suite
+
+
+def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
+         seeds: Optional[Sequence[int]] = None) -> tuple:
+    """(runs, evals): every run's config is loaded and validated here, before any work."""
+    from .config import load_config
+    methods = list(suite.recipes) if not methods else list(methods)
+    for m in methods:
+        if m not in suite.recipes:
+            raise ConfigError(f"methods: {m!r} is not in suite {suite.name}{suggest(m, suite.recipes)}; "
+                              f"it has {', '.join(suite.recipes)}")
+    seeds = list(suite.seeds) if not seeds else list(seeds)
+    runs, evals = [], []
+    for method in methods:
+        for i, seed in enumerate(seeds):
+            name = f"{method}-seed{seed}"
+            overrides = [*suite.overrides, f"out_dir={Path(out) / 'runs'}", f"name={name}", f"train.seed={seed}",
+                         f"train.device={suite.device}", "train.progress=false"]
+            load_config(suite.recipes[method], overrides)
+            run = RunTask(method, seed, name, suite.recipes[method], overrides)
+            runs.append(run)
+            evals += [EvalTask(run, e) for e in suite.evals if e.seeds == "all" or i == 0]
+    return runs, evals
+
+
+def run_dir(out: Path, run: RunTask) -> RunDir:
+    return RunDir(Path(out) / "runs" / run.name)
+
+
+# ---------------------------------------------------------------- what is done, what it costs
+
+
+def read_ledger(out: Path) -> dict:
+    try:
+        return json.loads((Path(out) / STUDY_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def eval_done(out: Path, task: EvalTask, ledger: dict) -> bool:
+    record = (ledger.get("evals_done") or {}).get(task.key)
+    return bool(record) and Path(record).exists()
+
+
+def _epoch_times(run: RunDir) -> List[float]:
+    return [r["epoch_time_s"] for r in run.metrics("epoch") if isinstance(r.get("epoch_time_s"), (int, float))]
+
+
+def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
+    """Seconds still to spend: training from measured epoch times where a run of that method has any
+    (in this study folder), else from the suite's cost table; evaluations from the table."""
+    from .config import load_config
+    measured: Dict[str, List[float]] = {}
+    for run in runs:
+        measured.setdefault(run.method, []).extend(_epoch_times(run_dir(out, run)))
+    train_s = eval_s = 0.0
+    sources = set()
+    todo_runs = [r for r in runs if run_dir(out, r).state() != "complete"]
+    for run in todo_runs:
+        epochs = load_config(run.recipe, run.overrides).train.epochs
+        done = len(_epoch_times(run_dir(out, run)))
+        if measured.get(run.method):
+            per_epoch = sum(measured[run.method]) / len(measured[run.method])
+            train_s += per_epoch * max(epochs - done, 0)
+            sources.add("measured epoch times")
+        else:
+            train_s += float((suite.cost.get("train") or {}).get(run.method, 0)) * max(epochs - done, 0) / max(epochs, 1)
+            sources.add("cost table")
+    todo_evals = [e for e in evals if not eval_done(out, e, ledger)]
+    for task in todo_evals:
+        eval_s += float((suite.cost.get("eval") or {}).get(task.spec.name, 0))
+    if todo_evals:
+        sources.add("cost table")
+    return {"runs": len(runs), "evals": len(evals), "todo_runs": len(todo_runs), "todo_evals": len(todo_evals),
+            "train_s": train_s, "eval_s": eval_s, "sources": sorted(sources)}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe(suite: Suite, out: Path, runs, evals, cost) -> str:
+    methods = list(dict.fromkeys(r.method for r in runs))
+    seeds = list(dict.fromkeys(r.seed for r in runs))
+    per_eval = {e.name: sum(1 for t in evals if t.spec.name == e.name) for e in suite.evals}
+    lines = [f"study {suite.name}{' (smoke)' if suite.smoke else ''} -> {out}",
+             f"  {cost['runs']} runs: {len(methods)} methods ({', '.join(methods)}) x {len(seeds)} seeds "
+             f"({', '.join(map(str, seeds))}), device {suite.device}",
+             f"  {cost['evals']} evaluations: " + ", ".join(
+                 f"{name} {count} ({next(e for e in suite.evals if e.name == name).attacks}, "
+                 f"n={next(e for e in suite.evals if e.name == name).n or 'all'})" for name, count in per_eval.items()),
+             f"  still to do: {cost['todo_runs']} runs, {cost['todo_evals']} evaluations",
+             f"  expected cost: about {_duration(cost['train_s'] + cost['eval_s'])} (training "
+             f"{_duration(cost['train_s'])}, evaluation {_duration(cost['eval_s'])}); an ESTIMATE from "
+             f"{' and '.join(cost['sources']) or 'nothing left to do'} ({suite.file.name}), not a measurement of this machine"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- running
+
+
+def _check_folder(out: Path, suite: Suite, ledger: dict):
+    """A study folder holds one suite in one variant: smoke runs never mix with real ones."""
+    if ledger and (ledger.get("suite") != suite.name or bool(ledger.get("smoke")) != suite.smoke):
+        raise ConfigError(f"out: {out} holds study {ledger.get('suite')!r}{' (smoke)' if ledger.get('smoke') else ''}; "
+                          f"choose another folder for {suite.name!r}{' (smoke)' if suite.smoke else ''}")
+
+
+def _train(run: RunTask, out: Path, log):
+    from .config import load_config
+    from .trainer import train
+    rd = run_dir(out, run)
+    state = rd.state()
+    if state == "complete":
+        log(f"[study] {run.name}: complete, skipped")
+        return "skipped"
+    config = load_config(run.recipe, run.overrides)
+    if not rd.is_run():
+        log(f"[study] {run.name}: training")
+        train(config)
+        return "trained"
+    if rd.checkpoint("last").exists():
+        log(f"[study] {run.name}: {state}, resuming from last.pt")
+        train(config, resume=True)
+        return "resumed"
+    # nothing to continue from (stopped before its first checkpoint): the old folder is kept aside
+    log(f"[study] {run.name}: {state} without last.pt, starting again (the old folder is moved aside)")
+    train(config, overwrite=True)
+    return "restarted"
+
+
+def _evaluate(task: EvalTask, out: Path, ledger: dict, device, log) -> str:
+    from .evaluation.run import evaluate_run
+    if eval_done(out, task, ledger):
+        log(f"[study] {task.key}: record exists, skipped")
+        return "skipped"
+    log(f"[study] {task.key}: evaluating ({task.spec.attacks}, n={task.spec.n or 'all'})")
+    record = evaluate_run(str(run_dir(out, task.run).path), attacks=task.spec.attacks, n=task.spec.n,
+                          which=task.spec.checkpoint, device=device, sanity=task.spec.sanity, log=log,
+                          progress=False)
+    ledger.setdefault("evals_done", {})[task.key] = record["_path"]
+    atomic_write_text(Path(out) / STUDY_FILE, json.dumps(ledger, indent=1))
+    return "evaluated"
+
+
+def run_study(suite: Suite, out, *, methods=None, seeds=None, dry_run: bool = False, log: Callable = print,
+              stop_after: Optional[int] = None) -> dict:
+    """Plan, state the cost, then train, evaluate and report what is not done yet.
+
+    dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
+    that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
+    Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|evaluated}, 'report': path}.
+    """
+    out = Path(out)
+    runs, evals = plan(suite, out, methods, seeds)
+    ledger = read_ledger(out)
+    _check_folder(out, suite, ledger)
+    cost = estimate(suite, out, runs, evals, ledger)
+    log(describe(suite, out, runs, evals, cost))
+    if dry_run:
+        return {"plan": cost, "outcomes": {}, "report": None}
+    from .runtime import resolve_device
+    device = resolve_device(suite.device)
+    outcomes: Dict[str, str] = {}
+    done = 0
+
+    def count(key, outcome):
+        nonlocal done
+        outcomes[key] = outcome
+        if outcome != "skipped":
+            done += 1
+            if stop_after is not None and done >= stop_after:
+                raise StudyStopped(f"stopped after {done} pieces of work (stop_after)")
+
+    start = time.time()
+    with FolderLock(out, field="out", what="study"):
+        ledger = read_ledger(out)
+        _check_folder(out, suite, ledger)
+        ledger.update({"kind": "study", "version": 1, "suite": suite.name, "smoke": suite.smoke,
+                       "suite_file": str(suite.file), "runs": [r.name for r in runs],
+                       "evals": [e.key for e in evals], "evals_done": ledger.get("evals_done", {})})
+        atomic_write_text(out / STUDY_FILE, json.dumps(ledger, indent=1))
+        for run in runs:
+            count(run.name, _train(run, out, log))
+            for task in (e for e in evals if e.run is run):
+                count(task.key, _evaluate(task, out, ledger, device, log))
+        report = write_report(out, suite, runs, evals, ledger)
+    log(f"[study] done in {_duration(time.time() - start)}; report: {report}")
+    return {"plan": cost, "outcomes": outcomes, "report": str(report)}
+
+
+# ---------------------------------------------------------------- report
+
+
+def write_report(out: Path, suite: Suite, runs, evals, ledger) -> Path:
+    """OUT/report.md: per evaluation, the report module's table (mean +- std over seeds), and the
+    training wall time per method."""
+    from .evaluation.records import load_record
+    from .evaluation.report import build_table, format_table
+    done = ledger.get("evals_done") or {}
+    lines = [f"# Study {suite.name}{' (smoke)' if suite.smoke else ''}", "",
+             f"Suite file: `{suite.file.name}`; seeds {', '.join(str(s) for s in dict.fromkeys(r.seed for r in runs))}. "
+             "Accuracies in percent, mean +- std over seeds.", ""]
+    for spec in suite.evals:
+        records = [load_record(done[t.key]) for t in evals if t.spec.name == spec.name and t.key in done]
+        lines += [f"## {spec.name}: {spec.attacks}, n = {spec.n or 'whole test split'}, {spec.checkpoint} checkpoint", ""]
+        lines += [format_table(build_table(records), "md") if records else "(no records yet)", ""]
+    lines += ["## Training wall time (s, sum of epoch times)", "", "| method | seeds | mean | runs |", "|---|---|---|---|"]
+    for method in dict.fromkeys(r.method for r in runs):
+        times = [sum(_epoch_times(run_dir(out, r))) for r in runs if r.method == method]
+        times = [t for t in times if t > 0]
+        mean = f"{sum(times) / len(times):.1f}" if times else "-"
+        lines.append(f"| {method} | {len(times)} | {mean} | {', '.join(f'{t:.1f}' for t in times)} |")
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
