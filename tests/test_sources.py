@@ -200,3 +200,17 @@ def test_parse_threat():
     assert parse_threat(ThreatModel("l2", 1.0)) == ThreatModel("l2", 1.0)
     with pytest.raises(ConfigError, match="threat.eps"):
         parse_threat("linf:2")
+
+
+def test_command_flags_reach_load_source(tmp_path):
+    import argparse
+    from regmix.sources import add_source_arguments, source_options
+    parser = argparse.ArgumentParser()
+    parser.add_argument("path")
+    add_source_arguments(parser)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    torch.jit.save(torch.jit.script(model), str(tmp_path / "m.pt"))
+    args = parser.parse_args([str(tmp_path / "m.pt"), "--dataset", "digits", "--threat", "l2:0.5"])
+    src = load_source(args.path, **source_options(args))
+    assert (src.dataset, src.threat) == ("digits", ThreatModel("l2", 0.5))
+    assert source_options(parser.parse_args(["x"]))["model_dir"] == "./models"
