@@ -262,7 +262,7 @@ def load_source(source: Union[str, Path, nn.Module, ExternalModel], *, dataset: 
         model, dataset, threat, classes, entry, path = load_robustbench(text, model_dir)
         return _wrap(model, dataset=dataset, threat=threat, num_classes=classes, name=name or entry,
                      kind="robustbench", location=path, device=device)
-    path = Path(text)
+    path = Path(text).expanduser()
     if not path.exists():
         raise ConfigError(f"source: no such run directory or file {path} (for a RobustBench model write "
                           f"robustbench:<dataset>/<threat>/<name>)")

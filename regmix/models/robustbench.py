@@ -156,7 +156,7 @@ def load_robustbench(spec: str, model_dir="./models"):
     from . import NormalizedModel
     from .wide_resnet import WideResNet
     dataset, threat, entry = parse_robustbench(spec)
-    path = Path(model_dir) / dataset / threat / f"{entry}.pt"
+    path = Path(model_dir).expanduser() / dataset / threat / f"{entry}.pt"
     if not path.is_file():
         raise ConfigError(f"source: no file {path} (model_dir={model_dir}); regmix does not download: place "
                           f"RobustBench's checkpoint there (robustbench.utils.load_model fetches it to the same path)")
