@@ -75,10 +75,15 @@ def test_method_colours_are_fixed_distinct_and_colour_blind_safe():
     assert method_color("new_method") == method_color("new_method") in PALETTE
 
 
-def test_figures_command_writes_every_figure_for_tiny_runs(tmp_path, capsys):
+def test_figures_command_writes_every_figure_for_tiny_runs(tmp_path, capsys, monkeypatch):
     runs = [train(tiny_config(tmp_path, m, train={"epochs": 1}, model={"options": {"width": 4}},
                               eval={"steps": 2, "max_points": 64})) for m in ("pgk", "regmix")]
     out = tmp_path / "figs"
+    # drawing runs in a child process: it must import the installed viz, not a viz folder of the user's
+    project = tmp_path / "project"
+    (project / "viz").mkdir(parents=True)
+    (project / "viz" / "__init__.py").write_text("raise ImportError('the working directory's own viz')\n")
+    monkeypatch.chdir(project)
     code = main(["figures", *map(str, runs), "--out", str(out), "--grid", "3", "--n", "32", "--attack", "pgd2",
                  "--examples", "2", "--hessian-iters", "3", "--formats", "png,pdf,svg"])
     assert code == 0, capsys.readouterr().err

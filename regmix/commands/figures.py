@@ -30,8 +30,10 @@ def add_parser(sub):
 
 def run(args):
     import importlib.util
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
     from ..diagnostics import ensure_records
     from ..registry import ConfigError
@@ -39,14 +41,19 @@ def run(args):
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if not formats or any(f not in FORMATS for f in formats):
         raise ConfigError(f"--formats: each must be one of {', '.join(FORMATS)}, got {args.formats!r}")
-    if importlib.util.find_spec("viz") is None:  # finds the package without importing it
+    spec = importlib.util.find_spec("viz")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
         raise ConfigError("figures: the viz package is not installed; install regmix with its figure "
                           "dependencies (pip install -e .)")
     sizes = {name: integer(getattr(args, name), FLAGS[name]) for name in ("grid", "n", "examples", "hessian_iters")}
     with flag_names(FLAGS):
         ensure_records(args.runs, attack=args.attack, recompute=args.recompute, device=args.device, **sizes)
+    # the child imports the viz found here, not a `viz` folder that happens to be in the working directory
+    home = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    env = {**os.environ, "PYTHONSAFEPATH": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p)}
     drawing = subprocess.run([sys.executable, "-m", "viz", "figures", *map(str, args.runs), "--out", str(args.out),
-                              "--formats", ",".join(formats)])
+                              "--formats", ",".join(formats)], env=env)
     if drawing.returncode == 2:
         raise ConfigError("figures: drawing refused its input (the line above says why)")
     if drawing.returncode != 0:
