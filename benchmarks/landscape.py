@@ -1,0 +1,69 @@
+"""(4) Weight landscape: regmix's fast path against loss-landscapes' planar_interpolation (and against
+regmix's own plain path), on the same grid, data and directions."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from regmix.diagnostics.landscape import random_plane, weight_landscape
+
+from .fixtures import digits
+from .timing import alternate, ratio, target
+
+
+def run(model, scale, device="cpu", log=print) -> dict:
+    import loss_landscapes
+    from loss_landscapes.metrics import Loss
+
+    x, y, _ = digits("test", scale.landscape_points)
+    x, y = x.to(device), y.to(device)
+    steps = scale.landscape_steps
+    d1, d2 = random_plane(model, seed=0)
+    end_one, end_two = copy.deepcopy(model), copy.deepcopy(model)
+    with torch.no_grad():
+        for p1, p2, u, v in zip(end_one.parameters(), end_two.parameters(), d1, d2):
+            p1.add_(u)
+            p2.add_(v)
+    coords = np.arange(steps) / steps  # planar_interpolation's grid: start + (i/steps) * (end - start)
+    metric = Loss(F.cross_entropy, x, y)
+    surfaces = {}
+    model.eval()
+
+    def theirs():
+        surfaces["loss_landscapes"] = loss_landscapes.planar_interpolation(model, end_one, end_two, metric,
+                                                                          steps=steps, deepcopy_model=True)
+
+    def ours_fast():
+        surfaces["regmix_fast"] = weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
+                                                   batch_size=len(y))["loss"]
+
+    def ours_plain():
+        surfaces["regmix_plain"] = weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
+                                                    batch_size=len(y), fast=False)["loss"]
+
+    timings = alternate({"loss_landscapes": theirs, "regmix_fast": ours_fast, "regmix_plain": ours_plain},
+                        repeats=scale.repeats, warmup=scale.warmup, device=device)
+    # Their rows: odd i evaluate j = 0..steps-1 (our columns), even i evaluate j = 1..steps (one
+    # column further; the overlap is our columns 1..steps-1). docs: ../shared/docs/stack.md.
+    theirs_, fast, plain = surfaces["loss_landscapes"], surfaces["regmix_fast"], surfaces["regmix_plain"]
+    gaps = []
+    for i in range(steps):
+        if i % 2:
+            gaps.append(np.abs(theirs_[i] - fast[i]).max())
+        elif steps > 1:
+            gaps.append(np.abs(theirs_[i, :steps - 1] - fast[i, 1:]).max())
+    gap = float(max(gaps))
+    out = {"grid": f"{steps} x {steps}", "points": len(y), "batch": len(y), "timings": timings,
+           "targets": [target("regmix fast speed / loss-landscapes speed", ratio(timings, "loss_landscapes", "regmix_fast"),
+                              ">=", 1.5 if not str(device).startswith("cuda") else 5.0)],
+           "fast_vs_plain_speedup": ratio(timings, "regmix_plain", "regmix_fast"),
+           "max_abs_gap_vs_loss_landscapes": gap,
+           "max_abs_gap_fast_vs_plain": float(np.abs(fast - plain).max()),
+           "checks": {"agrees_with_loss_landscapes": gap <= 1e-4 * max(1.0, float(np.abs(fast).max())),
+                      "fast_equals_plain": bool(np.allclose(fast, plain, rtol=1e-5, atol=0))}}
+    log(f"[landscape] loss-landscapes {timings['loss_landscapes']['median_s']:.3f}s, fast "
+        f"{timings['regmix_fast']['median_s']:.3f}s, plain {timings['regmix_plain']['median_s']:.3f}s, gap {gap:.2g}")
+    return out
