@@ -177,11 +177,11 @@ NOTES = {
         "The issue's measured shares (pgk 0.50, regmix 0.73 of pgd_at) came from the demo recipes, whose pgd_at "
         "makes 5 PGD steps, not 10 (configs/demo/base.yaml: threat.steps 5): against PGD-5 AT (13 "
         "FLOP-equivalents) the FLOP shares are 0.54 and 0.77, so those epochs were at their floating-point "
-        "share already. What is not convolution here: the prior's gather/scatter (about 1% of a pgk/regmix step), "
-        "the optimizer and EMA (a few %; the EMA is now one multi-tensor call), and three host syncs per "
-        "pgk/regmix step (batch_accuracy's two .item() calls and the trainer's per-step loss checks; free on a "
-        "CPU, a stall per step on a GPU). BatchNorm mode switches cost a module walk per attack (none in "
-        "small_cnn). No forward pass can be dropped or merged without changing results: z_init's graph feeds "
+        "share already. The rest of a step is in the profile table: the prior's gather/scatter, the optimizer "
+        "and EMA (the EMA is now one multi-tensor call, see above), softmax/loss and elementwise work. Host syncs: "
+        "batch_accuracy makes two .item() calls per pgk/regmix step and the trainer several per step for every "
+        "method (loss checks, logging); free on a CPU, a stall per step on a GPU. BatchNorm mode switches cost "
+        "a module walk per attack (small_cnn has no BatchNorm). No forward pass can be dropped or merged without changing results: z_init's graph feeds "
         "both the attack gradient and the regulariser, and concatenating the final and clean batches would change "
         "BatchNorm's batch statistics and the floating-point sums."),
     "prior": (
