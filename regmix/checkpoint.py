@@ -70,9 +70,8 @@ def resolve_checkpoint(path, which="best") -> Path:
     """A run directory -> its best.pt or last.pt; a file -> itself."""
     path = Path(path)
     if path.is_dir():
-        if which not in ("best", "last"):
-            raise ConfigError(f"checkpoint: which must be 'best' or 'last', got {which!r}")
-        path = path / f"{which}.pt"
+        from .rundir import RunDir  # the one place that names a run's files (it imports this module lazily)
+        path = RunDir(path).checkpoint(which)
     if not path.is_file():
         raise ConfigError(f"checkpoint: no such file {path}")
     return path
