@@ -138,7 +138,7 @@ def render(record: dict) -> str:
     if _skipped_or_error(mem):
         out += _skipped_or_error(mem) + [""]
     else:
-        out += ["Peak resident memory of each case in a child process of its own (os.wait4's ru_maxrss).", "",
+        out += ["Peak resident memory of each case in a child process of its own (its VmHWM from /proc/self/status; wall time includes the start-up).", "",
                 "| case | what | peak RSS | wall time |", "|---|---|---|---|"]
         for k, c in mem["cases"].items():
             out.append(f"| {k} | {mem['descriptions'][k]} | {c['peak_rss_mib']:.0f} MiB | {c['seconds']:.0f} s |")
@@ -151,7 +151,7 @@ def render(record: dict) -> str:
                        f"{d['float16_bytes_if_it_were_exact'] / 1e9:.2f} GB | {d['reset_temporary_bytes_before'] / 1e9:.2f} GB | "
                        f"{d['reset_temporary_bytes_now'] / 1e9:.3f} GB |")
         md = ps["measured_on_digits"]
-        out += ["", f"Measured on a real prior (digits, three epochs, step = eps): {100 * md['eta_on_step_grid']:.1f}% of eta on "
+        out += ["", f"Measured on a real prior (256 mnist5k training digits, three epochs of pgk steps, step = eps): {100 * md['eta_on_step_grid']:.1f}% of eta on "
                 f"{{-eps, 0, eps}}, {100 * md['eta_exact_in_float16']:.1f}% exact in float16, {100 * md['eta_exact_in_bfloat16']:.1f}% "
                 f"in bfloat16; m exact in float16: {100 * md['m_exact_in_float16']:.4f}%. Decision: {ps['decision']}.", "",
                 NOTES["prior"], ""]

@@ -176,7 +176,8 @@ def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int =
     attack factory (model -> attack) is given: the attack is run against each perturbed model.
 
     fast (the default) evaluates the clean surface functionally, points_per_batch grid points per
-    forward pass (default 1 on a CPU, where batching points measured no faster, and 8 on a GPU); it
+    forward pass (default 1 on a CPU, where batching points measured no faster; 8 on a GPU, not
+    measured here); it
     equals the plain path (fast=False, one point at a time with the weights written into the model)
     to float32 rounding (tests/test_landscape.py: loss within 1e-5 relative). Adversarial surfaces
     always use the plain path: an attack needs a whole model per point.
