@@ -90,7 +90,10 @@ def test_explorers_run_where_the_device_is(runs, tmp_path):
     assert ex.device.type == expected
     land = LandscapeExplorer({"regmix": runs["regmix"]}, grids=(4,), n=8, attack="none", hessian_iters=0,
                              export_dir=tmp_path)
-    assert land.device.type == expected and land.record("regmix", 4)[1]["device"].startswith(expected)
+    meta = land.record("regmix", 4)[1]
+    assert land.device.type == expected and meta["device"].startswith(expected)
+    from regmix.methods import METHODS
+    assert meta["method_options"]["beta"] == METHODS.get("regmix").defaults["beta"]  # effective options recorded
     assert DistributionExplorer(runs, n=8, device="cpu", export_dir=tmp_path).device.type == "cpu"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..methods import resolved_options
 from ..registry import ConfigError
 from ..rundir import RunDir
 from . import landscape as L
@@ -37,8 +38,12 @@ def check_int(name: str, value, minimum: int) -> None:
 
 
 def _base_meta(run_dir, config, which, split, n, device, attack):
+    # method options with every default filled in: the effective values, also for a run written before
+    # config.yaml recorded them
+    options = resolved_options(config.method.name, config.method.options, config.training_threat())
     return {"run_dir": str(run_dir), "run": Path(run_dir).name, "method": config.method.name,
-            "method_options": config.method.options, "model": config.model.name, "dataset": config.data.name,
+            "method_options": options, "model": config.model.name,
+            "dataset": config.data.name,
             "checkpoint": which, "split": split, "n": n, "device": str(device), "attack": attack,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
