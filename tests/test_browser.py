@@ -32,8 +32,11 @@ def test_amr_explorer_reacts_to_the_alpha_slider(tmp_path):
     env = {"REGMIX_PROFILE": "ci", "REGMIX_ROOT": str(ROOT), "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
     with jupyter_lab(tmp_path, env) as url, browser_page() as page:
-        tracebacks = open_and_run_all(page, url, NOTEBOOK)
-        assert tracebacks == 0, "a cell raised: see the screenshot"
+        failure_shot = tmp_path / "failure.png"
+        tracebacks = open_and_run_all(page, url, NOTEBOOK, screenshot=failure_shot)
+        if tracebacks:
+            page.screenshot(path=str(failure_shot), full_page=True)
+        assert tracebacks == 0, f"a cell raised: see {failure_shot}"
         page.wait_for_selector(".widget-slider .noUi-handle")
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3")
         page.wait_for_selector("text=done:")  # the fine-tune cell finished

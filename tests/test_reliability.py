@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,8 +14,12 @@ import yaml
 import regmix
 from regmix.checkpoint import atomic_save, load_checkpoint
 from regmix.data import DATASETS, ImageTensorDataset
+from regmix.lock import FolderLocked
 from regmix.registry import ConfigError
+from regmix.rundir import RunDir
 from regmix.trainer import Trainer, TrainingDiverged, train
+
+from regmix.config import load_config
 
 from conftest import tiny_config
 
@@ -305,3 +310,203 @@ def test_a_long_evaluation_keeps_memory_flat(trained_mnist_model):
     for _ in range(3):
         attack_flags(trained_mnist_model, attack, x, y, everything, batch_size=50)
     assert rss_mb() - before < 50
+
+
+# ---------------------------------------------------------------- one writer, never overwritten
+
+def run_files(run_dir):
+    """name -> bytes of every file of a run directory (the lock file aside)."""
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != ".lock"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A complete tiny run (one epoch), whose files the partial-state tests copy."""
+    root = tmp_path_factory.mktemp("finished")
+    return train(tiny_config(root, "standard", train={"epochs": 1}))
+
+
+PARTIAL = {
+    "finished, no last.pt": ["config.yaml", "run.json", "status.json", "metrics.jsonl", "best.pt"],
+    "no best.pt": ["config.yaml", "run.json", "status.json", "metrics.jsonl", "last.pt"],
+    "metrics only": ["metrics.jsonl"],
+    "status only": ["status.json"],
+    "config only": ["config.yaml"],
+    "last.pt only": ["last.pt"],
+}
+
+
+@pytest.mark.parametrize("state", sorted(PARTIAL))
+def test_a_folder_holding_any_part_of_a_run_is_never_overwritten(finished, tmp_path, state):
+    config = tiny_config(tmp_path, "standard", train={"epochs": 1})
+    config.run_dir.mkdir(parents=True)
+    for name in PARTIAL[state]:
+        (config.run_dir / name).write_bytes((finished / name).read_bytes())
+    before = run_files(config.run_dir)
+    with pytest.raises(ConfigError, match=r"already holds a run .*--resume.*--overwrite"):
+        Trainer(config)
+    assert run_files(config.run_dir) == before
+
+
+def test_resume_without_last_pt_is_refused_when_something_was_trained(finished, tmp_path):
+    config = tiny_config(tmp_path, "standard", train={"epochs": 1})
+    config.run_dir.mkdir(parents=True)
+    for name in PARTIAL["finished, no last.pt"]:
+        (config.run_dir / name).write_bytes((finished / name).read_bytes())
+    before = run_files(config.run_dir)
+    with pytest.raises(ConfigError, match=r"resume: .* no last.pt to continue from.*--overwrite"):
+        Trainer(config, resume=True)
+    assert run_files(config.run_dir) == before
+
+
+def test_overwrite_moves_the_old_run_aside(finished, tmp_path):
+    config = tiny_config(tmp_path, "standard", train={"epochs": 1, "seed": 3})
+    config.run_dir.mkdir(parents=True)
+    for name in PARTIAL["finished, no last.pt"]:
+        (config.run_dir / name).write_bytes((finished / name).read_bytes())
+    before = run_files(config.run_dir)
+    train(config, overwrite=True)
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("standard.old-")]
+    assert run_files(aside) == before  # the old run, whole, under its new name
+    assert RunDir(config.run_dir).is_complete() and RunDir(config.run_dir).run_id() != RunDir(aside).run_id()
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        Trainer(config, resume=True, overwrite=True)
+
+
+def test_an_old_config_without_method_defaults_still_resumes(finished, tmp_path):
+    """config.yaml written before it held resolved method options: the comparison is on resolved configs."""
+    from regmix.training.claim import claim
+    config = tiny_config(tmp_path, "regmix", train={"epochs": 1})
+    run = RunDir(config.run_dir)
+    run.path.mkdir(parents=True)
+    old = config.to_dict()
+    old["method"]["options"] = {}
+    old["train"].pop("loggers")
+    run.config_path.write_text(yaml.safe_dump(old))
+    (run.path / "last.pt").write_bytes((finished / "last.pt").read_bytes())
+    lock, continues = claim(run, config, resume=True, overwrite=False)
+    lock.release()
+    assert continues  # the same config once resolved: the run continues from last.pt
+    data = config.to_dict()
+    data["method"]["options"] = {"alpha": 3}
+    changed = load_config(data=data)
+    with pytest.raises(ConfigError, match=r"different config \(method.options.alpha: 1.0 there, 3 here"):
+        claim(run, changed, resume=True, overwrite=False)
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken(tmp_path):
+    recipe = write_recipe(tmp_path / "recipe.yaml", train={"epochs": 1, "checkpoint_every": 0})
+    run = RunDir(tmp_path / "runs" / "r")
+    go = tmp_path / "go"
+    first = cli("train", "--config", str(recipe), "--out-dir", str(tmp_path / "runs"), fault=f"pause@step:2:{go}")
+    try:
+        for _ in range(6000):  # the first writer holds the run at step 2 (bounded: at most 10 minutes)
+            if (tmp_path / "go.waiting").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        second = cli("train", "--config", str(recipe), "--out-dir", str(tmp_path / "runs"), "--resume")
+        _, err = second.communicate(timeout=600)
+        assert second.returncode == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"pid {first.pid} on {socket.gethostname()}" in err and "being written by another run" in err
+        with pytest.raises(FolderLocked):
+            run.lock().acquire()
+        assert run.state() == "running"
+    finally:
+        go.touch()
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert run.is_complete()
+    # a writer killed with SIGKILL leaves its name in the lock file but no lock: the next one takes it
+    code = f"from regmix.rundir import RunDir; import os, signal; RunDir({str(run.path)!r}).lock().acquire(); " \
+           f"os.kill(os.getpid(), signal.SIGKILL)"
+    dead = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert dead.returncode == -signal.SIGKILL
+    assert run.lock().holder()["pid"] != os.getpid()  # the dead writer's name is still in the file
+    with pytest.raises(FolderLocked):  # while this process holds it, nobody else gets it
+        with run.lock():
+            run.lock().acquire()
+    with run.lock() as lock:
+        assert lock.holder()["pid"] == os.getpid()
+
+
+# ---------------------------------------------------------------- item 6: one line, the field, nothing lost
+
+@pytest.mark.parametrize("content", [b"", "half"])
+def test_an_empty_or_truncated_checkpoint_is_one_clear_error(finished, tmp_path, content):
+    path = tmp_path / "run" / "best.pt"
+    path.parent.mkdir()
+    whole = (finished / "best.pt").read_bytes()
+    path.write_bytes(whole[: len(whole) // 2] if content == "half" else content)
+    for load in (lambda: load_checkpoint(path), lambda: regmix.load_model(path.parent)):
+        with pytest.raises(ConfigError, match=r"^checkpoint: .*best.pt (is empty|was refused: .*truncated)") as err:
+            load()
+        assert len(str(err.value).splitlines()) == 1
+
+
+def test_resume_from_an_empty_last_pt_is_refused_and_changes_nothing(finished, tmp_path):
+    config = tiny_config(tmp_path, "standard", train={"epochs": 1})
+    config.run_dir.mkdir(parents=True)
+    for name in PARTIAL["no best.pt"]:
+        (config.run_dir / name).write_bytes((finished / name).read_bytes())
+    (config.run_dir / "last.pt").write_bytes(b"")
+    before = run_files(config.run_dir)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config.to_dict()))
+    p = cli("train", "--config", str(recipe), "--resume")
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert "resume: checkpoint:" in err and "last.pt is empty" in err
+    with pytest.raises(ConfigError, match=r"^resume: checkpoint: .*last.pt is empty .*nothing was changed"):
+        Trainer(config, resume=True)
+    assert run_files(config.run_dir) == before
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "digits"])
+def test_val_size_on_a_fixed_split_dataset_names_the_field(tmp_path, name):
+    with pytest.raises(ConfigError, match=rf"^data.val_size: {name} has a fixed validation split"):
+        tiny_config(tmp_path, "standard", data={"name": name, "val_size": 100})
+
+
+def test_an_empty_yaml_file_is_refused(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing here\n")
+    p = cli("train", "--config", str(empty), "--out-dir", str(tmp_path / "runs"))
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "--config:" in err and "is empty" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_negative_seed_names_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"^train.seed: must be an integer in \[0, 2\*\*31 - 1\], got -1"):
+        tiny_config(tmp_path, "standard", train={"seed": -1})
+
+
+def test_a_crash_at_the_first_step_leaves_status_failed_and_the_name_usable(tmp_path):
+    broken = tiny_config(tmp_path, "standard", train={"epochs": 1}, model={"options": {"width": 0}})
+    with pytest.raises(RuntimeError):
+        train(broken)
+    run = RunDir(broken.run_dir)
+    assert run.state() == "failed" and "RuntimeError" in run.status()["error"]
+    fixed = tiny_config(tmp_path, "standard", train={"epochs": 1})
+    with pytest.raises(ConfigError, match="--resume"):  # still never overwritten silently
+        Trainer(fixed)
+    run_id = run.run_id()
+    train(fixed, resume=True)  # nothing was trained: --resume starts it again, with the corrected config
+    assert run.is_complete() and run.run_id() == run_id
+    assert run.read_config()["model"]["options"] == {"width": 8}
+
+
+def test_a_write_failure_leaves_the_status_not_running(tmp_path):
+    """A full disk (RLIMIT_FSIZE: a file may not grow past 24 kB, so last.pt cannot be written)."""
+    recipe = write_recipe(tmp_path / "recipe.yaml", train={"epochs": 1, "checkpoint_every": 0})
+    code = f"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (24_000, 24_000))
+from regmix.cli import main
+sys.exit(main(["train", "--config", {str(recipe)!r}, "--out-dir", {str(tmp_path / 'runs')!r}]))
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 1 and "writing" in p.stderr and "failed" in p.stderr, p.stderr
+    run = RunDir(tmp_path / "runs" / "r")
+    assert run.state() in ("failed", "interrupted") and run.state() != "running"

@@ -6,9 +6,11 @@ that holds anything of a run is never overwritten:
 - without `resume`, it is refused (asking for --resume or --overwrite);
 - with `overwrite`, the old run is moved aside to RUN.old-<time> (never deleted) and a new one starts;
 - with `resume` and a last.pt, the run continues if its (resolved) config is the same;
-- with `resume` and no last.pt: if nothing was trained (no best.pt, no metrics record) the run
-  starts again in place (a run that crashed at its first step is resumed with a corrected config);
-  if something was trained, it is refused: there is nothing to continue from and results would mix.
+- with `resume` and no last.pt: if no weights were kept (no best.pt either) the run starts again in
+  place, keeping its run id (a run that crashed at its first step, or whose first checkpoint hit a
+  full disk, is resumed, with a corrected config if need be; metrics records past step 0 are
+  dropped and recomputed identically); with a best.pt it is refused: there is nothing to continue
+  from, and starting again would replace those weights.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ from ..lock import FolderLock
 from ..registry import ConfigError
 from ..rundir import RunDir
 
-# how a run is displayed or mirrored is not part of what it computes
-NOT_COMPUTED = (("train", "progress"), ("train", "loggers"))
+# where a run lives, where its data is read from, and how it is displayed or mirrored are not part of
+# what it computes (a run moved to another folder or machine resumes)
+NOT_COMPUTED = (("name",), ("out_dir",), ("data", "data_dir"), ("train", "progress"), ("train", "loggers"))
 
 
 def claim(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> tuple:
@@ -56,8 +59,9 @@ def claim(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> tupl
 
 
 def trained(run: RunDir) -> bool:
-    """Whether any training result is there: a checkpoint or a metrics record."""
-    return run.checkpoint("best").exists() or run.checkpoint("last").exists() or bool(run.metrics())
+    """Whether weights of the run were kept (best.pt or last.pt). Metrics records alone are not kept
+    results: restarting from step 0 writes them again, identically."""
+    return run.checkpoint("best").exists() or run.checkpoint("last").exists()
 
 
 def check_same_config(run: RunDir, config: Config):
@@ -65,8 +69,12 @@ def check_same_config(run: RunDir, config: Config):
         return
     previous, current = resolved_dict(run.read_config()), config.resolved().to_dict()
     for cfg in (previous, current):
-        for section, key in NOT_COMPUTED:
-            cfg.get(section, {}).pop(key, None)
+        for *sections, key in NOT_COMPUTED:
+            node = cfg
+            for section in sections:
+                node = node.get(section, {}) if isinstance(node, dict) else {}
+            if isinstance(node, dict):
+                node.pop(key, None)
     if previous != current:
         diffs = differences(previous, current)
         raise ConfigError(f"{run.path}: already holds a run with a different config "
