@@ -155,3 +155,13 @@ def test_a_malformed_figures_flag_is_one_line_before_any_work(tmp_path, capsys):
     assert capsys.readouterr().err == "regmix: error: --grid: must be an integer >= 3, got 2\n"
     assert main(["figures", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.startswith("regmix: error: RUN: ")
+
+
+def test_landscape_checks_its_flags_before_loading_the_run(tmp_path, capsys):
+    missing = str(tmp_path / "not_a_run")   # loading it would fail: every line below must come first
+    assert main(["landscape", missing, "--attack", "pgdx"]) == 2
+    assert capsys.readouterr().err.startswith("regmix: error: --attack: unknown name 'pgdx'")
+    assert main(["landscape", missing, "--checkpoint", "middle"]) == 2
+    assert capsys.readouterr().err == "regmix: error: --checkpoint: must be best or last, got 'middle'\n"
+    assert main(["landscape", missing, "--kind", "interp"]) == 2
+    assert capsys.readouterr().err.startswith("regmix: error: --other: ")

@@ -28,7 +28,7 @@ def add_parser(sub):
 
 # the library's argument names -> this command's flags
 FLAGS = {"grid": "--grid", "steps": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
-         "attack": "--attack", "other": "--other", "checkpoint": "--checkpoint", "eps": "--eps", "device": "--device"}
+         "attack": "--attack", "other": "--other", "eps": "--eps", "device": "--device"}
 
 
 def _progress(label):
@@ -52,6 +52,8 @@ def run(args):
     from .flags import flag_names, integer
     if args.kind not in compute.KINDS:
         raise ConfigError(f"--kind: must be one of {', '.join(compute.KINDS)}, got {args.kind!r}")
+    if args.checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint: must be best or last, got {args.checkpoint!r}")
     grid, n, examples = integer(args.grid, "--grid"), integer(args.n, "--n"), integer(args.examples, "--examples")
     hessian_iters, seed = integer(args.hessian_iters, "--hessian-iters"), integer(args.seed, "--seed")
     eps = None if args.eps is None else parse_number(args.eps, "--eps")

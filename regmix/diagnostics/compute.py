@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..attacks.specs import parse_attack
 from ..methods import resolved_options
 from ..registry import ConfigError
 from ..rundir import RunDir
@@ -53,6 +54,7 @@ def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10"
                             out=None, progress=None) -> Path:
     check_int("grid", grid, 2)
     check_int("hessian_iters", hessian_iters, 0)
+    parse_attack(attack, "attack")  # a bad name fails before the model is loaded
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
@@ -100,6 +102,7 @@ def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, att
     if other is None:
         raise ConfigError("other: interpolation needs a second run directory")
     check_int("steps", steps, 2)
+    parse_attack(attack, "attack")
     start = time.time()
     device = resolve_device(device)
     model_a, config = load_run(run_dir, which, device)

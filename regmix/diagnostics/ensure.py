@@ -13,9 +13,9 @@ from typing import List
 
 from ..registry import ConfigError
 from ..rundir import RunDir
-from ..threat import ThreatModel
+from ..attacks.specs import parse_attack
 from . import compute
-from .runs import attack_factory, resolve_device
+from .runs import resolve_device
 
 SWEEP_SPEC = "sweep.json"  # written by regmix.sweep into a sweep folder (not a run directory)
 
@@ -106,7 +106,7 @@ def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10"
     for name, value, minimum in (("grid", grid, 3), ("n", n, 1), ("examples", examples, 1),
                                  ("hessian_iters", hessian_iters, 0)):
         compute.check_int(name, value, minimum)
-    attack_factory(attack, ThreatModel())  # a bad attack name or device fails before any work
+    parse_attack(attack, "attack")  # a bad attack name or device fails before any work
     resolve_device(device)
     records = record_paths(paths)
     runs = records.runs
