@@ -23,6 +23,8 @@ def _targets(rows):
 
 
 def _skipped_or_error(section):
+    if not section:
+        return ["Not run in this record (see --only)."]
     if "error" in section:
         return [f"Failed: `{section['error']}`"]
     if "skipped" in section:
