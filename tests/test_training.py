@@ -127,3 +127,27 @@ def test_lr_schedules():
     assert lr_factor(cfg(name="cyclic"), 5) == pytest.approx(1.0)
     assert lr_factor(cfg(name="cyclic"), 2.5) == pytest.approx(0.5)
     assert lr_factor(cfg(name="constant", warmup_epochs=2), 1.0) == pytest.approx(0.5)
+
+
+def test_every_metrics_record_also_goes_to_the_configured_loggers(tmp_path, monkeypatch):
+    import sys
+    import types
+    seen = {"records": [], "closed": 0, "names": None}
+
+    class Fake:
+        def log(self, record):
+            seen["records"].append(record)
+
+        def close(self):
+            seen["closed"] += 1
+
+    def create_loggers(names, run_dir):
+        seen["names"] = (list(names), run_dir)
+        return [Fake()]
+
+    monkeypatch.setitem(sys.modules, "regmix.loggers", types.SimpleNamespace(create_loggers=create_loggers))
+    config = tiny_config(tmp_path, "standard", train={"epochs": 1, "loggers": ["tensorboard"]})
+    run_dir = train(config)
+    assert seen["names"] == (["tensorboard"], run_dir)
+    assert seen["records"] == [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert seen["closed"] == 1
