@@ -33,6 +33,7 @@ from torch import nn
 
 from .models.robustbench import (ROBUSTBENCH, ROBUSTBENCH_WRN, load_robustbench, load_weights_file,  # noqa: F401
                                  parse_robustbench, register_robustbench_wrn)
+from .modes import model_mode
 from .registry import ConfigError, suggest
 from .threat import ThreatModel, parse_number
 
@@ -189,13 +190,8 @@ def export_torchscript(model: nn.Module, path, *, dataset: str, threat, num_clas
     classes = dataset_classes(dataset) if num_classes is None else int(num_classes)
     meta = {"dataset": dataset, "num_classes": classes, "name": name or Path(path).stem,
             "threat": {"norm": threat.norm, "eps": threat.eps}}
-    was_training = model.training
-    model.eval()
-    try:
-        with _quiet_jit():
-            scripted = torch.jit.trace(model, example) if example is not None else torch.jit.script(model)
-    finally:
-        model.train(was_training)
+    with model_mode(model, training=False), _quiet_jit():
+        scripted = torch.jit.trace(model, example) if example is not None else torch.jit.script(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_jit():

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from regmix import losses
 from regmix.diagnostics import kl_toy
 from regmix.diagnostics.runs import load_run
-from regmix.methods import METHODS
+from regmix.methods import resolved_options
 
 from ..style import PALETTE
 from . import sweep_lookup
@@ -52,7 +52,9 @@ class AMRWeightExplorer:
         self.x, self.y = spread_subset(self.config, examples)
         self.threat = self.config.training_threat()
         self.seed, self.p0, self.q0 = seed, p0, q0
-        self.options = {**METHODS.get("regmix").defaults, **self.config.method.options}
+        # the sliders start at the run's effective weights (a non-regmix run starts at regmix's defaults)
+        own = self.config.method.options if self.config.method.name == "regmix" else {}
+        self.options = resolved_options("regmix", own, self.threat)
         self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=seed)
         self.finetune_steps, self.job, self.tuned_with = finetune_steps, None, None
         self.sweep_dir = Path(sweep_dir) if sweep_dir else None
