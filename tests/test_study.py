@@ -1,0 +1,123 @@
+"""`regmix study`: the smoke path end to end, a stopped study resumed, --dry-run writing nothing."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from regmix.cli import main
+from regmix.registry import ConfigError
+from regmix.rundir import RunDir
+from regmix.study import StudyStopped, load_suite, run_study
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ["standard", "fgsm_rs", "pgd_at", "trades", "mart", "pgk", "regmix"]
+
+
+def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["study", "mnist5k", "--smoke", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "7 runs" in printed and "14 evaluations" in printed and "ESTIMATE" in printed
+    ledger = json.loads((out / "study.json").read_text())
+    assert ledger["suite"] == "mnist5k" and ledger["smoke"] is True
+    for method in METHODS:
+        run = RunDir(out / "runs" / f"{method}-seed0")
+        assert run.is_complete(), method
+        assert run.read_config()["method"]["name"] == method
+        for spec in ("whole", "first_seed"):
+            record = json.loads(Path(ledger["evals_done"][f"{method}-seed0/{spec}"]).read_text())
+            assert record["method"] == method and record["n"] == (64 if spec == "whole" else 32)
+    report = (out / "report.md").read_text()
+    assert all(f"| {m} | 1 | 64 |" in report for m in METHODS)
+    assert "## first_seed" in report and "Training wall time" in report
+
+    # started again, it finds everything done and does no work
+    result = run_study(load_suite("mnist5k", smoke=True), out, log=lambda *a: None)
+    assert set(result["outcomes"].values()) == {"skipped"} and len(result["outcomes"]) == 21
+
+
+def test_stopped_study_resumes_and_skips_finished_work(tmp_path):
+    suite = load_suite("mnist5k", smoke=True)
+    out = tmp_path / "study"
+    quiet = lambda *a: None  # noqa: E731
+    with pytest.raises(StudyStopped):  # stopped after the training and the first evaluation
+        run_study(suite, out, methods=["standard"], stop_after=2, log=quiet)
+    assert RunDir(out / "runs" / "standard-seed0").is_complete()
+    done = json.loads((out / "study.json").read_text())["evals_done"]
+    assert list(done) == ["standard-seed0/whole"]
+    first_record = Path(done["standard-seed0/whole"]).read_text()
+
+    result = run_study(suite, out, methods=["standard"], log=quiet)
+    assert result["outcomes"] == {"standard-seed0": "skipped", "standard-seed0/whole": "skipped",
+                                  "standard-seed0/first_seed": "evaluated"}
+    assert Path(done["standard-seed0/whole"]).read_text() == first_record  # not evaluated twice
+    assert (out / "report.md").exists()
+
+
+def test_study_killed_in_the_middle_of_a_training_resumes_it(tmp_path):
+    """SIGKILL right after optimiser step 5 of 7 (last.pt written at step 4): the next start resumes the run."""
+    out = tmp_path / "study"
+    env = {**os.environ, "REGMIX_FAULT": "kill@step:5"}
+    killed = subprocess.run([sys.executable, "-m", "regmix", "study", "mnist5k", "--smoke", "--methods", "standard",
+                             "--out", str(out)], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert killed.returncode != 0, killed.stdout + killed.stderr
+    run = RunDir(out / "runs" / "standard-seed0")
+    assert run.state() == "interrupted" and run.checkpoint("last").exists()
+
+    result = run_study(load_suite("mnist5k", smoke=True), out, methods=["standard"], log=lambda *a: None)
+    assert result["outcomes"]["standard-seed0"] == "resumed"
+    assert run.is_complete()
+    steps = [r["step"] for r in run.metrics("step")]
+    assert steps == sorted(set(steps))  # resumed from its checkpoint: no step logged twice
+
+
+def test_dry_run_prints_the_plan_and_cost_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["study", "cifar10", "--dry-run", "--out", str(out), "--seeds", "0,1,2,3"]) == 0
+    printed = capsys.readouterr().out
+    assert "28 runs: 7 methods" in printed and "x 4 seeds" in printed
+    assert "expected cost" in printed and "ESTIMATE" in printed
+    assert not out.exists()
+
+
+def test_bad_arguments_are_one_line_naming_the_flag(tmp_path, capsys):
+    assert main(["study", "mnist5", "--dry-run", "--out", str(tmp_path / "a")]) == 2
+    assert "did you mean 'mnist5k'" in capsys.readouterr().err
+    assert main(["study", "mnist5k", "--dry-run", "--methods", "regmx", "--out", str(tmp_path / "b")]) == 2
+    assert "--methods" in capsys.readouterr().err
+    assert main(["study", "mnist5k", "--dry-run", "--seeds", "0,x", "--out", str(tmp_path / "c")]) == 2
+    assert "--seeds" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_suite_files_are_validated(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    text = (ROOT / "configs/study/mnist5k.yaml").read_text().replace(" mnist5k/", f" {ROOT}/configs/study/mnist5k/")
+    bad.write_text(text.replace("seeds: [0, 1, 2]", "seedz: [0, 1, 2]"))
+    with pytest.raises(ConfigError, match="seedz: unknown key"):
+        load_suite(str(bad))
+    bad.write_text(text.replace('"clean,pgd20,cw20"', '"clean,pgdx"', 1))
+    with pytest.raises(ConfigError, match="evals.whole.attacks"):
+        load_suite(str(bad))
+
+
+@pytest.mark.parametrize("suite", ["mnist5k", "cifar10", "cifar100", "tinyimagenet"])
+def test_every_suite_has_the_seven_methods_three_seeds_and_the_protocol(suite):
+    s = load_suite(suite)
+    assert list(s.recipes) == METHODS and len(s.seeds) >= 3
+    by_name = {e.name: e for e in s.evals}
+    assert by_name["whole"].n is None and {"pgd20", "cw20"} <= set(by_name["whole"].attacks.split(","))
+    assert by_name["apgd"].attacks.endswith("aa:apgd-ce+apgd-t") and (by_name["apgd"].n or 10 ** 9) >= 500
+    assert by_name["apgd"].seeds == "all"
+    assert by_name["autoattack"].attacks == "clean,aa" and by_name["autoattack"].seeds == "first"
+
+
+def test_a_study_folder_holds_one_suite_variant(tmp_path):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"suite": "mnist5k", "smoke": True}))
+    with pytest.raises(ConfigError, match="holds study 'mnist5k' \\(smoke\\)"):
+        run_study(load_suite("mnist5k"), out, dry_run=True, log=lambda *a: None)
