@@ -43,7 +43,7 @@ from .training.claim import claim
 from .training.data import IndexedDataset, check_pixel_range
 from .training.errors import TrainingDiverged, TrainingStopped
 from .training.metrics_log import MetricsLog, truncate_metrics
-from .training.schedule import lr_factor
+from .training.schedule import lr_factor, make_optimizer
 
 __all__ = ["Trainer", "train", "TrainingDiverged", "TrainingStopped", "lr_factor", "resolve_device"]
 
@@ -78,7 +78,7 @@ class Trainer:
         self.threat = c.training_threat()
         self.method = create_method(c.method.name, self.threat, **c.method.options)
         self.method.setup(len(ds), (ds.in_channels, *ds.image_size), self.device, seed=c.train.seed)
-        self.optimizer = self._optimizer()
+        self.optimizer = make_optimizer(c, self.model.parameters())
         self.sampler = EpochSampler(len(ds), c.data.batch_size // self.world, c.train.seed, self.rank, self.world)
         self.steps_per_epoch = self.sampler.batches_per_epoch()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -157,14 +157,6 @@ class Trainer:
             self.model = model
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-    def _optimizer(self):
-        o = self.config.optim
-        params = self.model.parameters()
-        if o.name == "adam":
-            return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                               nesterov=o.nesterov)
 
     def _autocast(self):
         if self.config.train.amp == "bf16" and self.device.type == "cuda":

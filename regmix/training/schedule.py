@@ -1,7 +1,16 @@
-"""The learning-rate schedule as a function of the (fractional) epoch."""
+"""The optimiser, and the learning-rate schedule as a function of the (fractional) epoch."""
 from __future__ import annotations
 
 import math
+
+import torch
+
+
+def make_optimizer(config, params) -> torch.optim.Optimizer:
+    o = config.optim
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
 
 
 def lr_factor(config, epoch: float) -> float:
