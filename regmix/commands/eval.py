@@ -3,7 +3,8 @@
 # evaluate_run's argument names -> this command's flags, for its error messages
 FLAGS = {"attacks": "--attacks", "n": "--n", "eps": "--eps", "step": "--step", "restarts": "--restarts",
          "batch_size": "--batch-size", "which": "--checkpoint", "split": "--split", "seed": "--seed",
-         "sanity_n": "--sanity-n"}
+         "sanity_n": "--sanity-n", "device": "--device",
+         "train.device": "--device"}  # runtime.resolve_device speaks of the config field
 
 
 def add_parser(sub):
@@ -49,14 +50,15 @@ def run(args):
     from ..evaluation.report import build_table, format_table
     from ..evaluation.run import evaluate_run
     from ..registry import ConfigError
-    from ..trainer import resolve_device
+    from ..runtime import resolve_device
     # progress bars only when someone watches: stdout a terminal (tqdm checks stderr itself)
     progress = None if sys.stdout.isatty() else False
     try:
+        device = resolve_device(args.device)
         record = evaluate_run(args.path, attacks=args.attacks, n=args.n, eps=args.eps, step=args.step,
                               batch_size=args.batch_size, which=args.checkpoint, ema=not args.no_ema,
                               split=args.split, seed=args.seed, restarts=args.restarts,
-                              device=resolve_device(args.device), data_dir=args.data_dir,
+                              device=device, data_dir=args.data_dir,
                               sanity=not args.no_sanity, progress=progress)
     except ConfigError as err:
         raise as_flag_error(err) from None
