@@ -11,6 +11,7 @@ import regmix
 from regmix.attacks import PGD
 
 from .fixtures import accuracy, digits
+from .profiling import profile_shares
 from .timing import alternate, ratio, target
 
 DEPS = Path(__file__).resolve().parent / ".deps"
@@ -67,6 +68,7 @@ def run(model, eps, scale, device="cpu", log=print) -> dict:
     model.eval()
     timings = alternate(contenders, repeats=scale.repeats, warmup=scale.warmup, device=device)
     out["timings"] = timings
+    out["profile"] = {k: profile_shares(fn) for k, fn in contenders.items()}
     out["images_per_s"] = {k: len(y) / t["median_s"] for k, t in timings.items()}
     out["accuracy_under_attack"] = {k: accuracy(model, v, y) for k, v in results.items()}
     out["targets"] = []

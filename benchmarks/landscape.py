@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from regmix.diagnostics.landscape import random_plane, weight_landscape
 
 from .fixtures import digits
+from .profiling import profile_shares
 from .timing import alternate, ratio, target
 
 
@@ -56,7 +57,8 @@ def run(model, scale, device="cpu", log=print) -> dict:
         elif steps > 1:
             gaps.append(np.abs(theirs_[i, :steps - 1] - fast[i, 1:]).max())
     gap = float(max(gaps))
-    out = {"grid": f"{steps} x {steps}", "points": len(y), "batch": len(y), "timings": timings,
+    profile = {"regmix_fast": profile_shares(ours_fast), "loss_landscapes": profile_shares(theirs)}
+    out = {"profile": profile, "grid": f"{steps} x {steps}", "points": len(y), "batch": len(y), "timings": timings,
            "targets": [target("regmix fast speed / loss-landscapes speed", ratio(timings, "loss_landscapes", "regmix_fast"),
                               ">=", 1.5 if not str(device).startswith("cuda") else 5.0)],
            "fast_vs_plain_speedup": ratio(timings, "regmix_plain", "regmix_fast"),

@@ -22,6 +22,15 @@ def _targets(rows):
     return lines
 
 
+def _profile(profiles: dict):
+    """Shares of self CPU time by kind of operation, one column per contender."""
+    kinds = sorted({k for p in profiles.values() for k in p}, key=lambda k: -max(p.get(k, 0) for p in profiles.values()))
+    lines = ["| kind | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
+    for k in kinds:
+        lines.append(f"| {k} | " + " | ".join(f"{100 * p.get(k, 0):.1f}%" for p in profiles.values()) + " |")
+    return lines
+
+
 def _skipped_or_error(section):
     if not section:
         return ["Not run in this record (see --only)."]
@@ -69,10 +78,7 @@ def render(record: dict) -> str:
                        f"{w['flop_equivalents']:.2f} | {sec / pgd:.3f} | {w['flop_equivalents'] / fpgd:.3f} |")
         out += ["", *_targets(t["targets"]), "",
                 "Where the time goes (share of self CPU time by kind of operation, torch profiler):", ""]
-        kinds = sorted({k for p in t["profile"].values() for k in p}, key=lambda k: -max(p.get(k, 0) for p in t["profile"].values()))
-        out += ["| kind | " + " | ".join(t["profile"]) + " |", "|---|" + "---|" * len(t["profile"])]
-        for k in kinds:
-            out.append(f"| {k} | " + " | ".join(f"{100 * p.get(k, 0):.1f}%" for p in t["profile"].values()) + " |")
+        out += _profile(t["profile"])
         out += ["", "EMA update, before (one lerp_/copy_ per tensor) and after (torch._foreach_lerp_ / _foreach_copy_):", "",
                 "| model | tensors | before | after | speed-up | bitwise equal |", "|---|---|---|---|---|---|"]
         for name, e in t["ema_update"].items():
@@ -93,7 +99,8 @@ def render(record: dict) -> str:
         out += ["", *_targets(a["targets"]), "",
                 f"APGD-CE time per iteration / regmix PGD time per step: {a['apgd_ce_time_per_iteration_vs_regmix_pgd_step']:.3f} "
                 "(both one forward and one input-gradient pass per iteration; APGD adds its step-size schedule and "
-                "keeps the best point).", ""]
+                "keeps the best point).", "", "Where the time goes (share of self CPU time by kind of operation):", "",
+                *_profile(a["profile"]), ""]
 
     e = res.get("eval", {})
     out += ["## 3. PGD-20 evaluation: compacted batch vs masking", ""]
@@ -121,7 +128,9 @@ def render(record: dict) -> str:
             out.append(f"| {k} | {_s(tm)} |")
         out += ["", *_targets(ls["targets"]), "",
                 f"Fast / plain regmix path: {ls['fast_vs_plain_speedup']:.2f}x; largest loss gap to loss-landscapes "
-                f"{ls['max_abs_gap_vs_loss_landscapes']:.2g}, fast vs plain {ls['max_abs_gap_fast_vs_plain']:.2g}.", ""]
+                f"{ls['max_abs_gap_vs_loss_landscapes']:.2g}, fast vs plain {ls['max_abs_gap_fast_vs_plain']:.2g}.", "",
+                "Where the time goes (share of self CPU time by kind of operation, one whole surface each):", "",
+                *_profile(ls["profile"]), "", NOTES["landscape"], ""]
 
     aa = res.get("autoattack", {})
     out += ["## 5. AutoAttack: regmix's adapter vs pyautoattack direct", ""]
@@ -186,6 +195,13 @@ NOTES = {
         "a module walk per attack (small_cnn has no BatchNorm). No forward pass can be dropped or merged without changing results: z_init's graph feeds "
         "both the attack gradient and the regulariser, and concatenating the final and clean batches would change "
         "BatchNorm's batch statistics and the floating-point sums."),
+    "landscape": (
+        "Both tools make the same forward passes; the fast path saves what is not arithmetic: no autograd graph "
+        "(inference mode; loss-landscapes' Loss metric records one), weights passed to a functional call instead "
+        "of being written into the model, and channels-last tensors for oneDNN's convolutions and pooling on a "
+        "CPU. Several grid points per pass (vmap over stacked weights, points_per_batch) measured slower on a "
+        "CPU, so the CPU default is one point per pass; on a GPU it is 8 (not measured here). The small "
+        "model's first convolution has a single input channel, a poor shape for oneDNN, and stays in both."),
     "prior": (
         "Why not half precision: a run stores eta after projecting into the [0, 1] box, (x + eta).clamp(0, 1) - x, "
         "and float rounding of x + eta leaves values that are neither multiples of the step nor representable in "

@@ -11,6 +11,7 @@ import regmix
 from regmix.ema import EMA
 
 from .fixtures import demo_model, digits
+from .profiling import profile_shares
 from .timing import alternate, ratio, target
 
 METHODS = ("standard", "pgd_at", "trades", "pgk", "regmix")
@@ -76,36 +77,12 @@ def count_work(runner: StepRunner) -> dict:
             "forward_gflops": round(forward_flops / 1e9, 4)}
 
 
-CATEGORIES = [  # (category, substrings of aten op names), first match wins
-    ("convolution", ("convolution",)),
-    ("matmul", ("addmm", "aten::mm", "bmm", "linear")),
-    ("pooling", ("pool",)),
-    ("activation", ("relu", "threshold", "clamp_min")),
-    ("softmax/loss", ("softmax", "nll", "cross_entropy", "kl_div", "aten::exp", "aten::log")),
-    ("prior gather/scatter", ("aten::index", "index_put", "index_select", "gather", "scatter")),
-    ("optimizer/EMA", ("_foreach", "adam", "lerp", "addcdiv", "addcmul", "sqrt")),
-    ("random draws", ("uniform", "rand", "normal", "bernoulli")),
-    ("reductions/syncs", ("sum", "mean", "amax", "argmax", "max", "min", "item", "_local_scalar_dense", "eq")),
-    ("elementwise", ("add", "sub", "mul", "div", "clamp", "sign", "where", "neg", "abs", "copy_", "fill_",
-                     "zero_", "ones_like", "zeros_like", "empty", "to", "sigmoid", "pow", "masked_fill")),
-]
-
-
 def profile_step(runner: StepRunner, steps: int) -> dict:
     """Share of self CPU time by kind of operation over `steps` training steps."""
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    def go():
         for _ in range(steps):
             runner.one()
-    shares, total = {}, 0.0
-    for event in prof.key_averages():
-        if not event.key.startswith("aten::") and not event.key.startswith("autograd"):
-            continue
-        t = event.self_cpu_time_total
-        total += t
-        kind = next((name for name, keys in CATEGORIES if any(k in event.key for k in keys)), "other")
-        shares[kind] = shares.get(kind, 0.0) + t
-    return {k: round(v / total, 4) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])} if total else {}
+    return profile_shares(go)
 
 
 def _ema_loop(avg_model, model, d):
