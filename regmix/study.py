@@ -1,13 +1,14 @@
 """`regmix study SUITE`: every method x seed of a suite trained from its recipes, evaluated, reported.
 
 A suite is data, not code: configs/study/<suite>.yaml names the recipe of each method, the seeds, the
-evaluations (attacks, points, which seeds), a cost table for the estimate and a `smoke` variant.
+evaluations (attacks, points, which seeds), a cost table for the estimate, a `smoke` variant, and
+sweeps (a grid of options, or named variants such as ablations) run with part='sweeps' or 'all'.
 The study folder (--out) holds:
 
     OUT/.lock          one study writes a folder at a time (FolderLock)
     OUT/study.json     the plan and the evaluations finished so far (with their record files)
     OUT/runs/<method>-seed<k>/   one run directory per method and seed (RunDir)
-    OUT/report.md      one table per evaluation (regmix.evaluation.report)
+    OUT/report.md      tables of the main runs and the sweeps (study_report.py)
 
 It can be stopped at any moment and started again: complete runs are skipped, interrupted ones resumed
 from last.pt (or, where nothing can be continued, moved aside and started again), and an evaluation
@@ -15,7 +16,9 @@ whose record exists is not repeated.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,17 +30,19 @@ from .checkpoint import atomic_write_text
 from .lock import FolderLock
 from .registry import ConfigError, suggest
 from .rundir import RunDir
+from .study_report import duration as _duration
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "study"
 SUITE_KEYS = ("suite", "description", "device", "recipes", "seeds", "evals", "cost", "smoke", "sweeps")
 EVAL_KEYS = ("attacks", "n", "seeds", "checkpoint", "sanity")
-SMOKE_KEYS = ("seeds", "overrides", "evals", "cost")
+SMOKE_KEYS = ("seeds", "overrides", "evals", "cost", "sweeps")
+SWEEP_KEYS = ("method", "grid", "variants", "seeds", "evals")
+PARTS = ("main", "sweeps", "all")
 STUDY_FILE = "study.json"
 
 
 class StudyStopped(RuntimeError):
     """Raised by the stop_after hook (tests): the study stops between two pieces of work."""
-
 
 @dataclass
 class EvalSpec:
@@ -60,6 +65,7 @@ class Suite:
     cost: dict
     overrides: List[str] = field(default_factory=list)
     smoke: bool = False
+    sweeps: dict = field(default_factory=dict)   # name -> {method, grid | variants, seeds, evals}
 
 
 @dataclass
@@ -69,6 +75,8 @@ class RunTask:
     name: str
     recipe: Path
     overrides: List[str]
+    sweep: str = ""          # the sweep it belongs to ("" for the main table)
+    variant: str = ""        # its grid point or named variant within the sweep
 
 
 @dataclass
@@ -88,8 +96,8 @@ def _refuse_unknown(data: dict, allowed, where: str):
 
 
 def _seeds(value, where) -> List[int]:
-    if (not isinstance(value, list) or not value or any(isinstance(s, bool) or not isinstance(s, int) for s in value)
-            or len(set(value)) != len(value)):
+    if not isinstance(value, list) or not value or len(set(value)) != len(value) or \
+            any(isinstance(s, bool) or not isinstance(s, int) for s in value):
         raise ConfigError(f"{where}: must be a list of distinct integers, got {value!r}")
     return list(value)
 
@@ -142,7 +150,8 @@ def load_suite(name, *, smoke: bool = False) -> Suite:
             raise ConfigError(f"{where}.recipes.{method}: {recipe} does not exist")
     suite = Suite(name=str(data.get("suite", where)), file=path, device=str(data.get("device", "auto")),
                   recipes=recipes, seeds=_seeds(data["seeds"], f"{where}.seeds"),
-                  evals=_evals(data["evals"], f"{where}.evals"), cost=dict(data["cost"]))
+                  evals=_evals(data["evals"], f"{where}.evals"), cost=dict(data["cost"]),
+                  sweeps=data.get("sweeps") or {})
     if smoke:
         s = data.get("smoke")
         if not isinstance(s, dict):
@@ -154,12 +163,44 @@ def load_suite(name, *, smoke: bool = False) -> Suite:
         if "evals" in s:
             suite.evals = _evals(s["evals"], f"{where}.smoke.evals")
         suite.cost = dict(s.get("cost", suite.cost))
+        suite.sweeps = s.get("sweeps", suite.sweeps) or {}
+    if not isinstance(suite.sweeps, dict):
+        raise ConfigError(f"{where}.sweeps: must map sweep names to {{method, grid | variants, seeds, evals}}")
+    for name, entry in suite.sweeps.items():
+        _sweep_points(suite, name, entry, f"{where}.sweeps.{name}")
     return suite
 
 
+def _sweep_points(suite: Suite, name, entry, where) -> List[tuple]:
+    """[(variant label, overrides)] of one sweep: every grid combination, or the named variants.
+    A grid key without a dot is a method option (the weights being swept are)."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a mapping with method and grid or variants")
+    _refuse_unknown(entry, SWEEP_KEYS, where)
+    if entry.get("method") not in suite.recipes:
+        raise ConfigError(f"{where}.method: must be one of {', '.join(suite.recipes)}, got {entry.get('method')!r}")
+    if ("grid" in entry) == ("variants" in entry):
+        raise ConfigError(f"{where}: give exactly one of grid (key: [values]) or variants (name: [key=value, ...])")
+    known = {e.name for e in suite.evals}
+    for e in entry.get("evals") or []:
+        if e not in known:
+            raise ConfigError(f"{where}.evals: {e!r} is not an evaluation of this suite{suggest(e, known)}")
+    if "variants" in entry:
+        return [(str(v), [str(o) for o in overrides]) for v, overrides in dict(entry["variants"]).items()]
+    grid = {(k if "." in k else f"method.options.{k}"): v for k, v in dict(entry["grid"]).items()}
+    points = []
+    for combo in itertools.product(*grid.values()):
+        label = "_".join(k.split(".")[-1] + re.sub(r"[^A-Za-z0-9.+-]", "_", str(v)) for k, v in zip(grid, combo))
+        points.append((label, [f"{k}={json.dumps(v)}" for k, v in zip(grid, combo)]))
+    return points
+
+
 def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
-         seeds: Optional[Sequence[int]] = None) -> tuple:
-    """(runs, evals): every run's config is loaded and validated here, before any work."""
+         seeds: Optional[Sequence[int]] = None, part: str = "main") -> tuple:
+    """(runs, evals) of the main table ('main'), the suite's sweeps ('sweeps') or both ('all'); every
+    run's config is loaded and validated here, before any work."""
+    if part not in PARTS:
+        raise ConfigError(f"part: must be one of {', '.join(PARTS)}, got {part!r}")
     from .config import load_config
     methods = list(suite.recipes) if not methods else list(methods)
     for m in methods:
@@ -168,21 +209,33 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
                               f"it has {', '.join(suite.recipes)}")
     seeds = list(suite.seeds) if not seeds else list(seeds)
     runs, evals = [], []
-    for method in methods:
-        for i, seed in enumerate(seeds):
-            name = f"{method}-seed{seed}"
-            overrides = [*suite.overrides, f"out_dir={Path(out) / 'runs'}", f"name={name}", f"train.seed={seed}",
-                         f"train.device={suite.device}", "train.progress=false"]
+
+    def add(method, sweep, variant, extra, run_seeds, specs):
+        for i, seed in enumerate(run_seeds):
+            name = "-".join(filter(None, [method, sweep, variant, f"seed{seed}"]))
+            overrides = [*suite.overrides, *extra, f"out_dir={Path(out) / 'runs'}", f"name={name}",
+                         f"train.seed={seed}", f"train.device={suite.device}", "train.progress=false"]
             load_config(suite.recipes[method], overrides)
-            run = RunTask(method, seed, name, suite.recipes[method], overrides)
+            run = RunTask(method, seed, name, suite.recipes[method], overrides, sweep, variant)
             runs.append(run)
-            evals += [EvalTask(run, e) for e in suite.evals if e.seeds == "all" or i == 0]
+            evals.extend(EvalTask(run, e) for e in specs if e.seeds == "all" or i == 0)
+
+    if part in ("main", "all"):
+        for method in methods:
+            add(method, "", "", [], seeds, suite.evals)
+    if part in ("sweeps", "all"):
+        for sweep, entry in suite.sweeps.items():
+            if entry["method"] not in methods:
+                continue
+            specs = [e for e in suite.evals if e.name in (entry.get("evals") or [e.name for e in suite.evals])]
+            sweep_seeds = _seeds(entry["seeds"], f"sweeps.{sweep}.seeds") if "seeds" in entry else seeds
+            for variant, extra in _sweep_points(suite, sweep, entry, f"sweeps.{sweep}"):
+                add(entry["method"], sweep, variant, extra, sweep_seeds, specs)
     return runs, evals
 
 
 def run_dir(out: Path, run: RunTask) -> RunDir:
     return RunDir(Path(out) / "runs" / run.name)
-
 
 # ---------------------------------------------------------------- what is done, what it costs
 
@@ -210,7 +263,7 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
     measured: Dict[str, List[float]] = {}
     for run in runs:
         measured.setdefault(run.method, []).extend(_epoch_times(run_dir(out, run)))
-    train_s = eval_s = 0.0
+    train_s = 0.0
     sources = set()
     todo_runs = [r for r in runs if run_dir(out, r).state() != "complete"]
     for run in todo_runs:
@@ -221,35 +274,32 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
             train_s += per_epoch * max(epochs - done, 0)
             sources.add("measured epoch times")
         else:
-            train_s += float((suite.cost.get("train") or {}).get(run.method, 0)) * max(epochs - done, 0) / max(epochs, 1)
+            # the table prices a run of the recipe as written; a variant with more epochs costs more
+            base = load_config(run.recipe, suite.overrides).train.epochs
+            train_s += float((suite.cost.get("train") or {}).get(run.method, 0)) * max(epochs - done, 0) / max(base, 1)
             sources.add("cost table")
     todo_evals = [e for e in evals if not eval_done(out, e, ledger)]
-    for task in todo_evals:
-        eval_s += float((suite.cost.get("eval") or {}).get(task.spec.name, 0))
+    eval_s = sum(float((suite.cost.get("eval") or {}).get(task.spec.name, 0)) for task in todo_evals)
     if todo_evals:
         sources.add("cost table")
     return {"runs": len(runs), "evals": len(evals), "todo_runs": len(todo_runs), "todo_evals": len(todo_evals),
             "train_s": train_s, "eval_s": eval_s, "sources": sorted(sources)}
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def describe(suite: Suite, out: Path, runs, evals, cost) -> str:
-    methods = list(dict.fromkeys(r.method for r in runs))
-    seeds = list(dict.fromkeys(r.seed for r in runs))
-    per_eval = {e.name: sum(1 for t in evals if t.spec.name == e.name) for e in suite.evals}
+    main = [r for r in runs if not r.sweep]
+    methods, seeds = list(dict.fromkeys(r.method for r in main)), list(dict.fromkeys(r.seed for r in main))
+    specs = {e.name: e for e in suite.evals}
+    counts = {name: sum(1 for t in evals if t.spec.name == name) for name in specs}
+    sweeps = {w: sum(1 for r in runs if r.sweep == w) for w in dict.fromkeys(r.sweep for r in runs if r.sweep)}
     lines = [f"study {suite.name}{' (smoke)' if suite.smoke else ''} -> {out}",
-             f"  {cost['runs']} runs: {len(methods)} methods ({', '.join(methods)}) x {len(seeds)} seeds "
-             f"({', '.join(map(str, seeds))}), device {suite.device}",
-             f"  {cost['evals']} evaluations: " + ", ".join(
-                 f"{name} {count} ({next(e for e in suite.evals if e.name == name).attacks}, "
-                 f"n={next(e for e in suite.evals if e.name == name).n or 'all'})" for name, count in per_eval.items()),
+             f"  {cost['runs']} runs on device {suite.device}: "
+             + "; ".join(([f"{len(methods)} methods ({', '.join(methods)}) x {len(seeds)} seeds "
+                           f"({', '.join(map(str, seeds))})"] if main else [])
+                         + [f"sweep {w}: {n} runs" for w, n in sweeps.items()]),
+             f"  {cost['evals']} evaluations: " + ", ".join(f"{name} {count} ({specs[name].attacks}, "
+                                                            f"n={specs[name].n or 'all'})" for name, count in counts.items()
+                                                            if count),
              f"  still to do: {cost['todo_runs']} runs, {cost['todo_evals']} evaluations",
              f"  expected cost: about {_duration(cost['train_s'] + cost['eval_s'])} (training "
              f"{_duration(cost['train_s'])}, evaluation {_duration(cost['eval_s'])}); an ESTIMATE from "
@@ -304,16 +354,15 @@ def _evaluate(task: EvalTask, out: Path, ledger: dict, device, log) -> str:
     return "evaluated"
 
 
-def run_study(suite: Suite, out, *, methods=None, seeds=None, dry_run: bool = False, log: Callable = print,
-              stop_after: Optional[int] = None) -> dict:
-    """Plan, state the cost, then train, evaluate and report what is not done yet.
-
+def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", dry_run: bool = False,
+              log: Callable = print, stop_after: Optional[int] = None) -> dict:
+    """Plan, state the cost, then train, evaluate and report what is not done yet. part: main|sweeps|all.
     dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
     that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
     Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|evaluated}, 'report': path}.
     """
     out = Path(out)
-    runs, evals = plan(suite, out, methods, seeds)
+    runs, evals = plan(suite, out, methods, seeds, part)
     ledger = read_ledger(out)
     _check_folder(out, suite, ledger)
     cost = estimate(suite, out, runs, evals, ledger)
@@ -338,40 +387,14 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, dry_run: bool = Fa
         ledger = read_ledger(out)
         _check_folder(out, suite, ledger)
         ledger.update({"kind": "study", "version": 1, "suite": suite.name, "smoke": suite.smoke,
-                       "suite_file": str(suite.file), "runs": [r.name for r in runs],
-                       "evals": [e.key for e in evals], "evals_done": ledger.get("evals_done", {})})
+                       "suite_file": str(suite.file), "evals_done": ledger.get("evals_done", {})})
+        ledger[f"plan_{part}"] = {"runs": [r.name for r in runs], "evals": [e.key for e in evals]}
         atomic_write_text(out / STUDY_FILE, json.dumps(ledger, indent=1))
         for run in runs:
             count(run.name, _train(run, out, log))
             for task in (e for e in evals if e.run is run):
                 count(task.key, _evaluate(task, out, ledger, device, log))
-        report = write_report(out, suite, runs, evals, ledger)
+        from .study_report import write_report
+        report = write_report(out, suite, *plan(suite, out, methods, seeds, "all"), ledger)
     log(f"[study] done in {_duration(time.time() - start)}; report: {report}")
     return {"plan": cost, "outcomes": outcomes, "report": str(report)}
-
-
-# ---------------------------------------------------------------- report
-
-
-def write_report(out: Path, suite: Suite, runs, evals, ledger) -> Path:
-    """OUT/report.md: per evaluation, the report module's table (mean +- std over seeds), and the
-    training wall time per method."""
-    from .evaluation.records import load_record
-    from .evaluation.report import build_table, format_table
-    done = ledger.get("evals_done") or {}
-    lines = [f"# Study {suite.name}{' (smoke)' if suite.smoke else ''}", "",
-             f"Suite file: `{suite.file.name}`; seeds {', '.join(str(s) for s in dict.fromkeys(r.seed for r in runs))}. "
-             "Accuracies in percent, mean +- std over seeds.", ""]
-    for spec in suite.evals:
-        records = [load_record(done[t.key]) for t in evals if t.spec.name == spec.name and t.key in done]
-        lines += [f"## {spec.name}: {spec.attacks}, n = {spec.n or 'whole test split'}, {spec.checkpoint} checkpoint", ""]
-        lines += [format_table(build_table(records), "md") if records else "(no records yet)", ""]
-    lines += ["## Training wall time (s, sum of epoch times)", "", "| method | seeds | mean | runs |", "|---|---|---|---|"]
-    for method in dict.fromkeys(r.method for r in runs):
-        times = [sum(_epoch_times(run_dir(out, r))) for r in runs if r.method == method]
-        times = [t for t in times if t > 0]
-        mean = f"{sum(times) / len(times):.1f}" if times else "-"
-        lines.append(f"| {method} | {len(times)} | {mean} | {', '.join(f'{t:.1f}' for t in times)} |")
-    path = out / "report.md"
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path

@@ -78,7 +78,7 @@ def test_dry_run_prints_the_plan_and_cost_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["study", "cifar10", "--dry-run", "--out", str(out), "--seeds", "0,1,2,3"]) == 0
     printed = capsys.readouterr().out
-    assert "28 runs: 7 methods" in printed and "x 4 seeds" in printed
+    assert "28 runs on device auto: 7 methods" in printed and "x 4 seeds" in printed
     assert "expected cost" in printed and "ESTIMATE" in printed
     assert not out.exists()
 
@@ -121,3 +121,29 @@ def test_a_study_folder_holds_one_suite_variant(tmp_path):
     (out / "study.json").write_text(json.dumps({"suite": "mnist5k", "smoke": True}))
     with pytest.raises(ConfigError, match="holds study 'mnist5k' \\(smoke\\)"):
         run_study(load_suite("mnist5k"), out, dry_run=True, log=lambda *a: None)
+
+
+def test_sweeps_run_grid_points_and_variants_and_report_them(tmp_path):
+    suite = load_suite("mnist5k", smoke=True)
+    out = tmp_path / "study"
+    result = run_study(suite, out, methods=["regmix"], part="sweeps", log=lambda *a: None)
+    names = {"regmix-alpha_beta-alpha0.5-seed0", "regmix-alpha_beta-alpha2.0-seed0", "regmix-ablations-amr_only-seed0"}
+    assert {k for k, v in result["outcomes"].items() if v == "trained"} == names
+    options = {n: RunDir(out / "runs" / n).read_config()["method"]["options"] for n in names}
+    assert options["regmix-alpha_beta-alpha0.5-seed0"]["alpha"] == 0.5
+    assert options["regmix-alpha_beta-alpha2.0-seed0"]["alpha"] == 2.0
+    assert options["regmix-ablations-amr_only-seed0"]["gamma"] == 0
+    report = (out / "report.md").read_text()
+    assert "### alpha_beta: whole" in report and "| alpha0.5 | 1 |" in report and "| alpha2.0 | 1 |" in report
+    assert "### ablations: whole" in report and "| amr_only | 1 |" in report
+
+
+def test_sweep_entries_are_validated(tmp_path):
+    text = (ROOT / "configs/study/mnist5k.yaml").read_text().replace(" mnist5k/", f" {ROOT}/configs/study/mnist5k/")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("gamma: {method: regmix, grid:", "gamma: {method: regmx, grid:"))
+    with pytest.raises(ConfigError, match="sweeps.gamma.method"):
+        load_suite(str(bad))
+    bad.write_text(text.replace("seeds: [0], evals: [whole]}", "seeds: [0], evals: [wole]}", 1))
+    with pytest.raises(ConfigError, match="did you mean 'whole'"):
+        load_suite(str(bad))

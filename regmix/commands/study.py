@@ -1,7 +1,7 @@
 """`regmix study SUITE`: the flags of regmix.study.run_study."""
 
 # run_study's argument names -> this command's flags, for its error messages
-FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE"}
+FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE", "part": "--part"}
 
 
 def add_parser(sub):
@@ -17,6 +17,8 @@ def add_parser(sub):
     p.add_argument("--out", default=None, help="study folder (default: runs/study-SUITE, runs/study-SUITE-smoke)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's)")
     p.add_argument("--methods", default=None, help="comma-separated methods (default: all of the suite's)")
+    p.add_argument("--part", choices=["main", "sweeps", "all"], default="main",
+                   help="main: the methods x seeds table (default); sweeps: the suite's sweeps and ablations; all: both")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its expected cost only; write nothing")
     p.add_argument("--smoke", action="store_true",
                    help="the suite's tiny variant (one epoch, few points, cheap attacks), as CI runs it")
@@ -39,7 +41,7 @@ def run(args):
         out = args.out or os.path.join("runs", f"study-{suite.name}{'-smoke' if args.smoke else ''}")
         # tests only: stop after that many trainings/evaluations, as an interruption would
         stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
-        run_study(suite, out, methods=methods, seeds=seeds, dry_run=args.dry_run,
+        run_study(suite, out, methods=methods, seeds=seeds, part=args.part, dry_run=args.dry_run,
                   stop_after=int(stop_after) if stop_after else None)
     except ConfigError as err:
         raise as_flag_error(err, FLAGS) from None
