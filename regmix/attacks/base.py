@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import cw_margin
+from ..modes import model_mode
 from ..registry import ConfigError
 from ..threat import ThreatModel
 
@@ -79,13 +80,8 @@ class Attack:
                               f"found values in [{x.min().item():.3g}, {x.max().item():.3g}]")
         if self.threat.eps == 0:
             return x.detach().clone()
-        was_training = self.model.training
-        self.model.train(self.mode == "train")
-        try:
-            with torch.enable_grad():
-                x_adv = self.perturb(x.detach(), y)
-        finally:
-            self.model.train(was_training)
+        with model_mode(self.model, training=self.mode == "train"), torch.enable_grad():
+            x_adv = self.perturb(x.detach(), y)
         return x_adv.detach()
 
     def perturb(self, x, y) -> torch.Tensor:
