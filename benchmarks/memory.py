@@ -102,7 +102,8 @@ def run(model, eps, scale, workdir: Path, log=print) -> dict:
                 + ("" if scale.name == "full" else " on scikit-learn's 8x8 digits (smoke)"),
         "landscape": f"weight_landscape, {scale.memory_grid} x {scale.memory_grid} grid, clean, {512 if scale.name == 'full' else scale.landscape_points} points",
         "autoattack": f"AutoAttack standard through the adapter on {scale.memory_aa_points} points, "
-                      f"APGD/FAB iterations cut to {scale.memory_aa_iters} (memory depends on points and batch, not iterations)"}
+                      f"APGD/FAB iterations cut to {scale.memory_aa_iters}, Square queries to {scale.aa_square_queries or 100} "
+                      f"(memory depends on points and batch, not on iterations)"}
     out["prior_storage"] = prior_storage(log)
     out["checks"] = {"all_children_succeeded": all(c["returncode"] == 0 and c["peak_rss_mib"] for c in out["cases"].values())}
     return out
