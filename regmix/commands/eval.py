@@ -3,18 +3,21 @@
 # evaluate_run's argument names -> this command's flags, for its error messages
 FLAGS = {"attacks": "--attacks", "n": "--n", "eps": "--eps", "step": "--step", "restarts": "--restarts",
          "batch_size": "--batch-size", "which": "--checkpoint", "split": "--split", "seed": "--seed",
-         "sanity_n": "--sanity-n", "device": "--device",
+         "sanity_n": "--sanity-n", "device": "--device", "source": "RUN_DIR_OR_MODEL",
+         "dataset": "--dataset", "threat": "--threat", "model_dir": "--model-dir",
          "train.device": "--device"}  # runtime.resolve_device speaks of the config field
 
 
 def add_parser(sub):
+    from ..sources import add_source_arguments
     p = sub.add_parser("eval", help="evaluate a run or checkpoint under attack; write a JSON record",
                        description="Evaluate on the test split (first N points, or all) with the given attacks "
                                    "(each runs only on the points still robust), run the sanity checks, print "
                                    "a table and write RUN_DIR/eval/<name>.json (+ per-example flags .npz). "
                                    "The threat model is the run's evaluation threat (eval.eps, else the "
                                    "training eps).")
-    p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("path", metavar="RUN_DIR_OR_MODEL",
+                   help="a run directory, a checkpoint or TorchScript file, or robustbench:<dataset>/<threat>/<name>")
     p.add_argument("--attacks", default="clean,pgd20,cw20,aa",
                    help="comma-separated: clean, fgsm, fgsm_rs, pgd, cw (the run's eval steps), pgdN, cwN, aa, "
                         "aa-plus, aa:apgd-ce+square, square (default: clean,pgd20,cw20,aa)")
@@ -32,16 +35,8 @@ def add_parser(sub):
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--data-dir", default=None, help="where the dataset lives (default: the run's data_dir)")
     p.add_argument("--no-sanity", action="store_true", help="skip the extra sanity-check attacks")
+    add_source_arguments(p)
     p.set_defaults(func=run)
-
-
-def as_flag_error(err, flags=FLAGS):
-    """A library error that names an argument ('n: ...') -> the same error naming the flag ('--n: ...')."""
-    from ..registry import ConfigError
-    name, sep, rest = str(err).partition(": ")
-    if sep and name in flags:
-        return ConfigError(f"{flags[name]}: {rest}")
-    return err
 
 
 def run(args):
@@ -49,19 +44,18 @@ def run(args):
 
     from ..evaluation.report import build_table, format_table
     from ..evaluation.run import evaluate_run
-    from ..registry import ConfigError
     from ..runtime import resolve_device
+    from ..sources import source_options
+    from .flags import flag_names
     # progress bars only when someone watches: stdout a terminal (tqdm checks stderr itself)
     progress = None if sys.stdout.isatty() else False
-    try:
+    with flag_names(FLAGS):
         device = resolve_device(args.device)
         record = evaluate_run(args.path, attacks=args.attacks, n=args.n, eps=args.eps, step=args.step,
                               batch_size=args.batch_size, which=args.checkpoint, ema=not args.no_ema,
                               split=args.split, seed=args.seed, restarts=args.restarts,
                               device=device, data_dir=args.data_dir,
-                              sanity=not args.no_sanity, progress=progress)
-    except ConfigError as err:
-        raise as_flag_error(err) from None
+                              sanity=not args.no_sanity, progress=progress, **source_options(args))
     print()
     print(format_table(build_table([record]), "md"))
     print(f"\n{len(record['warnings'])} sanity warning(s); record: {record['_path']}")

@@ -1,11 +1,13 @@
 def add_parser(sub):
+    from ..sources import add_source_arguments
     p = sub.add_parser("landscape", help="compute a loss landscape of a run (an .npz record)",
                        description="Compute a loss landscape on a fixed subset (the first N points of a split) "
                                    "and write RUN/diagnostics/landscape_{weight,input}.npz or interp_<OTHER>.npz. "
                                    "weight: 2D, two filter-normalised Gaussian directions, clean and under the "
                                    "attack, with sharpness and the Hessian's top eigenvalue; input: per example, "
                                    "over (FGSM direction, random sign direction); interp: from RUN to --other.")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", metavar="RUN_DIR_OR_MODEL",
+                   help="a run directory, a checkpoint or TorchScript file, or robustbench:<dataset>/<threat>/<name>")
     p.add_argument("--kind", default="weight", help="weight (default), input or interp")
     # integers are read as text and checked in run(): a malformed value is one line, not argparse's usage
     p.add_argument("--grid", default="21", help="points per axis (default 21; interp: points on the line)")
@@ -23,12 +25,14 @@ def add_parser(sub):
     p.add_argument("--seed", default="0", help="directions and attack starts (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", help="record path (default under RUN/diagnostics/)")
+    add_source_arguments(p)
     p.set_defaults(func=run)
 
 
 # the library's argument names -> this command's flags
 FLAGS = {"grid": "--grid", "steps": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
-         "attack": "--attack", "other": "--other", "eps": "--eps", "device": "--device"}
+         "attack": "--attack", "other": "--other", "eps": "--eps", "device": "--device", "train.device": "--device",
+         "source": "RUN_DIR_OR_MODEL", "dataset": "--dataset", "threat": "--threat", "model_dir": "--model-dir"}
 
 
 def _progress(label):
@@ -49,6 +53,9 @@ def run(args):
     from ..diagnostics import compute, load_record
     from ..registry import ConfigError
     from ..threat import parse_number
+    from ..attacks.specs import parse_attack
+    from ..diagnostics.runs import resolve_device
+    from ..sources import load_source, source_options
     from .flags import flag_names, integer
     if args.kind not in compute.KINDS:
         raise ConfigError(f"--kind: must be one of {', '.join(compute.KINDS)}, got {args.kind!r}")
@@ -59,6 +66,10 @@ def run(args):
     eps = None if args.eps is None else parse_number(args.eps, "--eps")
     common = dict(seed=seed, split=args.split, which=args.checkpoint, eps=eps, device=args.device, out=args.out)
     with flag_names(FLAGS):
+        parse_attack(args.attack, "attack")  # a bad name costs no model load
+        # any model source: a run, a checkpoint or TorchScript file, robustbench:<dataset>/<threat>/<name>
+        args.run = load_source(args.run, which=args.checkpoint, device=resolve_device(args.device),
+                               **source_options(args))
         if args.kind == "weight":
             path = compute.weight_landscape_record(
                 args.run, grid=grid, span=args.span or 1.0, n=n, attack=args.attack,

@@ -23,10 +23,7 @@ def add_parser(sub):
 def run(args):
     from ..evaluation.records import find_records
     from ..evaluation.report import build_table, format_table
-    from ..registry import ConfigError
-    from .eval import as_flag_error
-    try:
+    from .flags import flag_names
+    with flag_names(FLAGS):
         table = format_table(build_table(find_records(args.records), args.group_by), args.format)
-    except ConfigError as err:
-        raise as_flag_error(err, FLAGS) from None
     print(table)

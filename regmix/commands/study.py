@@ -31,8 +31,8 @@ def run(args):
     from ..registry import ConfigError
     from ..study import load_suite, run_study
     from ..sweep import parse_seeds
-    from .eval import as_flag_error
-    try:
+    from .flags import flag_names
+    with flag_names(FLAGS):
         suite = load_suite(args.suite, smoke=args.smoke)
         seeds = parse_seeds(args.seeds) if args.seeds is not None else None
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else None
@@ -43,5 +43,3 @@ def run(args):
         stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
         run_study(suite, out, methods=methods, seeds=seeds, part=args.part, dry_run=args.dry_run,
                   stop_after=int(stop_after) if stop_after else None)
-    except ConfigError as err:
-        raise as_flag_error(err, FLAGS) from None

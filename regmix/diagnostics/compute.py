@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 from ..attacks.specs import parse_attack
-from ..methods import resolved_options
+from ..methods import METHODS, resolved_options
 from ..registry import ConfigError
 from ..rundir import RunDir
+from ..sources import source_home
 from . import landscape as L
 from .records import save_record
 from .runs import attack_factory, eval_threat, fixed_subset, load_run, resolve_device
@@ -24,12 +25,14 @@ KINDS = ("weight", "input", "interp")
 
 
 def default_path(run_dir, kind: str, other=None) -> Path:
-    """Where the record of `kind` (weight, input, interp with `other`, softmax) of a run is cached."""
+    """Where the record of `kind` (weight, input, interp with `other`, softmax) of a run is cached: its
+    diagnostics folder (for a model that has no run, that of runs/external/<name>: sources.source_home)."""
+    run = RunDir(source_home(run_dir))
     if kind == "interp":
-        return RunDir(run_dir).diagnostic(f"interp_{Path(other).name}")
+        return run.diagnostic(f"interp_{source_home(other).name}")
     if kind == "softmax":
-        return RunDir(run_dir).diagnostic("softmax")
-    return RunDir(run_dir).diagnostic(f"landscape_{kind}")
+        return run.diagnostic("softmax")
+    return run.diagnostic(f"landscape_{kind}")
 
 
 def check_int(name: str, value, minimum: int) -> None:
@@ -41,8 +44,11 @@ def check_int(name: str, value, minimum: int) -> None:
 def _base_meta(run_dir, config, which, split, n, device, attack):
     # method options with every default filled in: the effective values, also for a run written before
     # config.yaml recorded them
-    options = resolved_options(config.method.name, config.method.options, config.training_threat())
-    return {"run_dir": str(run_dir), "run": Path(run_dir).name, "method": config.method.name,
+    external = config.method.name not in METHODS  # a model regmix did not train (sources.py)
+    options = {} if external else resolved_options(config.method.name, config.method.options,
+                                                   config.training_threat())
+    home = source_home(run_dir)
+    return {"run_dir": str(home), "run": home.name, "method": config.method.name,
             "method_options": options, "model": config.model.name,
             "dataset": config.data.name,
             "checkpoint": which, "split": split, "n": n, "device": str(device), "attack": attack,

@@ -191,6 +191,8 @@ def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int =
     keys = ["loss", "acc"] + (["adv_loss", "adv_acc"] if attack is not None else [])
     out = {k: np.zeros((len(coords), len(coords))) for k in keys}
     total = len(coords) ** 2
+    # torch.func's functional calls refuse TorchScript modules (a model loaded from a .pt archive)
+    fast = fast and not isinstance(model, torch.jit.ScriptModule)
     if fast:
         per_batch = int(points_per_batch or (8 if device.type == "cuda" else 1))
         clean_progress = progress if attack is None else None

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
-from ..config import load_config
 from ..registry import ConfigError
 from ..threat import ThreatModel
 
@@ -13,15 +11,16 @@ def resolve_device(name="auto") -> torch.device:
     """'auto' (CUDA when there is one), 'cpu', 'cuda', 'cuda:N' or a torch.device -> a torch.device."""
     if isinstance(name, torch.device):
         return name
-    from ..trainer import resolve_device as _resolve
+    from ..runtime import resolve_device as _resolve
     return _resolve(name)
 
 
-def load_run(run_dir, which: str = "best", device="cpu", ema: bool = True):
-    """(model in eval mode, resolved Config) of a run directory."""
-    state = load_checkpoint(resolve_checkpoint(run_dir, which), map_location=device)
-    config = load_config(data=state["config"])
-    return model_from_checkpoint(state, device=device, ema=ema), config
+def load_run(source, which: str = "best", device="cpu", ema: bool = True):
+    """(model in eval mode, resolved Config) of a run directory, or of any model source that
+    regmix.sources.load_source takes (an ExternalModel carries its own dataset and threat)."""
+    from ..sources import load_source
+    loaded = load_source(source, which=which, device=device, ema=ema)
+    return loaded.model, loaded.config
 
 
 def fixed_subset(config, split: str = "test", n: int = 512, *, data_dir=None):

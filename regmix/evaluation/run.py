@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from ..attacks.specs import parse_attacks
-from ..checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, resolve_checkpoint
-from ..config import load_config
+from ..checkpoint import atomic_write
 from ..data import create_dataset
 from ..registry import ConfigError
 from ..rundir import RunDir
+from ..sources import load_source
 from ..threat import NORMS, parse_number
 from .flags import attack_flags, clean_flags
 from .records import VERSION, environment, record_stem, save_record
@@ -92,9 +92,13 @@ def _method_options(run: RunDir, config) -> dict:
 
 def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None, eps=None, step=None,
                  batch_size=256, which="best", ema=True, split="test", seed=0, restarts=1, device="cpu",
-                 data_dir=None, sanity=True, sanity_n=200, log=print, progress: Optional[bool] = None) -> dict:
-    """Evaluate a run directory (its best or last checkpoint) or a checkpoint file; write
-    RUN/eval/<stem>.json and <stem>.flags.npz; return the record.
+                 data_dir=None, sanity=True, sanity_n=200, log=print, progress: Optional[bool] = None,
+                 dataset=None, threat=None, model_dir="./models") -> dict:
+    """Evaluate any model source (regmix.sources.load_source: a run directory or checkpoint file, a
+    TorchScript file, 'robustbench:<dataset>/<threat>/<name>', an nn.Module); write HOME/eval/<stem>.json
+    and <stem>.flags.npz (HOME: the run directory, else runs/external/<name>); return the record.
+
+    dataset/threat/model_dir: what load_source needs for a model that is not a regmix run.
 
     eps: default eval.eps of the run's config, else its training eps. step: PGD/CW step of pgdN/cwN
     (default eps/4). progress: a bar per attack (None: in a terminal or notebook only).
@@ -102,14 +106,12 @@ def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None
     specs = parse_attacks(attacks)
     eps, step = check_arguments(n=n, eps=eps, step=step, restarts=restarts, batch_size=batch_size,
                                 which=which, split=split, seed=seed, sanity_n=sanity_n)
-    checkpoint_file = resolve_checkpoint(path, which)
-    state = load_checkpoint(checkpoint_file, map_location="cpu")
-    config = load_config(data=state["config"])
-    run = RunDir(checkpoint_file.parent)
+    source = load_source(path, dataset=dataset, threat=threat, model_dir=model_dir, which=which, ema=ema,
+                         device=device)
+    config, model, info = source.config, source.model, source.info
+    run = RunDir(source.home)
     threat = _threat(config, eps, step)
     specs = [s.at(threat) for s in specs]
-    model = model_from_checkpoint(state, device=device, ema=ema)
-    used_ema = bool(ema and state.get("ema") is not None)
     dataset = create_dataset(config.data.name, split, data_dir or config.data.data_dir, augment=False)
     x, y = _first_points(dataset, n)
     # every attack built before any work: a bad option or a missing AutoAttack fails here
@@ -118,16 +120,17 @@ def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None
 
     record = {
         "kind": "eval", "version": VERSION, "run_dir": str(run.path), **run.identity(),
-        "checkpoint": checkpoint_file.stem, "checkpoint_file": checkpoint_file.name, "ema": used_ema,
-        "epoch": state.get("epoch"), "model": config.model.name, "method": config.method.name,
-        "method_options": _method_options(run, config), "dataset": config.data.name, "split": split,
+        "source": source.kind, "checkpoint": info["checkpoint"], "checkpoint_file": info["checkpoint_file"],
+        "ema": info["ema"], "epoch": info["epoch"], "model": config.model.name, "method": config.method.name,
+        "method_options": _method_options(run, config) if source.kind in ("run", "checkpoint") else {},
+        "dataset": config.data.name, "split": split,
         "n": len(y), "train_seed": config.train.seed, "seed": seed,
         "threat": {"norm": threat.norm, "eps": threat.eps}, "step": step, "restarts": restarts,
         "attack_list": [s.name for s in specs], "attacks": {}, "autoattack": None, "autoattack_warnings": [],
     }
     stem = record_stem(record)
     eval_dir = run.eval_dir
-    eval_dir.mkdir(exist_ok=True)
+    eval_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.time()
     state_files = []  # resume points of AutoAttack runs, removed once the record is written
