@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 pytest.importorskip("ipywidgets")
@@ -109,6 +110,58 @@ def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tm
     assert not np.allclose(np.array(ex.softmax.data[0].y), before)
     assert all(np.allclose(original[k], v) for k, v in job.source.state_dict().items())  # a copy was trained
     assert "fine-tune" in ex.softmax.layout.title.text
+    # the widget's default: the run's own optimiser at the run's own learning rate (not Adam at half of it)
+    assert ex.fine_optimizer.value == "run"
+    assert type(job.optimizer) is torch.optim.Adam and job.optimizer.param_groups[0]["lr"] == ex.config.optim.lr
+
+
+def test_fine_tune_uses_the_runs_optimiser_and_lr_or_adam_at_half_as_an_option(runs):
+    import copy
+    from regmix.diagnostics.runs import load_run
+    from regmix.registry import ConfigError
+    from viz.explorers.finetune import FineTune
+    model, config = load_run(runs["regmix"], device="cpu")
+    sgd = copy.deepcopy(config)  # as if the run had been trained with SGD (the tiny runs use Adam)
+    sgd.optim.name, sgd.optim.lr, sgd.optim.momentum, sgd.optim.weight_decay = "sgd", 0.02, 0.8, 1e-4
+    job = FineTune(model, sgd, {"alpha": 1.0}, steps=1, batch_size=16).start().join(timeout=120)
+    assert job.error is None and len(job.losses) == 1
+    group = job.optimizer.param_groups[0]
+    assert type(job.optimizer) is torch.optim.SGD
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.02, 0.8, 1e-4)
+    half = FineTune(model, sgd, {"alpha": 1.0}, steps=1, batch_size=16, optimizer="adam-half").start().join(timeout=120)
+    assert half.error is None
+    assert type(half.optimizer) is torch.optim.Adam and half.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+    with pytest.raises(ConfigError, match="optimizer"):
+        FineTune(model, sgd, {"alpha": 1.0}, optimizer="lion")
+
+
+def test_landscape_explorer_cancels_at_a_grid_point_and_writes_nothing(runs, tmp_path):
+    from viz.explorers.landscape import record_path
+    ex = LandscapeExplorer({"regmix": runs["regmix"]}, grids=(6,), n=8, attack="none", hessian_iters=0,
+                           export_dir=tmp_path, autocompute=False)
+    path = record_path(runs["regmix"], 6)
+    assert ex.job is None and not path.exists() and "press compute" in ex.status.value
+    before = sorted(p.name for p in path.parent.glob("*")) if path.parent.exists() else []
+    stopped_at = []
+
+    def cancel_at_point_4(change):  # the event: the progress bar reaching grid point 4
+        if change.new >= 4 and not stopped_at:
+            stopped_at.append(change.new)
+            ex.cancel()
+
+    ex.bar.observe(cancel_at_point_4, names="value")
+    job = ex.compute().join(timeout=300)
+    assert job.cancelled and job.error is None and not job.running
+    assert ex.bar.value == stopped_at[0] < ex.bar.max == 36          # no point reported after the cancel
+    after = sorted(p.name for p in path.parent.glob("*")) if path.parent.exists() else []
+    assert not path.exists() and after == before                      # no record, no half-written file
+    assert "cancelled" in ex.status.value and ex.compute_button.layout.display != "none"
+    ex.update()  # a cancelled surface is not restarted on its own
+    assert ex.job is job
+    ex.bar.unobserve(cancel_at_point_4, names="value")
+    job = ex.compute().join(timeout=300)
+    assert job.error is None and not job.cancelled and job.result == path and path.exists()
+    assert np.allclose(np.array(ex.contour.data[0].z), ex.record("regmix", 6)[0]["loss"].T)
 
 
 def test_distribution_explorer_example_and_class(runs, tmp_path):

@@ -80,6 +80,8 @@ class AMRWeightExplorer:
         self.fine_button = W.Button(description="fine-tune", icon="play", tooltip="a short RegMix fine-tune "
                                     "at these weights, in the background", button_style="warning")
         self.fine_button.on_click(lambda _: self.fine_tune())
+        self.fine_optimizer = W.Dropdown(options=[("run's optimiser and lr", "run"), ("Adam, half the lr", "adam-half")],
+                                         value="run", layout=W.Layout(width="190px"))
         self.progress = W.IntProgress(value=0, min=0, max=max(finetune_steps, 1), description="fine-tune",
                                       layout=W.Layout(width="330px"))
         self.fine_status = W.HTML()
@@ -93,7 +95,7 @@ class AMRWeightExplorer:
             W.HBox([self.simplex, self.terms]),
             self.weighting,
             self.softmax,
-            W.HBox([self.fine_button, self.progress, self.fine_status]),
+            W.HBox([self.fine_button, self.fine_optimizer, self.progress, self.fine_status]),
             self.export.widget,
         ])
         self.update()
@@ -301,6 +303,7 @@ class AMRWeightExplorer:
             self.update()
 
         self.job = FineTune(self.model, self.config, weights, steps=steps, seed=self.seed,
+                            optimizer=self.fine_optimizer.value,
                             on_progress=progress, on_done=done).start()
         return self.job
 

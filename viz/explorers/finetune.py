@@ -1,44 +1,50 @@
-"""A short RegMix fine-tune in a background thread, so that the notebook stays responsive: the
-kernel keeps answering widget events while the thread trains a copy of the model."""
+"""A short RegMix fine-tune in a background thread (background.BackgroundJob): the kernel keeps
+answering widget events while the thread trains a copy of the model."""
 from __future__ import annotations
 
 import copy
-import threading
 
 import torch
 
+from regmix.registry import ConfigError
 
-class FineTune:
+from .background import BackgroundJob, Cancelled
+
+# "run": the optimiser the run was trained with (config.optim: name, lr, momentum, weight_decay);
+# "adam-half": Adam at half the run's learning rate (what the fine-tune always did before)
+OPTIMIZERS = ("run", "adam-half")
+
+
+class FineTune(BackgroundJob):
     """Trains a copy of `model` for `steps` batches with the RegMix objective at the given weights.
 
-    on_progress(step, steps, loss) is called after every batch and on_done(job) once at the end (also
-    after an error or stop(); `error` then holds it). The original model is never touched.
+    optimizer: "run" (default) uses the run's own optimiser and learning rate, "adam-half" Adam at half
+    the run's learning rate; lr overrides the learning rate of either. on_progress(step, steps, loss) is
+    called after every batch and on_done(job) once at the end (also after an error or stop(); `error`
+    then holds it). The original model is never touched.
     """
 
+    name = "regmix-finetune"
+
     def __init__(self, model, config, weights: dict, *, steps: int = 50, lr: float | None = None,
-                 batch_size: int = 128, seed: int = 0, on_progress=None, on_done=None):
+                 optimizer: str = "run", batch_size: int = 128, seed: int = 0, on_progress=None, on_done=None):
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        super().__init__(on_progress=on_progress, on_done=on_done)
         self.source, self.config, self.weights = model, config, dict(weights)
         self.steps, self.batch_size, self.seed = int(steps), batch_size, seed
-        self.lr = lr if lr is not None else config.optim.lr * 0.5
-        self.on_progress, self.on_done = on_progress, on_done
-        self.model, self.error, self.losses = None, None, []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="regmix-finetune", daemon=True)
+        self.optimizer_choice = optimizer
+        self.lr = lr if lr is not None else config.optim.lr * (0.5 if optimizer == "adam-half" else 1.0)
+        self.model, self.optimizer, self.losses = None, None, []
 
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-
-    def join(self, timeout=None):
-        self.thread.join(timeout)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive()
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        if self.optimizer_choice == "adam-half":
+            return torch.optim.Adam(params, lr=self.lr)
+        from regmix.training.schedule import make_optimizer
+        optimizer = make_optimizer(self.config, params)  # the run's class, momentum and weight decay
+        for group in optimizer.param_groups:
+            group["lr"] = self.lr
+        return optimizer
 
     def _batches(self):
         from regmix.data import create_dataset
@@ -50,28 +56,24 @@ class FineTune:
                                                  generator=generator)
             yield from loader
 
-    def _run(self):
+    def work(self):
         from regmix.methods import create_method
+        model = copy.deepcopy(self.source).train()
+        options = {**self.config.method.options, **self.weights}
+        method = create_method("regmix", self.config.training_threat(), **options)
+        self.optimizer = self.make_optimizer(model.parameters())
+        batches = self._batches()
         try:
-            model = copy.deepcopy(self.source).train()
-            options = {**self.config.method.options, **self.weights}
-            method = create_method("regmix", self.config.training_threat(), **options)
-            optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
-            batches = self._batches()
             for step in range(1, self.steps + 1):
-                if self._stop.is_set():
-                    break
+                self.check()
                 x, y = next(batches)
                 loss, _ = method.loss(model, x, y)
-                optimizer.zero_grad(set_to_none=True)
+                self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                self.optimizer.step()
                 self.losses.append(loss.item())
-                if self.on_progress:
-                    self.on_progress(step, self.steps, self.losses[-1])
-            self.model = model.eval()
-        except Exception as err:  # reported through on_done: a thread's exception is otherwise lost
-            self.error = err
-        finally:
-            if self.on_done:
-                self.on_done(self)
+                self.progress(step, self.steps, self.losses[-1])
+        except Cancelled:
+            pass  # a stopped fine-tune keeps the steps it took, as before
+        self.model = model.eval()
+        return self.model

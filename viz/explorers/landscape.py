@@ -1,6 +1,10 @@
 """The landscape explorer: a run's weight-space loss surface (clean or adversarial) at a chosen
 resolution, as a contour and a 3D surface, with its smoothness numbers beside it. Surfaces are the
-records of regmix.diagnostics (RUN/diagnostics/), computed on first request and reused after."""
+records of regmix.diagnostics (RUN/diagnostics/), computed on first request and reused after.
+
+A missing surface is computed in a background thread (background.BackgroundJob, as the AMR explorer's
+fine-tune), so the notebook stays responsive: a progress bar follows the grid points and Cancel stops
+at the next one, before the record is written (no record, not half of one)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +16,7 @@ import plotly.graph_objects as go
 from regmix.diagnostics import compute, load_record
 from regmix.diagnostics.runs import resolve_device
 
+from .background import BackgroundJob, Cancelled
 from .export_bar import ExportBar
 
 SURFACES = {"clean": "loss", "adversarial": "adv_loss"}
@@ -25,20 +30,47 @@ def record_path(run_dir, grid: int) -> Path:
     return default.with_name(f"landscape_weight_g{grid}.npz")
 
 
+class SurfaceJob(BackgroundJob):
+    """Computes one weight-landscape record (compute.weight_landscape_record) into `out`; the record is
+    written only once every grid point is done, so a cancel (checked at each grid point) leaves none."""
+
+    name = "regmix-landscape"
+
+    def __init__(self, run_dir, out, *, on_progress=None, on_done=None, **options):
+        super().__init__(on_progress=on_progress, on_done=on_done)
+        self.run_dir, self.out, self.options = run_dir, out, options
+
+    def _point(self, done, total):
+        self.check()  # raises Cancelled: the surface is dropped before save_record
+        self.progress(done, total)
+
+    def work(self):
+        return compute.weight_landscape_record(self.run_dir, out=self.out, progress=self._point, **self.options)
+
+
 class LandscapeExplorer:
     """runs: {name: run_dir} or a list; grids: the resolutions offered (the first is shown first);
-    device: where a missing surface is computed ('auto': CUDA when there is one)."""
+    device: where a missing surface is computed ('auto': CUDA when there is one); autocompute: start
+    computing a missing surface as soon as it is selected (False: on the compute button)."""
 
     def __init__(self, runs, *, grids=(11, 21), n: int = 256, attack: str = "pgd10", hessian_iters: int = 20,
-                 device="auto", export_dir="figures/explorers"):
+                 device="auto", export_dir="figures/explorers", autocompute: bool = True):
         self.runs = runs if isinstance(runs, dict) else {Path(r).name: Path(r) for r in runs}
         self.n, self.attack, self.hessian_iters = n, attack, hessian_iters
         self.device = resolve_device(device)
-        self.cache = {}
+        self.autocompute = autocompute
+        self.cache, self.job, self.job_key, self.cancelled = {}, None, None, set()
         self.run = W.Dropdown(options=list(self.runs), description="run")
         self.surface = W.ToggleButtons(options=list(SURFACES), description="loss")
         self.grid = W.Dropdown(options=list(grids), value=grids[0], description="resolution")
         self.status = W.HTML()
+        self.bar = W.IntProgress(value=0, min=0, max=1, description="grid points", layout=W.Layout(width="330px"))
+        self.compute_button = W.Button(description="compute", icon="play", button_style="warning",
+                                       tooltip="compute this surface in the background")
+        self.compute_button.on_click(lambda _: self.compute())
+        self.cancel_button = W.Button(description="cancel", icon="stop",
+                                      tooltip="stop at the next grid point; nothing is written")
+        self.cancel_button.on_click(lambda _: self.cancel())
         self.numbers = W.HTML(layout=W.Layout(width="260px"))
         common = dict(template="plotly_white", height=400, margin=dict(l=50, r=10, t=40, b=40))
         self.contour = go.FigureWidget(layout=dict(width=430, xaxis_title="along d1", yaxis_title="along d2",
@@ -52,33 +84,119 @@ class LandscapeExplorer:
         self.export = ExportBar({"contour": self.contour, "surface": self.surface3d}, export_dir, prefix="landscape_")
         for control in (self.run, self.surface, self.grid):
             control.observe(lambda _: self.update(), names="value")
-        self.widget = W.VBox([W.HBox([self.run, self.surface, self.grid]), self.status,
+        self.widget = W.VBox([W.HBox([self.run, self.surface, self.grid]),
+                              W.HBox([self.status, self.bar, self.compute_button, self.cancel_button]),
                               W.HBox([self.contour, self.surface3d, self.numbers]), self.export.widget])
         self.update()
 
-    def record(self, run: str, grid: int):
-        """(arrays, meta) of the run's surface at this resolution, computed when missing."""
+    # ------------------------------------------------------------------ records
+
+    def _cached(self, run: str, grid: int):
+        """(arrays, meta) when the surface is in memory or on disk, else None."""
         key = (run, grid)
         if key not in self.cache:
             path = record_path(self.runs[run], grid)
             if not path.exists():
-                self.status.value = f"computing a {grid}x{grid} surface of {run} ({self.attack}, {self.n} points)..."
-                compute.weight_landscape_record(self.runs[run], grid=grid, n=self.n, attack=self.attack,
-                                                hessian_iters=self.hessian_iters, device=self.device, out=path)
+                return None
             self.cache[key] = load_record(path)
         return self.cache[key]
 
+    def record(self, run: str, grid: int):
+        """(arrays, meta) of the run's surface at this resolution; a missing one is computed (in the
+        background job, waited for here). Raises the job's error, or background.Cancelled."""
+        key = (run, grid)
+        while True:
+            found = self._cached(run, grid)
+            if found is not None:
+                return found
+            if self.job is not None and self.job.running and self.job_key != key:
+                self.job.join()  # one surface at a time: the machine's cores are already busy
+                continue
+            job = self.job if self.job is not None and self.job.running else self.compute(run, grid)
+            if self.job_key == key:
+                break
+        job.join()
+        if job.error is not None:
+            raise job.error
+        if job.cancelled:
+            raise Cancelled(f"the {grid}x{grid} surface of {run} was cancelled")
+        return self._cached(run, grid)
+
+    def compute(self, run: str | None = None, grid: int | None = None) -> SurfaceJob:
+        """Start computing a surface (default: the selected one) in the background; returns the job
+        (join() it to wait). While another surface is computing, that job is returned instead."""
+        if self.job is not None and self.job.running:
+            return self.job
+        run, grid = run or self.run.value, grid or self.grid.value
+        key = (run, grid)
+        self.cancelled.discard(key)
+        self.bar.value, self.bar.max = 0, 1
+        self.status.value = f"computing a {grid}x{grid} surface of {run} ({self.attack}, {self.n} points)..."
+
+        def progress(done, total):
+            self.bar.max = total
+            self.bar.value = done
+
+        def done(job):
+            if job.error is not None:
+                self.cancelled.add(key)  # not retried on its own: the compute button tries again
+                self.status.value = f"<span style='color:#D55E00'>failed: {job.error}</span>"
+            elif job.cancelled:
+                self.cancelled.add(key)
+                self.status.value = f"cancelled: no {grid}x{grid} surface of {run} was written"
+            if job.error is None and not job.cancelled or key != (self.run.value, self.grid.value):
+                self.update()  # the new surface, or the selection made while this one computed
+            else:
+                self._show_buttons()
+
+        self.job_key = key
+        self.job = SurfaceJob(self.runs[run], record_path(self.runs[run], grid), grid=grid, n=self.n,
+                              attack=self.attack, hessian_iters=self.hessian_iters, device=self.device,
+                              on_progress=progress, on_done=done)
+        self.job.start()
+        self._show_buttons()
+        return self.job
+
+    def cancel(self):
+        """Stop the running computation at its next grid point; nothing is written."""
+        if self.job is not None and self.job.running:
+            self.job.stop()
+            self.status.value = "cancelling at the next grid point..."
+
+    def _show_buttons(self):
+        running = self.job is not None and self.job.running
+        missing = self._cached(self.run.value, self.grid.value) is None
+        self.cancel_button.layout.display = None if running else "none"
+        self.bar.layout.display = None if running else "none"
+        self.compute_button.layout.display = None if missing and not running else "none"
+
+    # ------------------------------------------------------------------ view
+
     def update(self):
-        arrays, meta = self.record(self.run.value, self.grid.value)
+        run, grid = self.run.value, self.grid.value
+        found = self._cached(run, grid)
+        if found is None:
+            if self.job is not None and self.job.running:
+                if self.job_key != (run, grid):
+                    self.status.value = (f"{run} at {grid}x{grid} follows once the {self.job_key[1]}x{self.job_key[1]} "
+                                         f"surface of {self.job_key[0]} is done (cancel to stop it)")
+            elif self.autocompute and (run, grid) not in self.cancelled:
+                self.compute(run, grid)
+            else:
+                self.status.value = f"no {grid}x{grid} surface of {run} yet: press compute"
+            self._show_buttons()
+            return
+        self._show_buttons()
+        arrays, meta = found
         key = SURFACES[self.surface.value]
         if key not in arrays:
-            self.status.value = f"<i>{self.run.value}'s record has no adversarial surface (attack none)</i>"
+            self.status.value = f"<i>{run}'s record has no adversarial surface (attack none)</i>"
             key = "loss"
         else:
             self.status.value = (f"{meta['run']} ({meta['method']}): {meta['grid']}x{meta['grid']} grid, "
                                  f"{meta['n']} {meta['split']} points, attack {meta['attack']}")
         coords, z = arrays["coords"], np.asarray(arrays[key])
-        title = f"{self.run.value}, {self.surface.value} loss"
+        title = f"{run}, {self.surface.value} loss"
         with self.contour.batch_update():
             self.contour.data[0].update(x=coords, y=coords, z=z.T)
             self.contour.layout.title = title
