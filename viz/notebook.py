@@ -76,7 +76,8 @@ def is_complete(run_dir: Path) -> bool:
 
 
 def _overrides(prof: Profile, out_dir: Path, name: str) -> list:
-    over = [f"out_dir={out_dir}", f"name={name}", "train.progress=false"]
+    # training progress stays on: tqdm.auto draws a widget bar in a notebook and a text bar in a terminal
+    over = [f"out_dir={out_dir}", f"name={name}"]
     if prof.epochs is not None:
         # the eps ramp must end inside a short run, else the run never sees the full eps
         over += [f"train.epochs={prof.epochs}", f"train.eps_warmup_epochs={max(prof.epochs - 1, 0)}",
