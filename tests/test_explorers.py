@@ -115,6 +115,15 @@ def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tm
     assert type(job.optimizer) is torch.optim.Adam and job.optimizer.param_groups[0]["lr"] == ex.config.optim.lr
 
 
+def test_fine_tune_stop_button_stops_after_the_current_step(runs, tmp_path):
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=6, export_dir=tmp_path)
+    # the event: the progress bar reaching step 2 presses stop (never a sleep)
+    ex.progress.observe(lambda change: ex.fine_stop.click() if change.new == 2 else None, names="value")
+    job = ex.fine_tune().join(timeout=120)
+    assert job.error is None and len(job.losses) == 2 and ex.progress.value == 2
+    assert job.model is not None and ex.model is job.model and "done: 2 steps" in ex.fine_status.value
+
+
 def test_fine_tune_uses_the_runs_optimiser_and_lr_or_adam_at_half_as_an_option(runs):
     import copy
     from regmix.diagnostics.runs import load_run

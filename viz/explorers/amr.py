@@ -82,6 +82,8 @@ class AMRWeightExplorer:
         self.fine_button.on_click(lambda _: self.fine_tune())
         self.fine_optimizer = W.Dropdown(options=[("run's optimiser and lr", "run"), ("Adam, half the lr", "adam-half")],
                                          value="run", layout=W.Layout(width="190px"))
+        self.fine_stop = W.Button(description="stop", icon="stop", tooltip="stop after the current step")
+        self.fine_stop.on_click(lambda _: self.job.stop() if self.job is not None else None)
         self.progress = W.IntProgress(value=0, min=0, max=max(finetune_steps, 1), description="fine-tune",
                                       layout=W.Layout(width="330px"))
         self.fine_status = W.HTML()
@@ -95,7 +97,7 @@ class AMRWeightExplorer:
             W.HBox([self.simplex, self.terms]),
             self.weighting,
             self.softmax,
-            W.HBox([self.fine_button, self.fine_optimizer, self.progress, self.fine_status]),
+            W.HBox([self.fine_button, self.fine_optimizer, self.fine_stop, self.progress, self.fine_status]),
             self.export.widget,
         ])
         self.update()
