@@ -63,12 +63,17 @@ def test_two_processes_train_like_one_with_the_same_global_batch(ddp_run):
     for part in ("model", "ema"):
         for key, value in one[part].items():
             torch.testing.assert_close(two[part][key], value, **TOLERANCE, msg=f"{part}.{key}")
-    # the per-example prior of every example, updated by whichever rank held it, is whole on rank 0
-    # (eta moves by sign(m): where m is ~0 the float noise may flip a sign, measured 7 of 2.7M elements)
-    eta_one, eta_two = one["method"]["prior"]["eta"], two["method"]["prior"]["eta"]
-    assert (eta_one != eta_two).float().mean() < 1e-5
-    m_one, m_two = one["method"]["prior"]["m"], two["method"]["prior"]["m"]
-    assert ((m_two - m_one).abs() > 1e-3 * m_one.abs().max()).float().mean() < 1e-4
+    # the per-example prior of every example, updated by whichever rank held it, is whole on rank 0.
+    # Counted per example: the float divergence of two processes changes the gradients of the few
+    # examples near a decision boundary, and eta moves by sign(m), so those examples' priors part ways.
+    # Measured: 38 of 3,500 examples (1.1%) since FGSM-PGK's +-eps start and true-class target
+    # (commits 2fa0fd1, 24a8542; before them, 7 elements of 2.7M). A merge that lost one rank's updates
+    # would change about half of the examples.
+    prior_one, prior_two = one["method"]["prior"], two["method"]["prior"]
+    eta_differs = (prior_one["eta"] != prior_two["eta"]).flatten(1).any(1)
+    m_one, m_two = prior_one["m"], prior_two["m"]
+    m_differs = ((m_two - m_one).abs() > 1e-3 * m_one.abs().max()).flatten(1).any(1)
+    assert eta_differs.float().mean() < 0.03 and m_differs.float().mean() < 0.03
     # rank 0 alone wrote the metrics: one line per step and epoch, not two
     lines = (root / "two" / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert sum(json.loads(ln)["kind"] == "epoch" for ln in lines) == 2

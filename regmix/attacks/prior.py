@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..distributed import all_reduce_sum
+from ..distributed import active as dist_active, all_reduce_sum
 from ..registry import ConfigError
 from ..threat import ThreatModel
 
@@ -75,10 +75,15 @@ class PriorGuidedPerturbation:
     def update(self, x, index, eta, grad, acc_final: float, acc_init: float):
         """m = g/||g||_1 * (2 - acc_final/acc_init) + mu*m; eta = clip(eta + step*sign(m)).
 
-        ||g||_1 is taken over the whole batch, as in the reference code (over the global batch in a
-        distributed run); when no example was classified correctly at the initial point the accuracy
+        ||g||_1 is taken over the whole batch, as in the reference code (and the accuracies over the
+        global batch in a distributed run); when no example was classified correctly at the initial point the accuracy
         ratio is taken as 1.
         """
+        if dist_active():  # the accuracies of the global batch, as one process would see them
+            n = float(len(index))
+            counts = all_reduce_sum(torch.tensor([acc_final * n, acc_init * n, n], dtype=torch.float64,
+                                                 device=grad.device))
+            acc_final, acc_init = (counts[0] / counts[2]).item(), (counts[1] / counts[2]).item()
         ratio = acc_final / acc_init if acc_init > 0 else 1.0
         grad = grad.float()
         norm = all_reduce_sum(grad.abs().sum())
