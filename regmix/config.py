@@ -209,7 +209,8 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def read_yaml(path, _seen=()) -> dict:
-    path = Path(path)
+    from .recipes import find_recipe
+    path = find_recipe(path)  # a shipped recipe by name (demo/regmix.yaml) when no such file is here
     if not path.is_file():
         raise ConfigError(f"--config: no such file {path}")
     try:

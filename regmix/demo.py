@@ -16,7 +16,8 @@ TEST_ATTACK = "pgd20"
 
 
 def default_config_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "configs" / "demo"
+    from .recipes import recipe_dir
+    return recipe_dir("demo")
 
 
 def run_demo(out: Path, methods=("standard", "pgd_at", "pgk", "regmix"), epochs=None, progress=True,
@@ -28,7 +29,7 @@ def run_demo(out: Path, methods=("standard", "pgd_at", "pgk", "regmix"), epochs=
         if not path.is_file():
             known = sorted(p.stem for p in config_dir.glob("*.yaml") if p.stem != "base")
             raise ConfigError(f"--methods: no demo recipe {path}; known: {', '.join(known) or 'none'} "
-                              f"(install regmix from a source checkout, or pass --config-dir)")
+                              f"(or pass --config-dir)")
         overrides = [f"out_dir={out}", f"name={method}", f"train.progress={str(progress).lower()}"]
         if epochs is not None:
             overrides.append(f"train.epochs={epochs}")

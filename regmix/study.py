@@ -29,10 +29,11 @@ import yaml
 from .checkpoint import atomic_write_text
 from .lock import FolderLock
 from .registry import ConfigError, suggest
+from .recipes import RECIPES
 from .rundir import RunDir
 from .study_report import duration as _duration
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "study"
+SUITES_DIR = RECIPES / "study"
 SUITE_KEYS = ("suite", "description", "device", "recipes", "seeds", "evals", "cost", "smoke", "sweeps")
 EVAL_KEYS = ("attacks", "n", "seeds", "checkpoint", "sanity")
 SMOKE_KEYS = ("seeds", "overrides", "evals", "cost", "sweeps")

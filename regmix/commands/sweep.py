@@ -8,7 +8,8 @@ def add_parser(sub):
                    help="values of one config key, e.g. --grid alpha=0.5,1,2 --grid optim.lr=0.1,0.01 (repeatable)")
     p.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2 (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes (default 1)")
-    p.add_argument("--out-dir", help="sweep folder (default: <config out_dir>/sweep-<config name>)")
+    p.add_argument("--out", "--out-dir", dest="out_dir",
+                   help="sweep folder (default: <config out_dir>/sweep-<config name>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key for every run")
     p.set_defaults(func=run)
 

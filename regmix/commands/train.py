@@ -9,8 +9,11 @@ def add_parser(sub):
     p.add_argument("--overwrite", action="store_true",
                    help="OUT_DIR/NAME already holds a run: move it aside to NAME.old-<time> and start again")
     p.add_argument("--data-dir", help="where CIFAR / Tiny ImageNet live (same as --set data.data_dir=...)")
-    p.add_argument("--out-dir", help="parent folder of the run directory (config key out_dir)")
+    # --out as in every other command; --out-dir, its older spelling, still works
+    p.add_argument("--out", "--out-dir", dest="out_dir", help="parent folder of the run directory (config key out_dir)")
     p.add_argument("--name", help="run directory name (config key name)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (config key train.device)")
+    p.add_argument("--seed", help="training seed (config key train.seed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -23,7 +26,8 @@ def run(args):
                           "place, --overwrite moves it aside and starts again")
     from ..trainer import train
     overrides = list(args.set or [])
-    for flag, key in (("data_dir", "data.data_dir"), ("out_dir", "out_dir"), ("name", "name")):
+    for flag, key in (("data_dir", "data.data_dir"), ("out_dir", "out_dir"), ("name", "name"),
+                      ("device", "train.device"), ("seed", "train.seed")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.no_progress:
