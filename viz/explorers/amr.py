@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 
 from regmix import losses
 from regmix.diagnostics import kl_toy
-from regmix.diagnostics.runs import load_run
+from regmix.diagnostics.runs import load_run, resolve_device
 from regmix.methods import resolved_options
 
 from ..style import PALETTE
@@ -46,9 +46,11 @@ class AMRWeightExplorer:
     sweep_dir: an alpha x beta sweep folder (regmix sweep) for the robust accuracy, optional."""
 
     def __init__(self, run_dir, *, examples: int = 4, sweep_dir=None, finetune_steps: int = 50,
-                 export_dir="figures/explorers", p0=DEFAULT_PAIR[0], q0=DEFAULT_PAIR[1], seed: int = 0):
+                 export_dir="figures/explorers", p0=DEFAULT_PAIR[0], q0=DEFAULT_PAIR[1], seed: int = 0,
+                 device="auto"):
         self.run_dir = Path(run_dir)
-        self.model, self.config = load_run(self.run_dir, device="cpu")
+        self.device = resolve_device(device)  # auto: CUDA when there is one
+        self.model, self.config = load_run(self.run_dir, device=self.device)
         self.x, self.y = spread_subset(self.config, examples)
         self.threat = self.config.training_threat()
         self.seed, self.p0, self.q0 = seed, p0, q0

@@ -59,6 +59,7 @@ class FineTune(BackgroundJob):
     def work(self):
         from regmix.methods import create_method
         model = copy.deepcopy(self.source).train()
+        device = next(model.parameters()).device  # the run's device (the explorer's choice)
         options = {**self.config.method.options, **self.weights}
         method = create_method("regmix", self.config.training_threat(), **options)
         self.optimizer = self.make_optimizer(model.parameters())
@@ -67,6 +68,7 @@ class FineTune(BackgroundJob):
             for step in range(1, self.steps + 1):
                 self.check()
                 x, y = next(batches)
+                x, y = x.to(device), y.to(device)
                 loss, _ = method.loss(model, x, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

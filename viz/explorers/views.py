@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from regmix.methods.views import perturbation_views, random_start
+from regmix.modes import model_mode
 
 VIEWS = ("clean", "init", "final")
 LABELS = {"clean": "clean", "init": "initial adv.", "final": "final adv."}
@@ -15,17 +16,12 @@ def view_logits(model, x, y, threat, *, seed: int = 0) -> dict:
     """{'clean', 'init', 'final'} -> logits (N, C), float64 on the CPU. The same seed gives the same
     d_init, so two models are compared on the same starting points."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     generator = torch.Generator().manual_seed(seed)
     x, y = x.to(device), y.to(device)
-    try:
+    with model_mode(model, training=False):
         eta = random_start(x, threat, generator=generator)
         views = perturbation_views(model, x, y, eta, threat, logits=True)
-        out = {view: views.logits[view].double().cpu() for view in VIEWS}
-    finally:
-        model.train(was_training)
-    return out
+        return {view: views.logits[view].double().cpu() for view in VIEWS}
 
 
 def softmax(logits, temperature: float = 1.0):
