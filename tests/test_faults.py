@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 import yaml
 
 import regmix.trainer as trainer_module
@@ -21,8 +20,8 @@ from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
 
 from conftest import tiny_config
+from same_run import assert_same_run
 
-TIMING = ("images_per_s", "epoch_time_s")
 # small enough for CI: 10 steps an epoch (batch 128 of 1,257 digits), 2 epochs, 2-step attacks
 SMALL = dict(data={"batch_size": 128}, threat={"eps": 0.1, "step": 0.05, "steps": 2},
              eval={"steps": 2, "max_points": 64}, optim={"name": "sgd", "lr": 0.05},
@@ -32,36 +31,6 @@ SMALL = dict(data={"batch_size": 128}, threat={"eps": 0.1, "step": 0.05, "steps"
 def small_config(root, method, ema, **train_options):
     return tiny_config(root, method, **SMALL, train={"epochs": 2, "ema": ema, "checkpoint_every": 3,
                                                    **train_options})
-
-
-def compare(a, b, where):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"{where}: keys differ"
-        for key in a:
-            compare(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            compare(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
-def assert_same_run(a_dir, b_dir):
-    """Everything a run leaves, bit for bit: last.pt (weights, EMA, optimiser, scheduler, method state,
-    RNG states, best record), best.pt, and metrics.jsonl without its timing fields."""
-    load = lambda d, f: torch.load(d / f, weights_only=True)  # noqa: E731
-    a, b = load(a_dir, "last.pt"), load(b_dir, "last.pt")
-    assert a["complete"] and b["complete"]
-    for part in ("model", "ema", "ema_updates", "optimizer", "scheduler", "method", "rng", "best", "step"):
-        compare(a[part], b[part], part)
-    compare({k: v for k, v in load(a_dir, "best.pt").items() if k != "config"},
-            {k: v for k, v in load(b_dir, "best.pt").items() if k != "config"}, "best.pt")
-    strip = lambda d: [{k: v for k, v in r.items() if k not in TIMING} for r in RunDir(d).metrics()]  # noqa: E731
-    assert strip(a_dir) == strip(b_dir)
-    assert len(RunDir(a_dir).metrics_path.read_text().splitlines()) == len(strip(b_dir))  # no torn line kept
 
 
 class Killed(Exception):

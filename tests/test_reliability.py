@@ -22,8 +22,8 @@ from regmix.trainer import Trainer, TrainingDiverged, train
 from regmix.config import load_config
 
 from conftest import tiny_config
+from same_run import assert_same_run
 
-TIMING = ("images_per_s", "epoch_time_s")
 RECIPE = {
     "name": "r", "data": {"name": "digits", "batch_size": 32},
     "model": {"name": "small_cnn", "options": {"width": 8}},
@@ -50,42 +50,6 @@ def cli(*args, fault=None, **kw):
         env["REGMIX_FAULT"] = fault
     return subprocess.Popen([sys.executable, "-m", "regmix", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, **kw)
-
-
-def final_state(run_dir):
-    state = torch.load(run_dir / "last.pt", weights_only=True)
-    metrics = [{k: v for k, v in json.loads(ln).items() if k not in TIMING}
-               for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return state, metrics
-
-
-def assert_same_tensors(a, b, where):
-    """Nested dicts/lists of tensors and plain values, compared bit for bit."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert sorted(a, key=str) == sorted(b, key=str), f"{where}: keys differ"
-        for key in a:
-            assert_same_tensors(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_tensors(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
-def assert_same_run(a_dir, b_dir):
-    """Weights, EMA, optimiser, scheduler, method state, RNG states, best record, metrics (timings
-    aside) and best.pt: all equal bit for bit."""
-    (a, ma), (b, mb) = final_state(a_dir), final_state(b_dir)
-    assert a["complete"] and b["complete"]
-    for part in ("model", "ema", "ema_updates", "optimizer", "scheduler", "method", "rng", "best", "step"):
-        assert_same_tensors(a[part], b[part], part)
-    assert ma == mb
-    best_a, best_b = (torch.load(d / "best.pt", weights_only=True) for d in (a_dir, b_dir))
-    for part in ("model", "ema", "epoch", "val"):
-        assert_same_tensors(best_a[part], best_b[part], f"best.pt {part}")
 
 
 @pytest.fixture(scope="module")
