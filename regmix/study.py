@@ -1,9 +1,8 @@
 """`regmix study SUITE`: every method x seed of a suite trained from its recipes, evaluated, reported.
 
 A suite is data, not code: configs/study/<suite>.yaml names the recipe of each method, the seeds, the
-evaluations (attacks, points, which seeds), a cost table for the estimate, a `smoke` variant, and
-sweeps (a grid of options, or named variants such as ablations) run with part='sweeps' or 'all'.
-The study folder (--out) holds:
+evaluations (attacks, points, which seeds), a cost table for the estimate, a `smoke` variant, and sweeps
+(a grid of options, or named variants such as ablations) run with part='sweeps' or 'all'. OUT holds:
 
     OUT/.lock          one study writes a folder at a time (FolderLock)
     OUT/study.json     the plan and the evaluations finished so far (with their record files)

@@ -66,7 +66,14 @@ def run(args):
     eps = None if args.eps is None else parse_number(args.eps, "--eps")
     common = dict(seed=seed, split=args.split, which=args.checkpoint, eps=eps, device=args.device, out=args.out)
     with flag_names(FLAGS):
-        parse_attack(args.attack, "attack")  # a bad name costs no model load
+        # every argument checked before the model is loaded (a bad value costs no load)
+        parse_attack(args.attack, "attack")
+        compute.check_int("steps" if args.kind == "interp" else "grid", grid, 2)
+        compute.check_int("examples" if args.kind == "input" else "n", examples if args.kind == "input" else n, 1)
+        if args.kind == "weight":
+            compute.check_int("hessian_iters", hessian_iters, 0)
+        if args.kind == "interp" and args.other is None:
+            raise ConfigError("other: interpolation needs a second run directory")
         # any model source: a run, a checkpoint or TorchScript file, robustbench:<dataset>/<threat>/<name>
         args.run = load_source(args.run, which=args.checkpoint, device=resolve_device(args.device),
                                **source_options(args))
