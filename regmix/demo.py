@@ -8,6 +8,7 @@ from pathlib import Path
 from .checkpoint import atomic_write_text
 from .config import load_config
 from .registry import ConfigError
+from .rundir import RunDir
 from .evaluation.run import evaluate_run
 from .trainer import train
 
@@ -39,9 +40,9 @@ def run_demo(out: Path, methods=("standard", "pgd_at", "pgk", "regmix"), epochs=
     for config in configs:
         start = time.time()
         run_dir = config.run_dir
-        done = (run_dir / "status.json").exists() and json.loads((run_dir / "status.json").read_text())["state"] == "complete"
-        if not done:
-            train(config, resume=(run_dir / "last.pt").exists())
+        run = RunDir(run_dir)
+        if not run.is_complete():  # finished runs are reused; anything else of a run is resumed
+            train(config, resume=run.is_run())
         train_s = time.time() - start
         rows.append(evaluate(config, run_dir, train_s))
         print(f"[demo] {config.name}: clean {rows[-1]['clean']:.3f}, {TEST_ATTACK} {rows[-1]['pgd']:.3f}", flush=True)

@@ -51,3 +51,13 @@ def test_demo_end_to_end_in_miniature(tmp_path):
     # a second call reuses the finished runs instead of retraining them
     again = regmix_cli("demo", "--out", str(out), "--epochs", "1", "--methods", "standard", "--no-progress")
     assert again.returncode == 0 and "epoch 1/1" not in again.stdout
+
+
+def test_demo_rerun_resumes_a_run_that_failed_before_keeping_weights(tmp_path):
+    """A demo whose first training crashed left status.json only: the rerun trains it (no --resume asked)."""
+    out = tmp_path / "demo"
+    (out / "standard").mkdir(parents=True)
+    (out / "standard" / "status.json").write_text(json.dumps({"state": "failed"}))
+    result = regmix_cli("demo", "--out", str(out), "--epochs", "1", "--methods", "standard", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "standard" / "status.json").read_text())["state"] == "complete"
