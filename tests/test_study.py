@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from regmix.cli import main
+from regmix.diagnostics.records import load_record
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
 from regmix.study import StudyStopped, load_suite, run_study
@@ -20,7 +21,7 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
     out = tmp_path / "study"
     assert main(["study", "mnist5k", "--smoke", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "7 runs" in printed and "14 evaluations" in printed and "ESTIMATE" in printed
+    assert "7 runs" in printed and "21 evaluations" in printed and "ESTIMATE" in printed
     ledger = json.loads((out / "study.json").read_text())
     assert ledger["suite"] == "mnist5k" and ledger["smoke"] is True
     for method in METHODS:
@@ -30,13 +31,21 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
         for spec in ("whole", "first_seed"):
             record = json.loads(Path(ledger["evals_done"][f"{method}-seed0/{spec}"]).read_text())
             assert record["method"] == method and record["n"] == (64 if spec == "whole" else 32)
+        # the wide evaluation attacks at twice the run's evaluation eps
+        run_eps = run.read_config()["threat"]["eps"]
+        wide = json.loads(Path(ledger["evals_done"][f"{method}-seed0/wide"]).read_text())
+        assert wide["threat"]["eps"] == pytest.approx(2 * run_eps), method
+        # every main run gets the suite's diagnostics records (weight landscape with Hessian, softmax)
+        _, weight = load_record(run.diagnostic("landscape_weight"))
+        assert weight["grid"] == 3 and "eigenvalue" in weight["hessian"]["clean"], method
+        assert load_record(run.diagnostic("softmax"))[1]["n"] == 16, method
     report = (out / "report.md").read_text()
     assert all(f"| {m} | 1 | 64 |" in report for m in METHODS)
-    assert "## first_seed" in report and "Training wall time" in report
+    assert "## first_seed" in report and "Training wall time" in report and "eps x2" in report
 
     # started again, it finds everything done and does no work
     result = run_study(load_suite("mnist5k", smoke=True), out, log=lambda *a: None)
-    assert set(result["outcomes"].values()) == {"skipped"} and len(result["outcomes"]) == 21
+    assert set(result["outcomes"].values()) == {"skipped"} and len(result["outcomes"]) == 42
 
 
 def test_stopped_study_resumes_and_skips_finished_work(tmp_path):
@@ -52,7 +61,8 @@ def test_stopped_study_resumes_and_skips_finished_work(tmp_path):
 
     result = run_study(suite, out, methods=["standard"], log=quiet)
     assert result["outcomes"] == {"standard-seed0": "skipped", "standard-seed0/whole": "skipped",
-                                  "standard-seed0/first_seed": "evaluated"}
+                                  "standard-seed0/first_seed": "evaluated", "standard-seed0/wide": "evaluated",
+                                  "standard-seed0/weight": "diagnosed", "standard-seed0/softmax": "diagnosed"}
     assert Path(done["standard-seed0/whole"]).read_text() == first_record  # not evaluated twice
     assert (out / "report.md").exists()
 
@@ -102,6 +112,12 @@ def test_suite_files_are_validated(tmp_path):
     bad.write_text(text.replace('"clean,pgd20,cw20"', '"clean,pgdx"', 1))
     with pytest.raises(ConfigError, match="evals.whole.attacks"):
         load_suite(str(bad))
+    bad.write_text(text.replace("eps_scale: 2}", "eps_scale: -2}", 1))
+    with pytest.raises(ConfigError, match=r"wide.eps_scale: must be a number > 0"):
+        load_suite(str(bad), smoke=True)
+    bad.write_text(text.replace("weight: {grid: 3,", "weight: {grid: 3, gird: 3,", 1))
+    with pytest.raises(ConfigError, match=r"diagnostics.weight.gird: unknown key \(did you mean 'grid'\?\)"):
+        load_suite(str(bad), smoke=True)
 
 
 @pytest.mark.parametrize("suite", ["mnist5k", "cifar10", "cifar100", "tinyimagenet"])

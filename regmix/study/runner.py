@@ -7,7 +7,7 @@ evaluations (attacks, points, which seeds), a cost table for the estimate, a `sm
     OUT/.lock          one study writes a folder at a time (FolderLock)
     OUT/study.json     the plan and the evaluations finished so far (with their record files)
     OUT/runs/<method>-seed<k>/   one run directory per method and seed (RunDir)
-    OUT/report.md      tables of the main runs and the sweeps (study_report.py)
+    OUT/report.md      tables of the main runs and the sweeps (report.py)
 
 It can be stopped at any moment and started again: complete runs are skipped, interrupted ones resumed
 from last.pt (or, where nothing can be continued, moved aside and started again), and an evaluation
@@ -15,57 +15,25 @@ whose record exists is not repeated.
 """
 from __future__ import annotations
 
-import itertools
 import json
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-import yaml
+from ..checkpoint import atomic_write_text
+from ..lock import FolderLock
+from ..registry import ConfigError, suggest
+from ..rundir import RunDir
+from .report import duration as _duration
+from .suite import EvalSpec, Suite, check_seeds, sweep_points
 
-from .checkpoint import atomic_write_text
-from .lock import FolderLock
-from .registry import ConfigError, suggest
-from .recipes import RECIPES
-from .rundir import RunDir
-from .study_report import duration as _duration
-
-SUITES_DIR = RECIPES / "study"
-SUITE_KEYS = ("suite", "description", "device", "recipes", "seeds", "evals", "cost", "smoke", "sweeps")
-EVAL_KEYS = ("attacks", "n", "seeds", "checkpoint", "sanity")
-SMOKE_KEYS = ("seeds", "overrides", "evals", "cost", "sweeps")
-SWEEP_KEYS = ("method", "grid", "variants", "seeds", "evals")
 PARTS = ("main", "sweeps", "all")
 STUDY_FILE = "study.json"
 
 
 class StudyStopped(RuntimeError):
     """Raised by the stop_after hook (tests): the study stops between two pieces of work."""
-
-@dataclass
-class EvalSpec:
-    name: str
-    attacks: str
-    n: Optional[int] = None          # None: the whole test split
-    seeds: str = "all"               # all | first (the suite's first seed only)
-    checkpoint: str = "best"
-    sanity: bool = True
-
-
-@dataclass
-class Suite:
-    name: str
-    file: Path
-    device: str
-    recipes: Dict[str, Path]
-    seeds: List[int]
-    evals: List[EvalSpec]
-    cost: dict
-    overrides: List[str] = field(default_factory=list)
-    smoke: bool = False
-    sweeps: dict = field(default_factory=dict)   # name -> {method, grid | variants, seeds, evals}
 
 
 @dataclass
@@ -89,119 +57,13 @@ class EvalTask:
         return f"{self.run.name}/{self.spec.name}"
 
 
-def _refuse_unknown(data: dict, allowed, where: str):
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown key{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
-
-
-def _seeds(value, where) -> List[int]:
-    if not isinstance(value, list) or not value or len(set(value)) != len(value) or \
-            any(isinstance(s, bool) or not isinstance(s, int) for s in value):
-        raise ConfigError(f"{where}: must be a list of distinct integers, got {value!r}")
-    return list(value)
-
-
-def _evals(data, where) -> List[EvalSpec]:
-    from .attacks.specs import parse_attacks
-    if not isinstance(data, dict) or not data:
-        raise ConfigError(f"{where}: must map evaluation names to {{attacks, n, seeds, checkpoint, sanity}}")
-    out = []
-    for name, spec in data.items():
-        if not isinstance(spec, dict) or "attacks" not in spec:
-            raise ConfigError(f"{where}.{name}: must be a mapping with at least 'attacks'")
-        _refuse_unknown(spec, EVAL_KEYS, f"{where}.{name}")
-        e = EvalSpec(name=str(name), **spec)
-        parse_attacks(e.attacks, field=f"{where}.{name}.attacks")
-        if e.n is not None and (isinstance(e.n, bool) or not isinstance(e.n, int) or e.n < 1):
-            raise ConfigError(f"{where}.{name}.n: must be null (the whole test split) or an integer >= 1, got {e.n!r}")
-        if e.seeds not in ("all", "first"):
-            raise ConfigError(f"{where}.{name}.seeds: must be 'all' or 'first', got {e.seeds!r}")
-        if e.checkpoint not in ("best", "last"):
-            raise ConfigError(f"{where}.{name}.checkpoint: must be 'best' or 'last', got {e.checkpoint!r}")
-        out.append(e)
-    return out
-
-
-def suite_path(name) -> Path:
-    """A suite name (configs/study/<name>.yaml) or a path to a suite file."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        return path
-    known = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
-    if str(name) not in known:
-        raise ConfigError(f"suite: unknown suite {str(name)!r}{suggest(str(name), known)}; known: {', '.join(known)}")
-    return SUITES_DIR / f"{name}.yaml"
-
-
-def load_suite(name, *, smoke: bool = False) -> Suite:
-    path = suite_path(name)
-    data = yaml.safe_load(path.read_text()) or {}
-    where = path.stem
-    _refuse_unknown(data, SUITE_KEYS, where)
-    for key in ("recipes", "seeds", "evals", "cost"):
-        if key not in data:
-            raise ConfigError(f"{where}.{key}: missing")
-    if not isinstance(data["recipes"], dict) or not data["recipes"]:
-        raise ConfigError(f"{where}.recipes: must map method names to recipe files")
-    recipes = {str(m): (path.parent / r).resolve() for m, r in data["recipes"].items()}
-    for method, recipe in recipes.items():
-        if not recipe.exists():
-            raise ConfigError(f"{where}.recipes.{method}: {recipe} does not exist")
-    suite = Suite(name=str(data.get("suite", where)), file=path, device=str(data.get("device", "auto")),
-                  recipes=recipes, seeds=_seeds(data["seeds"], f"{where}.seeds"),
-                  evals=_evals(data["evals"], f"{where}.evals"), cost=dict(data["cost"]),
-                  sweeps=data.get("sweeps") or {})
-    if smoke:
-        s = data.get("smoke")
-        if not isinstance(s, dict):
-            raise ConfigError(f"{where}.smoke: this suite has no smoke variant")
-        _refuse_unknown(s, SMOKE_KEYS, f"{where}.smoke")
-        suite.smoke = True
-        suite.seeds = _seeds(s.get("seeds", suite.seeds[:1]), f"{where}.smoke.seeds")
-        suite.overrides = [str(o) for o in s.get("overrides", [])]
-        if "evals" in s:
-            suite.evals = _evals(s["evals"], f"{where}.smoke.evals")
-        suite.cost = dict(s.get("cost", suite.cost))
-        suite.sweeps = s.get("sweeps", suite.sweeps) or {}
-    if not isinstance(suite.sweeps, dict):
-        raise ConfigError(f"{where}.sweeps: must map sweep names to {{method, grid | variants, seeds, evals}}")
-    for name, entry in suite.sweeps.items():
-        _sweep_points(suite, name, entry, f"{where}.sweeps.{name}")
-    return suite
-
-
-def _sweep_points(suite: Suite, name, entry, where) -> List[tuple]:
-    """[(variant label, overrides)] of one sweep: every grid combination, or the named variants.
-    A grid key without a dot is a method option (the weights being swept are)."""
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: must be a mapping with method and grid or variants")
-    _refuse_unknown(entry, SWEEP_KEYS, where)
-    if entry.get("method") not in suite.recipes:
-        raise ConfigError(f"{where}.method: must be one of {', '.join(suite.recipes)}, got {entry.get('method')!r}")
-    if ("grid" in entry) == ("variants" in entry):
-        raise ConfigError(f"{where}: give exactly one of grid (key: [values]) or variants (name: [key=value, ...])")
-    known = {e.name for e in suite.evals}
-    for e in entry.get("evals") or []:
-        if e not in known:
-            raise ConfigError(f"{where}.evals: {e!r} is not an evaluation of this suite{suggest(e, known)}")
-    if "variants" in entry:
-        return [(str(v), [str(o) for o in overrides]) for v, overrides in dict(entry["variants"]).items()]
-    grid = {(k if "." in k else f"method.options.{k}"): v for k, v in dict(entry["grid"]).items()}
-    points = []
-    for combo in itertools.product(*grid.values()):
-        label = "_".join(k.split(".")[-1] + re.sub(r"[^A-Za-z0-9.+-]", "_", str(v)) for k, v in zip(grid, combo))
-        points.append((label, [f"{k}={json.dumps(v)}" for k, v in zip(grid, combo)]))
-    return points
-
-
 def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
          seeds: Optional[Sequence[int]] = None, part: str = "main") -> tuple:
     """(runs, evals) of the main table ('main'), the suite's sweeps ('sweeps') or both ('all'); every
     run's config is loaded and validated here, before any work."""
     if part not in PARTS:
         raise ConfigError(f"part: must be one of {', '.join(PARTS)}, got {part!r}")
-    from .config import load_config
+    from ..config import load_config
     methods = list(suite.recipes) if not methods else list(methods)
     for m in methods:
         if m not in suite.recipes:
@@ -228,8 +90,8 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
             if entry["method"] not in methods:
                 continue
             specs = [e for e in suite.evals if e.name in (entry.get("evals") or [e.name for e in suite.evals])]
-            sweep_seeds = _seeds(entry["seeds"], f"sweeps.{sweep}.seeds") if "seeds" in entry else seeds
-            for variant, extra in _sweep_points(suite, sweep, entry, f"sweeps.{sweep}"):
+            sweep_seeds = check_seeds(entry["seeds"], f"sweeps.{sweep}.seeds") if "seeds" in entry else seeds
+            for variant, extra in sweep_points(suite, sweep, entry, f"sweeps.{sweep}"):
                 add(entry["method"], sweep, variant, extra, sweep_seeds, specs)
     return runs, evals
 
@@ -259,7 +121,7 @@ def _epoch_times(run: RunDir) -> List[float]:
 def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
     """Seconds still to spend: training from measured epoch times where a run of that method has any
     (in this study folder), else from the suite's cost table; evaluations from the table."""
-    from .config import load_config
+    from ..config import load_config
     measured: Dict[str, List[float]] = {}
     for run in runs:
         measured.setdefault(run.method, []).extend(_epoch_times(run_dir(out, run)))
@@ -280,7 +142,11 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
             sources.add("cost table")
     todo_evals = [e for e in evals if not eval_done(out, e, ledger)]
     eval_s = sum(float((suite.cost.get("eval") or {}).get(task.spec.name, 0)) for task in todo_evals)
-    if todo_evals:
+    from ..diagnostics.compute import default_path
+    todo_records = [kind for r in runs if not r.sweep for kind in suite.diagnostics
+                    if not default_path(run_dir(out, r).path, kind).exists()]
+    eval_s += sum(float((suite.cost.get("diagnostics") or {}).get(kind, 0)) for kind in todo_records)
+    if todo_evals or todo_records:
         sources.add("cost table")
     return {"runs": len(runs), "evals": len(evals), "todo_runs": len(todo_runs), "todo_evals": len(todo_evals),
             "train_s": train_s, "eval_s": eval_s, "sources": sorted(sources)}
@@ -318,8 +184,8 @@ def _check_folder(out: Path, suite: Suite, ledger: dict):
 
 
 def _train(run: RunTask, out: Path, log):
-    from .config import load_config
-    from .trainer import train
+    from ..config import load_config
+    from ..trainer import train
     rd = run_dir(out, run)
     state = rd.state()
     if state == "complete":
@@ -341,17 +207,37 @@ def _train(run: RunTask, out: Path, log):
 
 
 def _evaluate(task: EvalTask, out: Path, ledger: dict, device, log) -> str:
-    from .evaluation.run import evaluate_run
+    from ..evaluation.run import evaluate_run
     if eval_done(out, task, ledger):
         log(f"[study] {task.key}: record exists, skipped")
         return "skipped"
     log(f"[study] {task.key}: evaluating ({task.spec.attacks}, n={task.spec.n or 'all'})")
-    record = evaluate_run(str(run_dir(out, task.run).path), attacks=task.spec.attacks, n=task.spec.n,
+    eps = None
+    if task.spec.eps_scale != 1:
+        from ..config import load_config
+        eps = load_config(task.run.recipe, task.run.overrides).eval_threat().eps * task.spec.eps_scale
+    record = evaluate_run(str(run_dir(out, task.run).path), attacks=task.spec.attacks, n=task.spec.n, eps=eps,
                           which=task.spec.checkpoint, device=device, sanity=task.spec.sanity, log=log,
                           progress=False)
     ledger.setdefault("evals_done", {})[task.key] = record["_path"]
     atomic_write_text(Path(out) / STUDY_FILE, json.dumps(ledger, indent=1))
     return "evaluated"
+
+
+def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]:
+    """The suite's diagnostics records of one main run, computed where missing: [(key, outcome)]."""
+    from ..diagnostics import compute
+    makers = {"weight": compute.weight_landscape_record, "softmax": compute.softmax_run_record}
+    outcomes = []
+    for kind, options in suite.diagnostics.items():
+        path, key = compute.default_path(run_dir(out, run).path, kind), f"{run.name}/{kind}"
+        if path.exists():
+            outcomes.append((key, "skipped"))
+            continue
+        log(f"[study] {key}: computing the {kind} record ({options})")
+        makers[kind](run_dir(out, run).path, device=device, out=path, **options)
+        outcomes.append((key, "diagnosed"))
+    return outcomes
 
 
 def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", dry_run: bool = False,
@@ -369,7 +255,7 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
     log(describe(suite, out, runs, evals, cost))
     if dry_run:
         return {"plan": cost, "outcomes": {}, "report": None}
-    from .runtime import resolve_device
+    from ..runtime import resolve_device
     device = resolve_device(suite.device)
     outcomes: Dict[str, str] = {}
     done = 0
@@ -394,7 +280,10 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
             count(run.name, _train(run, out, log))
             for task in (e for e in evals if e.run is run):
                 count(task.key, _evaluate(task, out, ledger, device, log))
-        from .study_report import write_report
+            if not run.sweep:
+                for key, outcome in _diagnose(run, out, suite, device, log):
+                    count(key, outcome)
+        from .report import write_report
         report = write_report(out, suite, *plan(suite, out, methods, seeds, "all"), ledger)
     log(f"[study] done in {_duration(time.time() - start)}; report: {report}")
     return {"plan": cost, "outcomes": outcomes, "report": str(report)}

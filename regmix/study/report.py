@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text
 
 
 def duration(seconds: float) -> str:
@@ -24,8 +24,8 @@ def _cell(value) -> str:
 
 def _sweep_table(name, runs, evals, done, spec) -> list:
     """One row per variant of sweep `name` for evaluation `spec`, aggregated by build_table."""
-    from .evaluation.records import load_record
-    from .evaluation.report import build_table
+    from ..evaluation.records import load_record
+    from ..evaluation.report import build_table
     variants = list(dict.fromkeys(r.variant for r in runs if r.sweep == name))
     rows, columns = [], []
     for variant in variants:
@@ -46,9 +46,9 @@ def _sweep_table(name, runs, evals, done, spec) -> list:
 
 
 def write_report(out: Path, suite, runs, evals, ledger) -> Path:
-    from .evaluation.records import load_record
-    from .evaluation.report import build_table, format_table
-    from .study import _epoch_times, run_dir
+    from ..evaluation.records import load_record
+    from ..evaluation.report import build_table, format_table
+    from .runner import _epoch_times, run_dir
     done = ledger.get("evals_done") or {}
     main = [r for r in runs if not r.sweep]
     lines = [f"# Study {suite.name}{' (smoke)' if suite.smoke else ''}", "",
@@ -57,7 +57,8 @@ def write_report(out: Path, suite, runs, evals, ledger) -> Path:
     for spec in suite.evals:
         records = [load_record(done[t.key]) for t in evals
                    if not t.run.sweep and t.spec.name == spec.name and t.key in done]
-        lines += [f"## {spec.name}: {spec.attacks}, n = {spec.n or 'whole test split'}, {spec.checkpoint} checkpoint", ""]
+        radius = f", eps x{spec.eps_scale:g}" if spec.eps_scale != 1 else ""
+        lines += [f"## {spec.name}: {spec.attacks}, n = {spec.n or 'whole test split'}, {spec.checkpoint} checkpoint{radius}", ""]
         lines += [format_table(build_table(records), "md") if records else "(no records yet)", ""]
     sweeps = list(dict.fromkeys(r.sweep for r in runs if r.sweep))
     if sweeps:

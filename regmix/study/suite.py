@@ -1,0 +1,176 @@
+"""A study suite: configs/study/<suite>.yaml read and checked (recipes, seeds, evaluations, cost table,
+smoke variant, sweeps), before any work starts."""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from ..recipes import RECIPES
+from ..registry import ConfigError, suggest
+
+SUITES_DIR = RECIPES / "study"
+SUITE_KEYS = ("suite", "description", "device", "recipes", "seeds", "evals", "cost", "smoke", "sweeps", "diagnostics")
+EVAL_KEYS = ("attacks", "n", "seeds", "checkpoint", "sanity", "eps_scale")
+SMOKE_KEYS = ("seeds", "overrides", "evals", "cost", "sweeps", "diagnostics")
+# diagnostics records of every main run: the weight landscape (with Hessian) and the softmax record
+DIAGNOSTIC_KEYS = {"weight": ("grid", "n", "attack", "hessian_iters"), "softmax": ("n",)}
+SWEEP_KEYS = ("method", "grid", "variants", "seeds", "evals")
+
+
+@dataclass
+class EvalSpec:
+    name: str
+    attacks: str
+    n: Optional[int] = None          # None: the whole test split
+    seeds: str = "all"               # all | first (the suite's first seed only)
+    checkpoint: str = "best"
+    sanity: bool = True
+    eps_scale: float = 1.0           # attack radius as a multiple of the run's evaluation eps
+
+
+@dataclass
+class Suite:
+    name: str
+    file: Path
+    device: str
+    recipes: Dict[str, Path]
+    seeds: List[int]
+    evals: List[EvalSpec]
+    cost: dict
+    overrides: List[str] = field(default_factory=list)
+    smoke: bool = False
+    sweeps: dict = field(default_factory=dict)   # name -> {method, grid | variants, seeds, evals}
+    diagnostics: dict = field(default_factory=dict)   # weight | softmax -> their record options
+
+
+def _refuse_unknown(data: dict, allowed, where: str):
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: unknown key{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def check_seeds(value, where) -> List[int]:
+    if not isinstance(value, list) or not value or len(set(value)) != len(value) or \
+            any(isinstance(s, bool) or not isinstance(s, int) for s in value):
+        raise ConfigError(f"{where}: must be a list of distinct integers, got {value!r}")
+    return list(value)
+
+
+def _evals(data, where) -> List[EvalSpec]:
+    from ..attacks.specs import parse_attacks
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{where}: must map evaluation names to {{attacks, n, seeds, checkpoint, sanity, eps_scale}}")
+    out = []
+    for name, spec in data.items():
+        if not isinstance(spec, dict) or "attacks" not in spec:
+            raise ConfigError(f"{where}.{name}: must be a mapping with at least 'attacks'")
+        _refuse_unknown(spec, EVAL_KEYS, f"{where}.{name}")
+        e = EvalSpec(name=str(name), **spec)
+        parse_attacks(e.attacks, field=f"{where}.{name}.attacks")
+        if e.n is not None and (isinstance(e.n, bool) or not isinstance(e.n, int) or e.n < 1):
+            raise ConfigError(f"{where}.{name}.n: must be null (the whole test split) or an integer >= 1, got {e.n!r}")
+        if e.seeds not in ("all", "first"):
+            raise ConfigError(f"{where}.{name}.seeds: must be 'all' or 'first', got {e.seeds!r}")
+        if e.checkpoint not in ("best", "last"):
+            raise ConfigError(f"{where}.{name}.checkpoint: must be 'best' or 'last', got {e.checkpoint!r}")
+        if isinstance(e.eps_scale, bool) or not isinstance(e.eps_scale, (int, float)) or not e.eps_scale > 0:
+            raise ConfigError(f"{where}.{name}.eps_scale: must be a number > 0 (a multiple of the run's "
+                              f"evaluation eps), got {e.eps_scale!r}")
+        out.append(e)
+    return out
+
+
+def _diagnostics(data, where) -> dict:
+    """{weight: {grid, n, attack, hessian_iters}, softmax: {n}}: the options of each record, checked."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must map weight and/or softmax to their options")
+    _refuse_unknown(data, DIAGNOSTIC_KEYS, where)
+    for kind, options in data.items():
+        if not isinstance(options, dict):
+            raise ConfigError(f"{where}.{kind}: must map options ({', '.join(DIAGNOSTIC_KEYS[kind])}) to values")
+        _refuse_unknown(options, DIAGNOSTIC_KEYS[kind], f"{where}.{kind}")
+        for key, value in options.items():
+            if key != "attack" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{where}.{kind}.{key}: must be an integer >= 0, got {value!r}")
+    return {kind: dict(options) for kind, options in data.items()}
+
+
+def suite_path(name) -> Path:
+    """A suite name (configs/study/<name>.yaml) or a path to a suite file."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    known = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+    if str(name) not in known:
+        raise ConfigError(f"suite: unknown suite {str(name)!r}{suggest(str(name), known)}; known: {', '.join(known)}")
+    return SUITES_DIR / f"{name}.yaml"
+
+
+def load_suite(name, *, smoke: bool = False) -> Suite:
+    path = suite_path(name)
+    data = yaml.safe_load(path.read_text()) or {}
+    where = path.stem
+    _refuse_unknown(data, SUITE_KEYS, where)
+    for key in ("recipes", "seeds", "evals", "cost"):
+        if key not in data:
+            raise ConfigError(f"{where}.{key}: missing")
+    if not isinstance(data["recipes"], dict) or not data["recipes"]:
+        raise ConfigError(f"{where}.recipes: must map method names to recipe files")
+    recipes = {str(m): (path.parent / r).resolve() for m, r in data["recipes"].items()}
+    for method, recipe in recipes.items():
+        if not recipe.exists():
+            raise ConfigError(f"{where}.recipes.{method}: {recipe} does not exist")
+    suite = Suite(name=str(data.get("suite", where)), file=path, device=str(data.get("device", "auto")),
+                  recipes=recipes, seeds=check_seeds(data["seeds"], f"{where}.seeds"),
+                  evals=_evals(data["evals"], f"{where}.evals"), cost=dict(data["cost"]),
+                  sweeps=data.get("sweeps") or {},
+                  diagnostics=_diagnostics(data.get("diagnostics") or {}, f"{where}.diagnostics"))
+    if smoke:
+        s = data.get("smoke")
+        if not isinstance(s, dict):
+            raise ConfigError(f"{where}.smoke: this suite has no smoke variant")
+        _refuse_unknown(s, SMOKE_KEYS, f"{where}.smoke")
+        suite.smoke = True
+        suite.seeds = check_seeds(s.get("seeds", suite.seeds[:1]), f"{where}.smoke.seeds")
+        suite.overrides = [str(o) for o in s.get("overrides", [])]
+        if "evals" in s:
+            suite.evals = _evals(s["evals"], f"{where}.smoke.evals")
+        suite.cost = dict(s.get("cost", suite.cost))
+        suite.sweeps = s.get("sweeps", suite.sweeps) or {}
+        if "diagnostics" in s:
+            suite.diagnostics = _diagnostics(s["diagnostics"] or {}, f"{where}.smoke.diagnostics")
+    if not isinstance(suite.sweeps, dict):
+        raise ConfigError(f"{where}.sweeps: must map sweep names to {{method, grid | variants, seeds, evals}}")
+    for name, entry in suite.sweeps.items():
+        sweep_points(suite, name, entry, f"{where}.sweeps.{name}")
+    return suite
+
+
+def sweep_points(suite: Suite, name, entry, where) -> List[tuple]:
+    """[(variant label, overrides)] of one sweep: every grid combination, or the named variants.
+    A grid key without a dot is a method option (the weights being swept are)."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a mapping with method and grid or variants")
+    _refuse_unknown(entry, SWEEP_KEYS, where)
+    if entry.get("method") not in suite.recipes:
+        raise ConfigError(f"{where}.method: must be one of {', '.join(suite.recipes)}, got {entry.get('method')!r}")
+    if ("grid" in entry) == ("variants" in entry):
+        raise ConfigError(f"{where}: give exactly one of grid (key: [values]) or variants (name: [key=value, ...])")
+    known = {e.name for e in suite.evals}
+    for e in entry.get("evals") or []:
+        if e not in known:
+            raise ConfigError(f"{where}.evals: {e!r} is not an evaluation of this suite{suggest(e, known)}")
+    if "variants" in entry:
+        return [(str(v), [str(o) for o in overrides]) for v, overrides in dict(entry["variants"]).items()]
+    grid = {(k if "." in k else f"method.options.{k}"): v for k, v in dict(entry["grid"]).items()}
+    points = []
+    for combo in itertools.product(*grid.values()):
+        label = "_".join(k.split(".")[-1] + re.sub(r"[^A-Za-z0-9.+-]", "_", str(v)) for k, v in zip(grid, combo))
+        points.append((label, [f"{k}={json.dumps(v)}" for k, v in zip(grid, combo)]))
+    return points
