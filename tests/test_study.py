@@ -43,6 +43,21 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
     assert all(f"| {m} | 1 | 64 |" in report for m in METHODS)
     assert "## first_seed" in report and "Training wall time" in report and "eps x2" in report
 
+    # the results folder: every number with its record, the claims, the tables, the figures
+    results_dir = tmp_path / "results"
+    assert main(["study", "mnist5k", "--smoke", "--out", str(out), "--results", str(results_dir)]) == 0
+    results = json.loads((results_dir / "results.json").read_text())
+    assert sorted(e["method"] for e in results["runs"]) == sorted(METHODS)
+    for entry in results["runs"]:
+        for ev in entry["evals"].values():  # each number's record was copied beside it, unchanged
+            assert json.loads((results_dir / ev["record"]).read_text())["accuracy"] == ev["accuracy"]
+        assert (results_dir / entry["summaries"]["softmax"]["record"]).exists()
+    assert [c["id"] for c in results["claims"]][:2] == ["robustness", "wider_eps"]
+    assert "| RegMix is more robust than FGSM-PGK and PGD-AT |" in (results_dir / "claims.md").read_text()
+    assert "| regmix | 1 |" in (results_dir / "tables.md").read_text()
+    assert {"claims.png", "convergence.png", "landscapes.png", "softmax_truth.png"} <= \
+        {p.name for p in (results_dir / "figures").iterdir()}
+
     # started again, it finds everything done and does no work
     result = run_study(load_suite("mnist5k", smoke=True), out, log=lambda *a: None)
     assert set(result["outcomes"].values()) == {"skipped"} and len(result["outcomes"]) == 42
@@ -149,6 +164,10 @@ def test_sweeps_run_grid_points_and_variants_and_report_them(tmp_path):
     assert options["regmix-alpha_beta-alpha0.5-seed0"]["alpha"] == 0.5
     assert options["regmix-alpha_beta-alpha2.0-seed0"]["alpha"] == 2.0
     assert options["regmix-ablations-amr_only-seed0"]["gamma"] == 0
+    # a sweep gets the diagnostics records it lists (the ablation: softmax), and no others
+    assert result["outcomes"]["regmix-ablations-amr_only-seed0/softmax"] == "diagnosed"
+    assert not any(k.endswith("/weight") for k in result["outcomes"])
+    assert not RunDir(out / "runs" / "regmix-alpha_beta-alpha0.5-seed0").diagnostic("softmax").exists()
     report = (out / "report.md").read_text()
     assert "### alpha_beta: whole" in report and "| alpha0.5 | 1 |" in report and "| alpha2.0 | 1 |" in report
     assert "### ablations: whole" in report and "| amr_only | 1 |" in report

@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.add_argument("--formats", default="pdf,svg,png", help="comma-separated subset of pdf,svg,png")
+    p = sub.add_parser("study", help="draw the figures of a study's results folder",
+                       description="Draw the figures of DIR/results.json (written by `regmix study SUITE "
+                                   "--results DIR`) into DIR/figures.")
+    p.add_argument("dir", metavar="DIR", help="results folder holding results.json")
+    p.add_argument("--formats", default="png,pdf", help="comma-separated subset of pdf,svg,png")
     return parser
 
 
@@ -39,9 +44,18 @@ def main(argv=None) -> int:
         formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
         if not formats or any(f not in FORMATS for f in formats):
             raise ConfigError(f"--formats: each must be one of {', '.join(FORMATS)}, got {args.formats!r}")
-        from .figures import render_all
-        with flag_names({"runs": "RUN"}):
-            written = render_all(args.runs, args.out, formats=formats)
+        if args.command == "study":
+            from pathlib import Path
+
+            from .study import render_study
+            if not (Path(args.dir) / "results.json").exists():
+                raise ConfigError(f"DIR: {args.dir} holds no results.json; write it with `regmix study SUITE --results DIR`")
+            written = render_study(args.dir, formats=formats)
+            args.out = str(Path(args.dir) / "figures")
+        else:
+            from .figures import render_all
+            with flag_names({"runs": "RUN"}):
+                written = render_all(args.runs, args.out, formats=formats)
     except ConfigError as err:
         if args.debug:
             raise

@@ -22,21 +22,29 @@ def _sharp_text(meta, key):
 
 
 @styled
-def plot_weight_contours(records, preset="double"):
-    """One column per run, rows clean / adversarial loss over the (d1, d2) plane, shared colour levels
-    per row, the smoothness numbers under each title."""
+def plot_weight_contours(records, preset="double", scale="shared"):
+    """One column per run, rows clean / adversarial loss over the (d1, d2) plane, the smoothness
+    numbers under each title. scale: 'shared' (one colour scale per row: heights compare across runs),
+    'per_panel' (each panel its own scale: shapes compare even when one run's loss is far higher) or
+    'log' (shared, logarithmic)."""
+    if scale not in ("shared", "per_panel", "log"):
+        raise ValueError(f"scale: must be shared, per_panel or log, got {scale!r}")
     rows = [("loss", "clean")] + ([("adv_loss", "adv")] if all("adv_loss" in a for a, _ in records) else [])
     n = len(records)
     fig, axes = figure(preset, aspect=min(0.3 * len(rows) * (4 / max(n, 1)) ** 0.5, 1.2), nrows=len(rows), ncols=n,
                        sharex=True, sharey=True)
     for r, (key, tag) in enumerate(rows):
         values = np.concatenate([a[key].ravel() for a, _ in records])
-        levels = np.linspace(values.min(), np.percentile(values, 98), 15)
+        levels = _levels(values, scale)
         for c, (arrays, meta) in enumerate(records):
             ax = axes[r, c]
             coords = arrays["coords"]
+            if scale == "per_panel":
+                levels = _levels(arrays[key].ravel(), scale)
             cs = ax.contourf(coords, coords, np.clip(arrays[key], None, levels[-1]).T, levels=levels,
-                             cmap="viridis", extend="max")
+                             cmap="viridis", extend="max", norm=_norm(scale))
+            if scale == "per_panel":
+                fig.colorbar(cs, ax=ax, shrink=0.8).ax.tick_params(labelsize=5)
             ax.contour(coords, coords, arrays[key].T, levels=levels[::3], colors="white", linewidths=0.3)
             ax.plot(0, 0, marker="+", color="red", ms=5)
             ax.set_title(f"{_label(meta)}, {tag}\n{_sharp_text(meta, tag)}", fontsize=7)
@@ -45,8 +53,22 @@ def plot_weight_contours(records, preset="double"):
                 ax.set_xlabel("along $d_1$")
             if c == 0:
                 ax.set_ylabel("along $d_2$")
-        fig.colorbar(cs, ax=axes[r, :].tolist(), label=f"{tag} loss", shrink=0.9)
+        if scale != "per_panel":
+            fig.colorbar(cs, ax=axes[r, :].tolist(), label=f"{tag} loss", shrink=0.9)
     return fig
+
+
+def _levels(values, scale):
+    top = np.percentile(values, 98)
+    if scale == "log":
+        low = max(values.min(), 1e-6)
+        return np.geomspace(low, max(top, low * 1.01), 15)
+    return np.linspace(values.min(), max(top, values.min() + 1e-9), 15)
+
+
+def _norm(scale):
+    from matplotlib.colors import LogNorm
+    return LogNorm() if scale == "log" else None
 
 
 @styled

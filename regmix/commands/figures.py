@@ -29,32 +29,45 @@ def add_parser(sub):
 
 
 def run(args):
-    import importlib.util
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from ..diagnostics import ensure_records
     from ..registry import ConfigError
     from .flags import flag_names, integer
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if not formats or any(f not in FORMATS for f in formats):
         raise ConfigError(f"--formats: each must be one of {', '.join(FORMATS)}, got {args.formats!r}")
+    viz_home()
+    sizes = {name: integer(getattr(args, name), FLAGS[name]) for name in ("grid", "n", "examples", "hessian_iters")}
+    with flag_names(FLAGS):
+        ensure_records(args.runs, attack=args.attack, recompute=args.recompute, device=args.device, **sizes)
+    draw(["figures", *map(str, args.runs), "--out", str(args.out), "--formats", ",".join(formats)])
+
+
+def viz_home() -> str:
+    """The folder holding the installed viz package; one line if it is missing (checked before any work)."""
+    import importlib.util
+    from pathlib import Path
+
+    from ..registry import ConfigError
     spec = importlib.util.find_spec("viz")  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("figures: the viz package is not installed; install regmix with its figure "
                           "dependencies (pip install -e .)")
-    sizes = {name: integer(getattr(args, name), FLAGS[name]) for name in ("grid", "n", "examples", "hessian_iters")}
-    with flag_names(FLAGS):
-        ensure_records(args.runs, attack=args.attack, recompute=args.recompute, device=args.device, **sizes)
+    return str(Path(next(iter(spec.submodule_search_locations))).parent)
+
+
+def draw(argv) -> None:
+    """Run `python -m viz ARGV` in a child process: regmix itself never imports viz or a plotting library."""
+    import os
+    import subprocess
+    import sys
+
+    from ..registry import ConfigError
     # the child imports the viz found here, not a `viz` folder that happens to be in the working directory
-    home = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    home = viz_home()
     env = {**os.environ, "PYTHONSAFEPATH": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p)}
-    drawing = subprocess.run([sys.executable, "-m", "viz", "figures", *map(str, args.runs), "--out", str(args.out),
-                              "--formats", ",".join(formats)], env=env)
+    drawing = subprocess.run([sys.executable, "-m", "viz", *argv], env=env)
     if drawing.returncode == 2:
         raise ConfigError("figures: drawing refused its input (the line above says why)")
     if drawing.returncode != 0:
-        raise RuntimeError(f"drawing failed: python -m viz figures exited with {drawing.returncode}")
+        raise RuntimeError(f"drawing failed: python -m viz {argv[0]} exited with {drawing.returncode}")

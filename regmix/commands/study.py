@@ -22,6 +22,9 @@ def add_parser(sub):
     p.add_argument("--dry-run", action="store_true", help="print the plan and its expected cost only; write nothing")
     p.add_argument("--smoke", action="store_true",
                    help="the suite's tiny variant (one epoch, few points, cheap attacks), as CI runs it")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="train nothing: write DIR/results.json, tables.md, claims.md, records/ and figures/ "
+                        "from what the study folder holds now (e.g. docs/results)")
     p.set_defaults(func=run)
 
 
@@ -39,7 +42,30 @@ def run(args):
         if methods is not None and not methods:
             raise ConfigError("methods: give at least one method")
         out = args.out or os.path.join("runs", f"study-{suite.name}{'-smoke' if args.smoke else ''}")
+        if args.results is not None:
+            return write_results_folder(suite, out, args)
         # tests only: stop after that many trainings/evaluations, as an interruption would
         stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
         run_study(suite, out, methods=methods, seeds=seeds, part=args.part, dry_run=args.dry_run,
                   stop_after=int(stop_after) if stop_after else None)
+
+
+def write_results_folder(suite, out, args):
+    """--results DIR: the study's numbers, records, claims and tables, then its figures (viz, in a child
+    process)."""
+    import os
+    import sys
+
+    from ..registry import ConfigError
+    from ..study import read_ledger
+    from ..study.results import write_results
+    from .figures import draw, viz_home
+    if not read_ledger(out):
+        raise ConfigError(f"out: {out} holds no study yet; run `regmix study {args.suite}` first")
+    viz_home()
+    command = " ".join(["regmix", "study", args.suite, *(["--smoke"] if args.smoke else []),
+                        *(["--out", args.out] if args.out else []), "--results", args.results])
+    path = write_results(suite, out, args.results, command=command)
+    print(f"results: {path}, {os.path.join(args.results, 'tables.md')}, {os.path.join(args.results, 'claims.md')}",
+          file=sys.stdout)
+    draw(["study", args.results])

@@ -45,6 +45,7 @@ class RunTask:
     overrides: List[str]
     sweep: str = ""          # the sweep it belongs to ("" for the main table)
     variant: str = ""        # its grid point or named variant within the sweep
+    diagnostics: tuple = ()  # the suite's diagnostics records it gets (main runs: all; sweeps: as listed)
 
 
 @dataclass
@@ -72,19 +73,19 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
     seeds = list(suite.seeds) if not seeds else list(seeds)
     runs, evals = [], []
 
-    def add(method, sweep, variant, extra, run_seeds, specs):
+    def add(method, sweep, variant, extra, run_seeds, specs, diagnostics):
         for i, seed in enumerate(run_seeds):
             name = "-".join(filter(None, [method, sweep, variant, f"seed{seed}"]))
             overrides = [*suite.overrides, *extra, f"out_dir={Path(out) / 'runs'}", f"name={name}",
                          f"train.seed={seed}", f"train.device={suite.device}", "train.progress=false"]
             load_config(suite.recipes[method], overrides)
-            run = RunTask(method, seed, name, suite.recipes[method], overrides, sweep, variant)
+            run = RunTask(method, seed, name, suite.recipes[method], overrides, sweep, variant, tuple(diagnostics))
             runs.append(run)
             evals.extend(EvalTask(run, e) for e in specs if e.seeds == "all" or i == 0)
 
     if part in ("main", "all"):
         for method in methods:
-            add(method, "", "", [], seeds, suite.evals)
+            add(method, "", "", [], seeds, suite.evals, suite.diagnostics)
     if part in ("sweeps", "all"):
         for sweep, entry in suite.sweeps.items():
             if entry["method"] not in methods:
@@ -92,7 +93,8 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
             specs = [e for e in suite.evals if e.name in (entry.get("evals") or [e.name for e in suite.evals])]
             sweep_seeds = check_seeds(entry["seeds"], f"sweeps.{sweep}.seeds") if "seeds" in entry else seeds
             for variant, extra in sweep_points(suite, sweep, entry, f"sweeps.{sweep}"):
-                add(entry["method"], sweep, variant, extra, sweep_seeds, specs)
+                add(entry["method"], sweep, variant, extra, sweep_seeds, specs,
+                    [k for k in entry.get("diagnostics") or [] if k in suite.diagnostics])
     return runs, evals
 
 
@@ -143,7 +145,7 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
     todo_evals = [e for e in evals if not eval_done(out, e, ledger)]
     eval_s = sum(float((suite.cost.get("eval") or {}).get(task.spec.name, 0)) for task in todo_evals)
     from ..diagnostics.compute import default_path
-    todo_records = [kind for r in runs if not r.sweep for kind in suite.diagnostics
+    todo_records = [kind for r in runs for kind in r.diagnostics
                     if not default_path(run_dir(out, r).path, kind).exists()]
     eval_s += sum(float((suite.cost.get("diagnostics") or {}).get(kind, 0)) for kind in todo_records)
     if todo_evals or todo_records:
@@ -225,11 +227,12 @@ def _evaluate(task: EvalTask, out: Path, ledger: dict, device, log) -> str:
 
 
 def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]:
-    """The suite's diagnostics records of one main run, computed where missing: [(key, outcome)]."""
+    """The diagnostics records of one run (run.diagnostics), computed where missing: [(key, outcome)]."""
     from ..diagnostics import compute
     makers = {"weight": compute.weight_landscape_record, "softmax": compute.softmax_run_record}
     outcomes = []
-    for kind, options in suite.diagnostics.items():
+    for kind in run.diagnostics:
+        options = suite.diagnostics[kind]
         path, key = compute.default_path(run_dir(out, run).path, kind), f"{run.name}/{kind}"
         if path.exists():
             outcomes.append((key, "skipped"))
@@ -280,9 +283,8 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
             count(run.name, _train(run, out, log))
             for task in (e for e in evals if e.run is run):
                 count(task.key, _evaluate(task, out, ledger, device, log))
-            if not run.sweep:
-                for key, outcome in _diagnose(run, out, suite, device, log):
-                    count(key, outcome)
+            for key, outcome in _diagnose(run, out, suite, device, log):
+                count(key, outcome)
         from .report import write_report
         report = write_report(out, suite, *plan(suite, out, methods, seeds, "all"), ledger)
     log(f"[study] done in {_duration(time.time() - start)}; report: {report}")

@@ -20,7 +20,7 @@ EVAL_KEYS = ("attacks", "n", "seeds", "checkpoint", "sanity", "eps_scale")
 SMOKE_KEYS = ("seeds", "overrides", "evals", "cost", "sweeps", "diagnostics")
 # diagnostics records of every main run: the weight landscape (with Hessian) and the softmax record
 DIAGNOSTIC_KEYS = {"weight": ("grid", "n", "attack", "hessian_iters"), "softmax": ("n",)}
-SWEEP_KEYS = ("method", "grid", "variants", "seeds", "evals")
+SWEEP_KEYS = ("method", "grid", "variants", "seeds", "evals", "diagnostics")
 
 
 @dataclass
@@ -166,6 +166,10 @@ def sweep_points(suite: Suite, name, entry, where) -> List[tuple]:
     for e in entry.get("evals") or []:
         if e not in known:
             raise ConfigError(f"{where}.evals: {e!r} is not an evaluation of this suite{suggest(e, known)}")
+    for kind in entry.get("diagnostics") or []:
+        if kind not in suite.diagnostics:
+            raise ConfigError(f"{where}.diagnostics: {kind!r} is not a diagnostics record of this suite"
+                              f"{suggest(str(kind), suite.diagnostics)}; it has {', '.join(suite.diagnostics) or 'none'}")
     if "variants" in entry:
         return [(str(v), [str(o) for o in overrides]) for v, overrides in dict(entry["variants"]).items()]
     grid = {(k if "." in k else f"method.options.{k}"): v for k, v in dict(entry["grid"]).items()}

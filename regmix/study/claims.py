@@ -1,0 +1,214 @@
+"""The paper's claims, each tested over seeds against the runs of a study (results.py's dict), and
+the tables of DIR/tables.md and DIR/claims.md.
+
+Each claim names the methods RegMix is compared with and the metrics that decide it (the first ones
+listed, `primary`); every metric is compared with stats.compare (Welch's t and a bootstrap interval
+over seeds). A claim "holds" when every primary comparison holds, "does not hold" when any primary
+comparison is reversed, and is "unclear" otherwise; the other metrics are shown beside it.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from ..checkpoint import atomic_write_text
+from .stats import compare
+
+
+def _acc(spec: str, attack: str) -> Callable:
+    def get(entry):
+        value = entry["evals"].get(spec, {}).get("accuracy", {}).get(attack)
+        return None if value is None else 100 * value
+    return get
+
+
+def _auc(entry):
+    """Mean robust validation accuracy over all epochs (%): higher means robust sooner (or higher)."""
+    curve = entry["curve"]["val_pgd"]
+    return 100 * statistics.fmean(curve) if curve else None
+
+
+def _epochs_to_90(entry):
+    """First epoch at which robust validation accuracy reaches 90% of the run's own best."""
+    curve = entry["curve"]["val_pgd"]
+    if not curve or max(curve) <= 0:
+        return None
+    return next(e for e, v in zip(entry["curve"]["epoch"], curve) if v >= 0.9 * max(curve))
+
+
+def _diag(kind: str, *keys) -> Callable:
+    def get(entry):
+        value = entry["summaries"].get(kind)
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return None if value is None else float(value)
+    return get
+
+
+# name -> (getter, higher_is_better, unit)
+METRICS = {
+    "PGD-20": (_acc("whole", "pgd20"), True, "%"),
+    "CW-20": (_acc("whole", "cw20"), True, "%"),
+    "APGD-CE+APGD-T": (_acc("apgd", "aa:apgd-ce+apgd-t"), True, "%"),
+    "AutoAttack": (_acc("autoattack", "aa"), True, "%"),
+    "clean": (_acc("whole", "clean"), True, "%"),
+    "PGD-20 at 1.5x eps": (_acc("wide15", "pgd20"), True, "%"),
+    "PGD-20 at 2x eps": (_acc("wide2", "pgd20"), True, "%"),
+    "robust val. acc., mean over epochs": (_auc, True, "%"),
+    "epochs to 90% of best robust val. acc.": (_epochs_to_90, False, "epochs"),
+    "Hessian top eigenvalue (adv.)": (_diag("weight", "hessian", "adv"), False, ""),
+    "Hessian top eigenvalue (clean)": (_diag("weight", "hessian", "clean"), False, ""),
+    "sharpness (adv.)": (_diag("weight", "sharpness", "adv", "max_rise"), False, ""),
+    "sharpness (clean)": (_diag("weight", "sharpness", "clean", "max_rise"), False, ""),
+}
+for _view in ("clean", "final"):
+    METRICS[f"p(true), {_view}"] = (_diag("softmax", "summary", _view, "true_prob"), True, "")
+    METRICS[f"CE to one-hot, {_view}"] = (_diag("softmax", "summary", _view, "ce"), False, "")
+    METRICS[f"ECE, {_view}"] = (_diag("softmax", "summary", _view, "ece"), False, "")
+
+SOFTMAX = [f"{k}, {v}" for v in ("clean", "final") for k in ("p(true)", "CE to one-hot", "ECE")]
+MAIN = ("", "")   # (sweep, variant) of the main table
+NO_SMOOTHING = {"regmix": ("ablations", "no_label_smoothing"), "pgk": ("pgk_ablations", "no_label_smoothing"),
+                "pgd_at": MAIN}
+
+CLAIMS = [
+    {"id": "robustness", "claim": "RegMix is more robust than FGSM-PGK and PGD-AT",
+     "against": ["pgk", "pgd_at"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+    {"id": "wider_eps", "claim": "RegMix stays more robust beyond the training eps",
+     "against": ["pgk", "pgd_at"], "primary": ["PGD-20 at 1.5x eps", "PGD-20 at 2x eps"],
+     "metrics": ["PGD-20 at 1.5x eps", "PGD-20 at 2x eps"]},
+    {"id": "convergence", "claim": "RegMix converges faster",
+     "against": ["pgk", "pgd_at"], "primary": ["robust val. acc., mean over epochs"],
+     "metrics": ["robust val. acc., mean over epochs", "epochs to 90% of best robust val. acc."]},
+    {"id": "landscape", "claim": "RegMix has a smoother loss landscape",
+     "against": ["pgk", "pgd_at"], "primary": ["Hessian top eigenvalue (adv.)"],
+     "metrics": ["Hessian top eigenvalue (adv.)", "Hessian top eigenvalue (clean)", "sharpness (adv.)",
+                 "sharpness (clean)"]},
+    {"id": "softmax", "claim": "RegMix's softmax is closer to the ground truth (each as trained)",
+     "against": ["pgk", "pgd_at"], "primary": ["CE to one-hot, clean", "CE to one-hot, final"], "metrics": SOFTMAX},
+    {"id": "softmax_no_smoothing", "claim": "... and with label smoothing off in RegMix and FGSM-PGK",
+     "against": ["pgk", "pgd_at"], "primary": ["CE to one-hot, clean", "CE to one-hot, final"], "metrics": SOFTMAX,
+     "groups": NO_SMOOTHING},
+]
+
+
+def values(results: dict, method: str, metric: str, where=MAIN) -> List[float]:
+    """One value per seed of `metric` for the runs of `method` in (sweep, variant) `where`."""
+    getter = METRICS[metric][0]
+    found = [getter(e) for e in results["runs"]
+             if e["method"] == method and (e["sweep"], e["variant"]) == tuple(where)]
+    return [v for v in found if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def evaluate_claims(results: dict) -> List[dict]:
+    out = []
+    for claim in CLAIMS:
+        groups = claim.get("groups") or {}
+        rows = []
+        for other in claim["against"]:
+            for metric in claim["metrics"]:
+                a = values(results, "regmix", metric, groups.get("regmix", MAIN))
+                b = values(results, other, metric, groups.get(other, MAIN))
+                if not a or not b:
+                    rows.append({"against": other, "metric": metric, "verdict": "no data", "a": a, "b": b})
+                    continue
+                row = compare(a, b, higher_is_better=METRICS[metric][1])
+                rows.append({"against": other, "metric": metric, "a": a, "b": b, **row})
+        primary = [r for r in rows if r["metric"] in claim["primary"]]
+        verdicts = {r["verdict"] for r in primary}
+        answer = ("no data" if not primary or verdicts == {"no data"} else
+                  "does not hold" if "reversed" in verdicts else
+                  "holds" if verdicts == {"holds"} else "unclear")
+        out.append({"id": claim["id"], "claim": claim["claim"], "primary": claim["primary"], "answer": answer,
+                    "rows": rows})
+    return out
+
+
+def _ms(vals, digits=2) -> str:
+    if not vals:
+        return "-"
+    mean = statistics.fmean(vals)
+    return f"{mean:.{digits}f}" if len(vals) == 1 else f"{mean:.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
+
+
+def _fmt(x, digits=2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def write_claims(results: dict, dest: Path) -> Path:
+    lines = ["# The paper's claims on this study", "",
+             f"Suite `{results['suite']}`; regenerate with `{results.get('command') or 'regmix study ... --results'}`.",
+             "Per-seed values (one per trained model) compared with Welch's t-test (p) and a 95% bootstrap "
+             "interval of the difference (RegMix minus the other, 10,000 resamples of the seeds). A comparison "
+             "holds or is reversed only when p < 0.05 and the interval excludes 0; otherwise it is unclear. "
+             "A claim holds when every primary comparison holds and does not hold when one is reversed.", "",
+             "| claim | answer | decided by |", "|---|---|---|"]
+    for c in results["claims"]:
+        lines.append(f"| {c['claim']} | **{c['answer']}** | {', '.join(c['primary'])} |")
+    for c in results["claims"]:
+        lines += ["", f"## {c['claim']}: {c['answer']}", "",
+                  "| against | metric | RegMix | other | RegMix - other | 95% interval | Welch p | seeds | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in c["rows"]:
+            mark = " (primary)" if r["metric"] in c["primary"] else ""
+            if r["verdict"] == "no data":
+                lines.append(f"| {r['against']} | {r['metric']}{mark} | {_ms(r['a'])} | {_ms(r['b'])} | - | - | - | "
+                             f"{len(r['a'])}/{len(r['b'])} | no data |")
+                continue
+            ci = f"[{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}]"
+            lines.append(f"| {r['against']} | {r['metric']}{mark} | {_ms(r['a'])} | {_ms(r['b'])} | {_fmt(r['diff'])} "
+                         f"| {ci} | {_fmt(r['p'], 3)} | {r['n_a']}/{r['n_b']} | {r['verdict']} |")
+    path = dest / "claims.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _sweep_rows(results, sweep: str, metrics, label: Optional[Callable] = None) -> List[str]:
+    runs = [e for e in results["runs"] if e["sweep"] == sweep]
+    rows = []
+    for variant in dict.fromkeys(e["variant"] for e in runs):
+        method = next(e["method"] for e in runs if e["variant"] == variant)
+        seeds = len([e for e in runs if e["variant"] == variant])
+        cells = [_ms(values(results, method, m, (sweep, variant))) for m in metrics]
+        rows.append(f"| {label(variant) if label else variant} | {seeds} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def write_tables(results: dict, dest: Path) -> Path:
+    s = results["setting"]
+    lines = ["# Study tables", "", f"Suite `{results['suite']}`; regenerate with "
+             f"`{results.get('command') or 'regmix study ... --results'}`. Accuracies in percent on the test split, "
+             "mean ± std over seeds."]
+    if s:
+        lines += ["", f"Setting: {s['dataset']}, {s['model']['name']} {s['model'].get('options') or ''}, "
+                      f"{s['threat']['norm']} eps {s['threat']['eps']}, {s['epochs']} epochs (eps warm-up "
+                      f"{s['eps_warmup_epochs']}), batch {s['batch_size']}, {s['optim']['name']} lr {s['optim']['lr']}."]
+    evals = results["evals"]
+    main = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "PGD-20 at 1.5x eps", "PGD-20 at 2x eps"]
+    lines += ["", "## Main table (best checkpoint)", "",
+              f"PGD-20 / CW-20 on {evals.get('whole', {}).get('n') or 'all'} points; APGD-CE + APGD-T on "
+              f"{evals.get('apgd', {}).get('n')}; standard AutoAttack on {evals.get('autoattack', {}).get('n')} points "
+              "of the first seed only.", "",
+              "| method | seeds | " + " | ".join(main) + " | train time (s) |", "|---" * (len(main) + 3) + "|"]
+    for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
+        runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
+        cells = [_ms(values(results, method, m)) for m in main]
+        lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + f" | {_ms([e['train_s'] for e in runs], 0)} |")
+    last = [("clean", _acc("whole_last", "clean")), ("PGD-20", _acc("whole_last", "pgd20")),
+            ("CW-20", _acc("whole_last", "cw20"))]
+    lines += ["", "## Last checkpoint (end of training)", "", "| method | seeds | clean | PGD-20 | CW-20 |", "|---|---|---|---|---|"]
+    for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
+        runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
+        cells = [_ms([v for v in (g(e) for e in runs) if v is not None]) for _, g in last]
+        lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + " |")
+    sweep_metrics = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T"]
+    for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
+        lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(sweep_metrics) + " |",
+                  "|---" * (len(sweep_metrics) + 2) + "|"]
+        lines += _sweep_rows(results, sweep, sweep_metrics)
+    path = dest / "tables.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
