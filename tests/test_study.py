@@ -82,6 +82,20 @@ def test_stopped_study_resumes_and_skips_finished_work(tmp_path):
     assert (out / "report.md").exists()
 
 
+def test_evals_subset_now_and_the_rest_later(tmp_path):
+    suite = load_suite("mnist5k", smoke=True)
+    out = tmp_path / "study"
+    quiet = lambda *a: None  # noqa: E731
+    with pytest.raises(ConfigError, match="evals: 'wholle' is not an evaluation of suite mnist5k.*did you mean 'whole'"):
+        run_study(suite, out, methods=["standard"], evals=["wholle"], log=quiet)
+    assert not out.exists()  # refused before any work
+    first = run_study(suite, out, methods=["standard"], evals=["whole"], log=quiet)["outcomes"]
+    assert first["standard-seed0/whole"] == "evaluated" and "standard-seed0/wide" not in first
+    rest = run_study(suite, out, methods=["standard"], log=quiet)["outcomes"]
+    assert rest["standard-seed0/whole"] == "skipped"
+    assert rest["standard-seed0/wide"] == rest["standard-seed0/first_seed"] == "evaluated"
+
+
 def test_study_killed_in_the_middle_of_a_training_resumes_it(tmp_path):
     """SIGKILL right after optimiser step 5 of 7 (last.pt written at step 4): the next start resumes the run."""
     out = tmp_path / "study"

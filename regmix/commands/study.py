@@ -1,7 +1,8 @@
 """`regmix study SUITE`: the flags of regmix.study.run_study."""
 
 # run_study's argument names -> this command's flags, for its error messages
-FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE", "part": "--part"}
+FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE", "part": "--part",
+         "evals": "--evals"}
 
 
 def add_parser(sub):
@@ -19,6 +20,9 @@ def add_parser(sub):
     p.add_argument("--methods", default=None, help="comma-separated methods (default: all of the suite's)")
     p.add_argument("--part", choices=["main", "sweeps", "all"], default="main",
                    help="main: the methods x seeds table (default); sweeps: the suite's sweeps and ablations; all: both")
+    p.add_argument("--evals", default=None,
+                   help="comma-separated evaluations of the suite to run now (default: all), e.g. the cheap ones "
+                        "first; a later run without it does the rest")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its expected cost only; write nothing")
     p.add_argument("--smoke", action="store_true",
                    help="the suite's tiny variant (one epoch, few points, cheap attacks), as CI runs it")
@@ -46,7 +50,8 @@ def run(args):
             return write_results_folder(suite, out, args)
         # tests only: stop after that many trainings/evaluations, as an interruption would
         stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
-        run_study(suite, out, methods=methods, seeds=seeds, part=args.part, dry_run=args.dry_run,
+        evals = [e.strip() for e in args.evals.split(",") if e.strip()] if args.evals is not None else None
+        run_study(suite, out, methods=methods, seeds=seeds, part=args.part, evals=evals, dry_run=args.dry_run,
                   stop_after=int(stop_after) if stop_after else None)
 
 

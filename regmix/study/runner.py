@@ -243,15 +243,24 @@ def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]
     return outcomes
 
 
-def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", dry_run: bool = False,
+def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", evals=None, dry_run: bool = False,
               log: Callable = print, stop_after: Optional[int] = None) -> dict:
     """Plan, state the cost, then train, evaluate and report what is not done yet. part: main|sweeps|all.
+    evals: names of the suite's evaluations to run now (default: all of them).
     dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
     that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
     Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|evaluated}, 'report': path}.
     """
     out = Path(out)
+    only = evals
     runs, evals = plan(suite, out, methods, seeds, part)
+    if only is not None:  # a subset of the evaluations now (the cheap ones first, say); the rest later
+        names = [e.name for e in suite.evals]
+        for name in only:
+            if name not in names:
+                raise ConfigError(f"evals: {name!r} is not an evaluation of suite {suite.name}{suggest(name, names)}; "
+                                  f"it has {', '.join(names)}")
+        evals = [e for e in evals if e.spec.name in only]
     ledger = read_ledger(out)
     _check_folder(out, suite, ledger)
     cost = estimate(suite, out, runs, evals, ledger)
