@@ -70,7 +70,7 @@ for _view in ("clean", "final"):
 
 SOFTMAX = [f"{k}, {v}" for v in ("clean", "final") for k in ("p(true)", "CE to one-hot", "ECE")]
 MAIN = ("", "")   # (sweep, variant) of the main table
-NO_SMOOTHING = {"regmix": ("ablations", "no_label_smoothing"), "pgk": ("pgk_ablations", "no_label_smoothing"),
+NO_SMOOTHING = {"regmix": ("regmix_no_smoothing", "no_label_smoothing"), "pgk": ("pgk_no_smoothing", "no_label_smoothing"),
                 "pgd_at": MAIN}
 
 CLAIMS = [
