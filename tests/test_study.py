@@ -182,6 +182,10 @@ def test_sweeps_run_grid_points_and_variants_and_report_them(tmp_path):
     assert result["outcomes"]["regmix-ablations-amr_only-seed0/softmax"] == "diagnosed"
     assert not any(k.endswith("/weight") for k in result["outcomes"])
     assert not RunDir(out / "runs" / "regmix-alpha_beta-alpha0.5-seed0").diagnostic("softmax").exists()
+    # each sweep is also a folder of its runs, which regmix.sweep.collect (the explorers' heatmap) reads
+    from regmix.sweep import collect
+    rows = collect(out / "sweeps" / "alpha_beta")
+    assert sorted(r["method.options.alpha"] for r in rows) == [0.5, 2.0]
     report = (out / "report.md").read_text()
     assert "### alpha_beta: whole" in report and "| alpha0.5 | 1 |" in report and "| alpha2.0 | 1 |" in report
     assert "### ablations: whole" in report and "| amr_only | 1 |" in report

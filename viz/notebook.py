@@ -1,9 +1,11 @@
 """What the notebooks share: the settings profile (REGMIX_PROFILE=ci for a quick run, full otherwise)
 and finding or training the runs they show.
 
-Runs are looked up before anything trains: a finished `regmix demo` run (runs/demo/<method>) is
-reused, else one the notebooks trained earlier under runs/notebooks-<profile>/, else it is trained
-there. REGMIX_RUNS moves the whole runs folder (tests point it at a temporary directory).
+Runs are looked up before anything trains. In the full profile, the `regmix study mnist5k` run of
+seed 0 (runs/study-mnist5k/runs/<method>-seed0) comes first, and its alpha x beta sweep
+(runs/study-mnist5k/sweeps/alpha_beta) is the explorers' sweep; then a finished `regmix demo` run
+(runs/demo/<method>), then one the notebooks trained earlier under runs/notebooks-<profile>/; else it
+is trained there. REGMIX_RUNS moves the whole runs folder (tests point it at a temporary directory).
 """
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regmix.rundir import RunDir
+
+
+STUDY = "study-mnist5k"   # `regmix study mnist5k`'s folder under the runs folder
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ def ensure_run(method: str, prof: Profile | None = None, log=print) -> Path:
     """A finished run of a demo recipe: reused when one exists, trained otherwise."""
     prof = prof or profile()
     root = runs_root()
-    for candidate in (root / "demo" / method, root / f"notebooks-{prof.name}" / method):
+    study = [root / STUDY / "runs" / f"{method}-seed0"] if prof.name == "full" else []
+    for candidate in (*study, root / "demo" / method, root / f"notebooks-{prof.name}" / method):
         if is_complete(candidate):
             log(f"reusing {candidate}")
             return candidate
@@ -112,8 +118,13 @@ def ensure_runs(methods, prof: Profile | None = None, log=print) -> dict:
 
 
 def ensure_sweep(prof: Profile | None = None, log=print) -> Path:
-    """An alpha x beta sweep of the regmix recipe (finished runs are skipped by regmix.sweep)."""
+    """An alpha x beta sweep: the study's (full profile, at least four finished runs), else one of the
+    regmix demo recipe (finished runs are skipped by regmix.sweep)."""
     prof = prof or profile()
+    study = runs_root() / STUDY / "sweeps" / "alpha_beta"
+    if prof.name == "full" and study.is_dir() and sum(is_complete(p) for p in study.iterdir()) >= 4:
+        log(f"reusing the study's alpha x beta sweep {study}")
+        return study
     from regmix.sweep import parse_grid, sweep
     out_dir = runs_root() / f"notebooks-{prof.name}" / "sweep-regmix"
     extra = [o for o in _overrides(prof, out_dir, "sweep") if not o.startswith(("out_dir=", "name="))]

@@ -7,6 +7,7 @@ evaluations (attacks, points, which seeds), a cost table for the estimate, a `sm
     OUT/.lock          one study writes a folder at a time (FolderLock)
     OUT/study.json     the plan and the evaluations finished so far (with their record files)
     OUT/runs/<method>-seed<k>/   one run directory per method and seed (RunDir)
+    OUT/sweeps/<sweep>/          a symlink per finished run of that sweep (a sweep folder)
     OUT/report.md      tables of the main runs and the sweeps (report.py)
 
 It can be stopped at any moment and started again: complete runs are skipped, interrupted ones resumed
@@ -226,6 +227,19 @@ def _evaluate(task: EvalTask, out: Path, ledger: dict, device, log) -> str:
     return "evaluated"
 
 
+def link_sweeps(out: Path, runs) -> None:
+    """OUT/sweeps/<sweep>/<run name>: a symlink to each finished run of each sweep, so that a sweep is a
+    folder of runs like `regmix sweep` writes (the explorers' and `regmix figures`' alpha x beta input)."""
+    for run in runs:
+        target = run_dir(out, run).path
+        if not run.sweep or not run_dir(out, run).is_complete():
+            continue
+        link = Path(out) / "sweeps" / run.sweep / run.name
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path("..") / ".." / "runs" / target.name)
+
+
 def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]:
     """The diagnostics records of one run (run.diagnostics), computed where missing: [(key, outcome)]."""
     from ..diagnostics import compute
@@ -295,6 +309,8 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
             for key, outcome in _diagnose(run, out, suite, device, log):
                 count(key, outcome)
         from .report import write_report
-        report = write_report(out, suite, *plan(suite, out, methods, seeds, "all"), ledger)
+        everything = plan(suite, out, methods, seeds, "all")
+        link_sweeps(out, everything[0])
+        report = write_report(out, suite, *everything, ledger)
     log(f"[study] done in {_duration(time.time() - start)}; report: {report}")
     return {"plan": cost, "outcomes": outcomes, "report": str(report)}
