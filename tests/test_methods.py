@@ -1,5 +1,6 @@
 import pytest
 import torch
+import numpy as np
 
 import regmix
 from regmix.losses import agr, amr_terms
@@ -266,3 +267,25 @@ def test_every_method_documents_its_options_with_defaults_and_an_example(name):
     assert "Arguments:" in doc and "Examples::" in doc and f'create_method("{name}"' in doc
     for option in cls.defaults:
         assert option in doc or option in (cls.__mro__[1].__doc__ or ""), option
+
+
+@pytest.mark.parametrize("recipe,start", [("demo/regmix.yaml", "sign"), ("demo/pgk.yaml", "sign"),
+                                          ("demo/pgd_at.yaml", "uniform")])
+def test_diagnostics_and_explorers_start_where_the_run_trains(recipe, start, mnist_batch):
+    """The 'init' view of the softmax diagnostics and the explorers draws d_init as the run's own prior
+    does (FGSM-PGK's corners for pgk and regmix, unless prior_init says uniform)."""
+    from pathlib import Path
+
+    from regmix.config import load_config
+    from regmix.diagnostics.softmax import adversarial_views
+    from regmix.methods.views import prior_start
+    config = load_config(Path(__file__).resolve().parent.parent / "configs" / recipe)
+    assert prior_start(config) == start
+    if start == "sign":
+        assert prior_start(load_config(Path(__file__).resolve().parent.parent / "configs" / recipe,
+                                       ["method.options.prior_init=uniform"])) == "uniform"
+    x, y = mnist_batch
+    model = fitted_model(x, y)
+    corners = adversarial_views(model, x, y, THREAT, seed=3, start="sign")["init"]
+    uniform = adversarial_views(model, x, y, THREAT, seed=3, start="uniform")["init"]
+    assert not np.allclose(corners, uniform)  # the kind of start changes what the view shows

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..attacks.specs import parse_attack
 from ..methods import METHODS, resolved_options
+from ..methods.views import prior_start
 from ..registry import ConfigError
 from ..rundir import RunDir
 from ..sources import source_home
@@ -127,14 +128,18 @@ def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, att
 
 def softmax_run_record(run_dir, *, n=512, final_steps=1, seed=0, split="test", which="best", eps=None,
                        device="auto", out=None) -> Path:
-    """The run's training attack shape: d_init uniform, then final_steps sign steps of the training step
-    (scaled to eps when eps is overridden)."""
+    """The run's training attack shape: d_init drawn as the run's prior starts (method option
+    prior_init: FGSM-PGK's +-eps corners by default for pgk and regmix; uniform in the ball for methods
+    without a prior), then final_steps sign steps of the training step (scaled to eps when eps is
+    overridden)."""
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
     x, y = fixed_subset(config, split, n)
     threat = config.training_threat()
     if eps is not None:
         threat = threat.with_(eps=eps, step=threat.step * eps / threat.eps if threat.eps else eps)
-    arrays, meta = softmax_record(model, x, y, threat, final_steps=final_steps, seed=seed)
-    meta.update(_base_meta(run_dir, config, which, split, len(y), device, f"d_init + {final_steps} sign step(s)"))
+    start = prior_start(config)
+    arrays, meta = softmax_record(model, x, y, threat, final_steps=final_steps, seed=seed, start=start)
+    meta.update(_base_meta(run_dir, config, which, split, len(y), device,
+                           f"d_init ({start}) + {final_steps} sign step(s)"))
     return save_record(out or default_path(run_dir, "softmax"), "softmax", arrays, meta)

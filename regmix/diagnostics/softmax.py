@@ -12,29 +12,29 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.views import perturbation_views, random_start
+from ..modes import model_mode
 from ..threat import ThreatModel
 
 VIEWS = ("clean", "init", "final")
 
 
 def adversarial_views(model, x, y, threat: ThreatModel, *, final_steps: int = 1, seed: int = 0,
-                      batch_size: int = 256) -> dict:
-    """{'clean', 'init', 'final'} -> softmax probabilities (N, C) as numpy arrays."""
+                      batch_size: int = 256, start: str = "uniform") -> dict:
+    """{'clean', 'init', 'final'} -> softmax probabilities (N, C) as numpy arrays.
+
+    start: how d_init is drawn (methods.views.random_start): 'sign' (FGSM-PGK's corners of the ball,
+    what pgk and regmix train from by default) or 'uniform' in the ball."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = {v: [] for v in VIEWS}
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            for start in range(0, len(y), batch_size):
-                xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-                views = perturbation_views(model, xb, yb, random_start(xb, threat), threat, steps=final_steps,
-                                           logits=True)
-                for view in VIEWS:
-                    out[view].append(F.softmax(views.logits[view].float(), 1).cpu())
-    finally:
-        model.train(was_training)
+    with model_mode(model, training=False), \
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for first in range(0, len(y), batch_size):
+            xb, yb = x[first:first + batch_size].to(device), y[first:first + batch_size].to(device)
+            views = perturbation_views(model, xb, yb, random_start(xb, threat, kind=start), threat,
+                                       steps=final_steps, logits=True)
+            for view in VIEWS:
+                out[view].append(F.softmax(views.logits[view].float(), 1).cpu())
     return {v: torch.cat(t).numpy().astype(np.float64) for v, t in out.items()}
 
 
@@ -80,10 +80,10 @@ def class_means(probs, y, num_classes: int) -> np.ndarray:
 
 
 def softmax_record(model, x, y, threat: ThreatModel, *, final_steps: int = 1, seed: int = 0,
-                   bins: int = 15, hist_bins: int = 20) -> tuple[dict, dict]:
+                   bins: int = 15, hist_bins: int = 20, start: str = "uniform") -> tuple[dict, dict]:
     """Arrays and a summary (meta) of every view: per-example probabilities, reliability bins,
     class means and the true-class probability histogram."""
-    views = adversarial_views(model, x, y, threat, final_steps=final_steps, seed=seed)
+    views = adversarial_views(model, x, y, threat, final_steps=final_steps, seed=seed, start=start)
     labels = y.cpu().numpy()
     num_classes = views["clean"].shape[1]
     arrays = {"labels": labels, "hist_edges": np.linspace(0, 1, hist_bins + 1)}
@@ -103,5 +103,5 @@ def softmax_record(model, x, y, threat: ThreatModel, *, final_steps: int = 1, se
     arrays["rel_edges"] = np.linspace(0, 1, bins + 1)
     meta = {"views": list(VIEWS), "summary": summary, "n": int(len(labels)), "num_classes": num_classes,
             "threat": {"norm": threat.norm, "eps": threat.eps, "step": threat.step}, "final_steps": final_steps,
-            "seed": seed}
+            "seed": seed, "start": start}
     return arrays, meta

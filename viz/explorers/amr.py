@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 from regmix import losses
 from regmix.diagnostics import kl_toy
 from regmix.diagnostics.runs import load_run, resolve_device
+from regmix.methods.views import prior_start
 from regmix.methods import resolved_options
 
 from ..style import PALETTE
@@ -57,7 +58,8 @@ class AMRWeightExplorer:
         # the sliders start at the run's effective weights (a non-regmix run starts at regmix's defaults)
         own = self.config.method.options if self.config.method.name == "regmix" else {}
         self.options = resolved_options("regmix", own, self.threat)
-        self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=seed)
+        self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=seed,
+                                  start=prior_start(self.config))
         self.finetune_steps, self.job, self.tuned_with = finetune_steps, None, None
         self.sweep_dir = Path(sweep_dir) if sweep_dir else None
         self.sweep_points = sweep_lookup.load_points(self.sweep_dir) if self.sweep_dir else []
@@ -301,7 +303,8 @@ class AMRWeightExplorer:
                 self.fine_status.value = f"<span style='color:#D55E00'>failed: {job.error}</span>"
                 return
             self.model = job.model
-            self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=self.seed)
+            self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=self.seed,
+                                      start=prior_start(self.config))
             self.tuned_with = {"steps": len(job.losses), **weights}
             self.fine_status.value = f"done: {len(job.losses)} steps, last loss {job.losses[-1]:.3f}" if job.losses else "stopped"
             self.update()

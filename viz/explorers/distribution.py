@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from regmix.diagnostics.runs import load_run, resolve_device
+from regmix.methods.views import prior_start
 
 from ..style import method_color
 from .export_bar import ExportBar
@@ -29,7 +30,8 @@ class DistributionExplorer:
             model, config = load_run(run_dir, device=self.device)
             if not self.runs:
                 self.x, self.y = spread_subset(config, n)
-            logits = view_logits(model, self.x, self.y, config.training_threat(), seed=seed)
+            logits = view_logits(model, self.x, self.y, config.training_threat(), seed=seed,
+                                 start=prior_start(config))
             self.runs[name], self.methods[name] = Path(run_dir), config.method.name
             self.probs[name] = {v: softmax(logits[v]) for v in VIEWS}
         self.labels = self.y.numpy()

@@ -12,14 +12,15 @@ VIEWS = ("clean", "init", "final")
 LABELS = {"clean": "clean", "init": "initial adv.", "final": "final adv."}
 
 
-def view_logits(model, x, y, threat, *, seed: int = 0) -> dict:
+def view_logits(model, x, y, threat, *, seed: int = 0, start: str = "uniform") -> dict:
     """{'clean', 'init', 'final'} -> logits (N, C), float64 on the CPU. The same seed gives the same
-    d_init, so two models are compared on the same starting points."""
+    draw, so two models are compared on the same starting points. start: how d_init is drawn
+    (regmix.methods.views.prior_start(config) gives the run's own)."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     x, y = x.to(device), y.to(device)
     with model_mode(model, training=False):
-        eta = random_start(x, threat, generator=generator)
+        eta = random_start(x, threat, kind=start, generator=generator)
         views = perturbation_views(model, x, y, eta, threat, logits=True)
         return {view: views.logits[view].double().cpu() for view in VIEWS}
 
