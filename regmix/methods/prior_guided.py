@@ -6,7 +6,6 @@ import torch.nn.functional as F
 
 from ..attacks import PriorGuidedPerturbation
 from ..attacks.prior import PRIOR_INITS
-from ..attacks.base import attack_loss
 from ..losses import KL_REDUCTIONS, agr, amr_terms
 from ..registry import ConfigError
 from . import METHODS
@@ -20,7 +19,8 @@ class PriorGuided(Method):
 
     z_init is computed once, in the model's training mode and with its graph kept: it gives both the
     attack gradient and the regulariser's second output, as in the reference code. The first step's
-    loss is the method's smoothed cross-entropy (FGSM-PGK's target); further steps use the plain one.
+    loss is the method's smoothed cross-entropy (FGSM-PGK's target), and so is that of any further step
+    (attack_steps > 1): every step of the final attack ascends the loss the model is trained on.
     Without example indices (index=None) eta is drawn at random (by prior_init) and no state is kept.
 
     Options shared by pgk and regmix (with Method's true_class_target and attack_mode):
@@ -70,7 +70,7 @@ class PriorGuided(Method):
         stateful = self.prior is not None and index is not None
         eta = self.prior.initial(x, index) if stateful else random_start(x, self.threat, kind=self.prior_init)
         views = perturbation_views(model, x, y, eta, self.threat, steps=self.attack_steps, loss=self.ce,
-                                   later_loss=lambda logits, y: attack_loss("ce", logits, y), keep_graph=True)
+                                   keep_graph=True)
         logits_init = views.logits_init
         logits_final = model(views.final)
         if stateful:
