@@ -33,3 +33,14 @@ def test_welch_p_matches_the_textbook_value_and_the_bootstrap_is_reproducible():
     assert bootstrap_interval([1, 2, 3], [3, 4, 5]) == bootstrap_interval([1, 2, 3], [3, 4, 5])
     low, high = bootstrap_interval([1, 2, 3], [3, 4, 5])
     assert -10 / 3 - 1e-9 <= low < -2.0 < high <= -2 / 3 + 1e-9  # resampled means lie in [1, 3] and [3, 5]
+
+
+def test_readme_blocks_are_regenerated_and_the_prose_around_them_kept(tmp_path):
+    from regmix.study.claims import fill_readme
+    (tmp_path / "tables.md").write_text("# Study tables\n\nintro\n\n## Main table\n\n| a |\n|---|\n| 1 |\n")
+    (tmp_path / "README.md").write_text("Prose before.\n<!-- generated: Main table -->\nstale 0\n"
+                                        "<!-- end: Main table -->\nProse after.\n")
+    fill_readme(tmp_path)
+    text = (tmp_path / "README.md").read_text()
+    assert "stale" not in text and "| 1 |" in text
+    assert text.startswith("Prose before.") and text.endswith("Prose after.\n")

@@ -188,10 +188,10 @@ def write_tables(results: dict, dest: Path) -> Path:
                       f"{s['eps_warmup_epochs']}), batch {s['batch_size']}, {s['optim']['name']} lr {s['optim']['lr']}."]
     evals = results["evals"]
     main = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "PGD-20 at 1.5x eps", "PGD-20 at 2x eps"]
+    points = lambda name: f"{evals[name]['n'] or 'all'} test points" if name in evals else "-"  # noqa: E731
     lines += ["", "## Main table (best checkpoint)", "",
-              f"PGD-20 / CW-20 on {evals.get('whole', {}).get('n') or 'all'} points; APGD-CE + APGD-T on "
-              f"{evals.get('apgd', {}).get('n')}; standard AutoAttack on {evals.get('autoattack', {}).get('n')} points "
-              "of the first seed only.", "",
+              f"PGD-20 / CW-20: {points('whole')}; APGD-CE + APGD-T: {points('apgd')}; standard AutoAttack: "
+              f"{points('autoattack')}, first seed only. Train time: sum of epoch times (s).", "",
               "| method | seeds | " + " | ".join(main) + " | train time (s) |", "|---" * (len(main) + 3) + "|"]
     for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
         runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
@@ -212,3 +212,27 @@ def write_tables(results: dict, dest: Path) -> Path:
     path = dest / "tables.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def fill_readme(dest: Path) -> None:
+    """Replace each `<!-- generated: NAME -->` ... `<!-- end: NAME -->` block of DEST/README.md with the
+    section of tables.md or claims.md that NAME names (a heading's text), so the prose stays and every
+    number in it is regenerated with the tables."""
+    import re
+    readme = dest / "README.md"
+    if not readme.exists():
+        return
+    sections = {}
+    for source in ("tables.md", "claims.md"):
+        text = (dest / source).read_text() if (dest / source).exists() else ""
+        for block in re.split(r"\n(?=#+ )", text):
+            heading, _, body = block.partition("\n")
+            sections[heading.lstrip("# ").strip()] = body.strip()
+        sections[source] = text.strip()
+
+    def replace(match):
+        name = match.group(1)
+        body = sections.get(name, f"(no section {name!r} in tables.md or claims.md yet)")
+        return f"<!-- generated: {name} -->\n{body}\n<!-- end: {name} -->"
+    text = re.sub(r"<!-- generated: (.+?) -->.*?<!-- end: \1 -->", replace, readme.read_text(), flags=re.S)
+    atomic_write_text(readme, text)

@@ -105,8 +105,9 @@ def _copy_records(results: dict, dest: Path) -> None:
 
 
 def write_results(suite: Suite, out, dest, *, command: str = "") -> Path:
-    """DEST/results.json, DEST/records/, DEST/tables.md and DEST/claims.md from study folder OUT."""
-    from .claims import evaluate_claims, write_claims, write_tables
+    """DEST/results.json, DEST/records/, DEST/tables.md and DEST/claims.md from study folder OUT, and
+    the generated blocks of DEST/README.md (claims.fill_readme) when it exists."""
+    from .claims import evaluate_claims, fill_readme, write_claims, write_tables
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     results = collect(suite, out)
@@ -117,4 +118,5 @@ def write_results(suite: Suite, out, dest, *, command: str = "") -> Path:
     atomic_write_text(path, json.dumps(results, indent=1))
     write_tables(results, dest)
     write_claims(results, dest)
+    fill_readme(dest)
     return path
