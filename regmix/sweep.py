@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import yaml
 
@@ -130,9 +130,12 @@ def _train_one(config_path: str, overrides: List[str], resume: bool, threads: in
 
 
 def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, out_dir=None, jobs: int = 1,
-          progress: bool = False, extra_overrides: Sequence[str] = (), log=print) -> List[dict]:
+          progress: bool = False, extra_overrides: Sequence[str] = (), log=print,
+          outer_progress: Optional[bool] = None) -> List[dict]:
     """Train every (grid combination, seed); returns one row per run with its outcome:
-    'skipped' (already complete), 'resumed', 'trained' or 'failed' (with the error)."""
+    'skipped' (already complete), 'resumed', 'trained' or 'failed' (with the error).
+    progress: each run's training bar (one job only); outer_progress: the bar over the runs
+    (regmix.progress.progress_bar: None shows it in a terminal or notebook only)."""
     from .config import load_config
     if int(jobs) < 1:
         raise ConfigError(f"--jobs: must be an integer >= 1, got {jobs}")
@@ -160,9 +163,13 @@ def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, ou
             else:
                 todo.append((run, row, run_dir.is_run()))
         threads = max(1, (os.cpu_count() or 1) // int(jobs))
+        from .progress import progress_bar
+        # the sweep's own bar over its runs (progress=True above is each run's training bar)
+        bar = progress_bar(len(todo), f"sweep {out_dir.name}", outer_progress, unit="run")
         if int(jobs) == 1:
             for run, row, resume in todo:
                 rows.append(_finish(row, resume, lambda: _train_one(str(config_path), run.overrides, resume, 0), log))
+                bar.update(1)
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -172,6 +179,8 @@ def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, ou
                            for run, row, resume in todo]
                 for future, row, resume in futures:
                     rows.append(_finish(row, resume, future.result, log))
+                    bar.update(1)
+        bar.close()
     order = {r.name: i for i, r in enumerate(runs)}
     rows.sort(key=lambda r: order[r["name"]])
     return rows

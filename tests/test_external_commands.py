@@ -61,3 +61,19 @@ def test_landscape_of_a_torchscript_model(digits_model, tmp_path):
     arrays, meta = load_record(tmp_path / "runs" / "external" / "digits_cnn" / "diagnostics" / "landscape_weight.npz")
     assert arrays["loss"].shape == (3, 3) and np.isfinite(arrays["loss"]).all()
     assert (meta["method"], meta["dataset"], meta["run"]) == ("external", "digits", "digits_cnn")
+
+
+def test_landscape_reads_the_data_from_data_dir(digits_model, tmp_path, monkeypatch):
+    """--data-dir reaches the dataset loader (CIFAR / Tiny ImageNet live wherever the user keeps them)."""
+    from regmix.diagnostics import compute
+    seen = {}
+    real = compute.fixed_subset
+
+    def spy(config, split, n, *, data_dir=None):
+        seen["data_dir"] = data_dir
+        return real(config, split, n, data_dir=data_dir)
+    monkeypatch.setattr(compute, "fixed_subset", spy)
+    path, _ = digits_model
+    assert main(["landscape", str(path), "--grid", "2", "--n", "8", "--attack", "none", "--hessian-iters", "0",
+                 "--device", "cpu", "--data-dir", str(tmp_path / "datasets")]) == 0
+    assert seen["data_dir"] == str(tmp_path / "datasets")

@@ -82,14 +82,15 @@ def test_stopped_study_resumes_and_skips_finished_work(tmp_path):
     assert (out / "report.md").exists()
 
 
-def test_evals_subset_now_and_the_rest_later(tmp_path):
+def test_evals_subset_now_and_the_rest_later(tmp_path, capsys):
     suite = load_suite("mnist5k", smoke=True)
     out = tmp_path / "study"
     quiet = lambda *a: None  # noqa: E731
     with pytest.raises(ConfigError, match="evals: 'wholle' is not an evaluation of suite mnist5k.*did you mean 'whole'"):
         run_study(suite, out, methods=["standard"], evals=["wholle"], log=quiet)
     assert not out.exists()  # refused before any work
-    first = run_study(suite, out, methods=["standard"], evals=["whole"], log=quiet)["outcomes"]
+    first = run_study(suite, out, methods=["standard"], evals=["whole"], log=quiet, progress=True)["outcomes"]
+    assert "study mnist5k" in capsys.readouterr().err  # the bar over the runs (forced on: no terminal here)
     assert first["standard-seed0/whole"] == "evaluated" and "standard-seed0/wide" not in first
     rest = run_study(suite, out, methods=["standard"], log=quiet)["outcomes"]
     assert rest["standard-seed0/whole"] == "skipped"

@@ -39,7 +39,7 @@ def test_plan_names_every_combination_uniquely():
     assert clash[0].name == "method-options-lr1_optim-lr0.1_seed0"
 
 
-def test_sweep_trains_skips_complete_and_resumes_interrupted(recipe, tmp_path):
+def test_sweep_trains_skips_complete_and_resumes_interrupted(recipe, tmp_path, capsys):
     out = tmp_path / "sweep"
     grid = parse_grid(["alpha=0.5,2"])
     rows = sweep(recipe, grid, [0], out_dir=out, log=lambda *_: None)
@@ -53,8 +53,9 @@ def test_sweep_trains_skips_complete_and_resumes_interrupted(recipe, tmp_path):
     # an interruption: status not complete, last.pt present
     status = out / "alpha2_seed0" / "status.json"
     status.write_text(json.dumps({"state": "running"}))
-    rows = sweep(recipe, grid, [0], out_dir=out, log=lambda *_: None)
+    rows = sweep(recipe, grid, [0], out_dir=out, log=lambda *_: None, outer_progress=True)
     assert [r["outcome"] for r in rows] == ["skipped", "resumed"]
+    assert "sweep sweep" in capsys.readouterr().err  # the bar over the runs left to do (forced on here)
     assert json.loads(status.read_text())["state"] == "complete"
     table = collect(out)
     assert sorted(r["method.options.alpha"] for r in table) == [0.5, 2]

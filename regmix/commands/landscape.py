@@ -25,6 +25,7 @@ def add_parser(sub):
     p.add_argument("--seed", default="0", help="directions and attack starts (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", help="record path (default under RUN/diagnostics/)")
+    p.add_argument("--data-dir", default=None, help="where the dataset lives (default: the run's data_dir)")
     add_source_arguments(p)
     p.set_defaults(func=run)
 
@@ -35,20 +36,6 @@ FLAGS = {"grid": "--grid", "steps": "--grid", "n": "--n", "examples": "--example
          "source": "RUN_DIR_OR_MODEL", "dataset": "--dataset", "threat": "--threat", "model_dir": "--model-dir"}
 
 
-def _progress(label):
-    import sys
-    if not sys.stderr.isatty():
-        return None
-    from tqdm.auto import tqdm
-    bar = {}
-
-    def update(done, total):
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=label, leave=False)
-        bar["bar"].update(done - bar["bar"].n)
-    return update
-
-
 def run(args):
     from ..diagnostics import compute, load_record
     from ..registry import ConfigError
@@ -56,6 +43,7 @@ def run(args):
     from ..attacks.specs import parse_attack
     from ..diagnostics.runs import resolve_device
     from ..sources import load_source, source_options
+    from ..progress import progress_callback
     from .flags import flag_names, integer
     if args.kind not in compute.KINDS:
         raise ConfigError(f"--kind: must be one of {', '.join(compute.KINDS)}, got {args.kind!r}")
@@ -64,7 +52,8 @@ def run(args):
     grid, n, examples = integer(args.grid, "--grid"), integer(args.n, "--n"), integer(args.examples, "--examples")
     hessian_iters, seed = integer(args.hessian_iters, "--hessian-iters"), integer(args.seed, "--seed")
     eps = None if args.eps is None else parse_number(args.eps, "--eps")
-    common = dict(seed=seed, split=args.split, which=args.checkpoint, eps=eps, device=args.device, out=args.out)
+    common = dict(seed=seed, split=args.split, which=args.checkpoint, eps=eps, device=args.device, out=args.out,
+                  data_dir=args.data_dir)
     with flag_names(FLAGS):
         # every argument checked before the model is loaded (a bad value costs no load)
         parse_attack(args.attack, "attack")
@@ -81,13 +70,13 @@ def run(args):
             path = compute.weight_landscape_record(
                 args.run, grid=grid, span=args.span or 1.0, n=n, attack=args.attack,
                 include_bias_bn=args.include_bias_bn, hessian_iters=hessian_iters,
-                progress=_progress("landscape"), **common)
+                progress=progress_callback("landscape"), **common)
         elif args.kind == "input":
             path = compute.input_landscape_record(args.run, grid=grid, span=args.span or 2.0, examples=examples,
                                                   **common)
         else:
             path = compute.interp_record(args.run, args.other, steps=grid, n=n, attack=args.attack,
-                                         progress=_progress("interp"), **common)
+                                         progress=progress_callback("interp"), **common)
     _, meta = load_record(path)
     summary = {k: meta[k] for k in ("sharpness_mean", "wall_s") if k in meta}
     if "sharpness" in meta and isinstance(meta["sharpness"], dict):

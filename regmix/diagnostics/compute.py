@@ -58,14 +58,14 @@ def _base_meta(run_dir, config, which, split, n, device, attack):
 
 def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10", seed=0, split="test",
                             which="best", include_bias_bn=False, hessian_iters=20, eps=None, device="auto",
-                            out=None, progress=None) -> Path:
+                            out=None, data_dir=None, progress=None) -> Path:
     check_int("grid", grid, 2)
     check_int("hessian_iters", hessian_iters, 0)
     parse_attack(attack, "attack")  # a bad name fails before the model is loaded
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
-    x, y = fixed_subset(config, split, n)
+    x, y = fixed_subset(config, split, n, data_dir=data_dir)
     threat = eval_threat(config, eps)
     factory = attack_factory(attack, threat)
     surface = L.weight_landscape(model, x, y, grid=grid, span=span, seed=seed, include_bias_bn=include_bias_bn,
@@ -86,13 +86,13 @@ def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10"
 
 
 def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, split="test", which="best",
-                           eps=None, device="auto", out=None) -> Path:
+                           eps=None, device="auto", out=None, data_dir=None) -> Path:
     check_int("grid", grid, 2)
     check_int("examples", examples, 1)
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
-    x, y = fixed_subset(config, split, examples)
+    x, y = fixed_subset(config, split, examples, data_dir=data_dir)
     threat = eval_threat(config, eps)
     surface = L.input_landscape(model, x, y, eps=threat.eps, grid=grid, span=span, seed=seed)
     meta = _base_meta(run_dir, config, which, split, len(y), device, "fgsm-direction")
@@ -105,7 +105,8 @@ def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, sp
 
 
 def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, attack="pgd10", seed=0,
-                  split="test", which="best", eps=None, device="auto", out=None, progress=None) -> Path:
+                  split="test", which="best", eps=None, device="auto", out=None, data_dir=None,
+                  progress=None) -> Path:
     if other is None:
         raise ConfigError("other: interpolation needs a second run directory")
     check_int("steps", steps, 2)
@@ -116,7 +117,7 @@ def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, att
     model_b, config_b = load_run(other, which, device)
     if config_b.data.name != config.data.name:
         raise ConfigError(f"other: {other} was trained on {config_b.data.name}, {run_dir} on {config.data.name}")
-    x, y = fixed_subset(config, split, n)
+    x, y = fixed_subset(config, split, n, data_dir=data_dir)
     threat = eval_threat(config, eps)
     line = L.interpolate_models(model_a, model_b, x, y, steps=steps, t_min=t_min, t_max=t_max,
                                 attack=attack_factory(attack, threat), seed=seed, progress=progress)
@@ -127,14 +128,14 @@ def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, att
 
 
 def softmax_run_record(run_dir, *, n=512, final_steps=1, seed=0, split="test", which="best", eps=None,
-                       device="auto", out=None) -> Path:
+                       device="auto", out=None, data_dir=None) -> Path:
     """The run's training attack shape: d_init drawn as the run's prior starts (method option
     prior_init: FGSM-PGK's +-eps corners by default for pgk and regmix; uniform in the ball for methods
     without a prior), then final_steps sign steps of the training step (scaled to eps when eps is
     overridden)."""
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
-    x, y = fixed_subset(config, split, n)
+    x, y = fixed_subset(config, split, n, data_dir=data_dir)
     threat = config.training_threat()
     if eps is not None:
         threat = threat.with_(eps=eps, step=threat.step * eps / threat.eps if threat.eps else eps)

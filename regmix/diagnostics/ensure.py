@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from ..registry import ConfigError
 from ..rundir import RunDir
@@ -96,13 +96,15 @@ def record_paths(paths) -> RecordSet:
 
 
 def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10", examples: int = 8,
-                   hessian_iters: int = 20, recompute: bool = False, device="auto", log=print) -> RecordSet:
+                   hessian_iters: int = 20, recompute: bool = False, device="auto", log=print,
+                   progress: Optional[bool] = None) -> RecordSet:
     """Compute every record of the figure set that is missing (all of them with recompute=True).
 
     grid: landscape points per axis (>= 3; the input landscape uses at least 11, the interpolation
     grid + 4 points); n: points of the fixed test subset (the softmax record uses at least 512);
     attack: of the adversarial landscapes; examples: of the input landscape; hessian_iters: power
-    iterations (0: skip). Records that exist are reused: their own settings are in their meta."""
+    iterations (0: skip). Records that exist are reused: their own settings are in their meta.
+    progress: a bar over the records computed (None: in a terminal or notebook only)."""
     for name, value, minimum in (("grid", grid, 3), ("n", n, 1), ("examples", examples, 1),
                                  ("hessian_iters", hessian_iters, 0)):
         compute.check_int(name, value, minimum)
@@ -121,8 +123,12 @@ def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10"
                for path, (a, b) in zip(records.interp, interp_pairs(runs) if records.interp else [])]
     makers += [(path, lambda out, r=r: compute.softmax_run_record(r, n=max(n, 512), device=device, out=out))
                for path, r in zip(records.softmax, runs)]
-    for path, make in makers:
-        if recompute or not path.exists():
-            log(f"computing {path}")
-            make(out=path)
+    todo = [(path, make) for path, make in makers if recompute or not path.exists()]
+    from ..progress import progress_bar
+    bar = progress_bar(len(todo), "records", progress, unit="record")
+    for path, make in todo:
+        log(f"computing {path}")
+        make(out=path)
+        bar.update(1)
+    bar.close()
     return records

@@ -155,7 +155,7 @@ class AutoAttackRunner:
             progress=False) -> dict:
         """robust: the points to attack (e.g. the clean-correct ones). Returns the final robust flags,
         the robust accuracy after each attack and AutoAttack's check warnings. progress: a bar with one
-        step per attack (see flags.progress_bar; off by default)."""
+        step per attack (see regmix.progress.progress_bar; off by default)."""
         state = {"attacks": self.attacks, "done": [], "after": {}, "robust": robust.tolist(), "n": len(y),
                  "warnings": []}
         if state_path is not None and Path(state_path).exists():
@@ -168,7 +168,7 @@ class AutoAttackRunner:
         robust = torch.tensor(state["robust"], dtype=torch.bool)
         bar = None
         if progress is not False:
-            from .flags import progress_bar
+            from ..progress import progress_bar
             bar = progress_bar(len(self.attacks), "AutoAttack", progress, unit="attack")
             bar.update(len(state["done"]))
         try:

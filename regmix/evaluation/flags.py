@@ -8,18 +8,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..modes import model_mode
+from ..progress import progress_bar
 
 AttackFactory = Callable[[torch.nn.Module], Callable]
-
-
-def progress_bar(total: int, desc: str, progress: Optional[bool] = None, unit: str = "pt"):
-    """A tqdm.auto bar (a widget in JupyterLab, text in a terminal). progress=None: shown in a notebook
-    or when the output is a terminal, quiet otherwise (tqdm's disable=None); True/False force it."""
-    from tqdm.auto import tqdm
-    disable = None if progress is None else not progress
-    # every update drawn (mininterval=0): an update is a batch attacked or a whole attack, never cheap
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=disable, dynamic_ncols=True,
-                mininterval=0, miniters=1)
 
 
 def make_loader(dataset: Dataset, batch_size: int, max_points: Optional[int] = None) -> DataLoader:

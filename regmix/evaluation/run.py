@@ -19,7 +19,7 @@ from ..data import create_dataset
 from ..registry import ConfigError
 from ..rundir import RunDir
 from ..sources import load_source
-from ..threat import NORMS, parse_number
+from ..threat import parse_number
 from .flags import attack_flags, clean_flags
 from .records import VERSION, environment, record_stem, save_record
 from .sanity import check_accuracies, probe

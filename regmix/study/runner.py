@@ -258,9 +258,10 @@ def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]
 
 
 def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", evals=None, dry_run: bool = False,
-              log: Callable = print, stop_after: Optional[int] = None) -> dict:
+              log: Callable = print, stop_after: Optional[int] = None, progress: Optional[bool] = None) -> dict:
     """Plan, state the cost, then train, evaluate and report what is not done yet. part: main|sweeps|all.
-    evals: names of the suite's evaluations to run now (default: all of them).
+    evals: names of the suite's evaluations to run now (default: all of them). progress: a bar over the
+    runs (regmix.progress.progress_bar: None shows it in a terminal or notebook only).
     dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
     that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
     Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|evaluated}, 'report': path}.
@@ -302,12 +303,17 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
                        "suite_file": str(suite.file), "evals_done": ledger.get("evals_done", {})})
         ledger[f"plan_{part}"] = {"runs": [r.name for r in runs], "evals": [e.key for e in evals]}
         atomic_write_text(out / STUDY_FILE, json.dumps(ledger, indent=1))
+        from ..progress import progress_bar
+        bar = progress_bar(len(runs), f"study {suite.name}", progress, unit="run")
         for run in runs:
+            bar.set_postfix_str(run.name)
             count(run.name, _train(run, out, log))
             for task in (e for e in evals if e.run is run):
                 count(task.key, _evaluate(task, out, ledger, device, log))
             for key, outcome in _diagnose(run, out, suite, device, log):
                 count(key, outcome)
+            bar.update(1)
+        bar.close()
         from .report import write_report
         everything = plan(suite, out, methods, seeds, "all")
         link_sweeps(out, everything[0])
