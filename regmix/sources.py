@@ -71,6 +71,34 @@ class ExternalModel:
                 f"classes={self.num_classes}, threat={self.threat.norm} eps={self.threat.eps:.4g})")
 
 
+SOURCE_CARD = "source.json"   # in runs/external/<name>: what the records there were computed from
+
+
+def write_source_card(source: ExternalModel) -> Optional[Path]:
+    """HOME/source.json for a model that has no run directory (robustbench, torchscript, module), so
+    that its record folder can be given to the figure commands like a run directory; None for runs and
+    checkpoints, whose folder already says what they are."""
+    if source.kind in ("run", "checkpoint"):
+        return None
+    from .checkpoint import atomic_write_text
+    card = {"kind": source.kind, "name": source.name, "location": source.location, "dataset": source.dataset,
+            "num_classes": source.num_classes, "threat": {"norm": source.threat.norm, "eps": source.threat.eps},
+            "method": "external"}
+    path = source.home / SOURCE_CARD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(card, indent=1))
+    return path
+
+
+def read_source_card(folder) -> Optional[dict]:
+    """The source.json of an external model's record folder, or None."""
+    try:
+        card = json.loads((Path(folder) / SOURCE_CARD).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
 # ---------------------------------------------------------------- small parsers
 
 
@@ -284,5 +312,5 @@ def source_options(args) -> dict:
             "model_dir": getattr(args, "model_dir", "./models")}
 
 
-__all__ = ["ExternalModel", "load_source", "export_torchscript", "parse_threat", "parse_robustbench",
+__all__ = ["ExternalModel", "load_source", "write_source_card", "read_source_card", "SOURCE_CARD", "export_torchscript", "parse_threat", "parse_robustbench",
            "register_robustbench_wrn", "source_home", "add_source_arguments", "source_options", "ROBUSTBENCH_WRN"]

@@ -77,3 +77,17 @@ def test_landscape_reads_the_data_from_data_dir(digits_model, tmp_path, monkeypa
     assert main(["landscape", str(path), "--grid", "2", "--n", "8", "--attack", "none", "--hessian-iters", "0",
                  "--device", "cpu", "--data-dir", str(tmp_path / "datasets")]) == 0
     assert seen["data_dir"] == str(tmp_path / "datasets")
+
+
+def test_figures_of_a_torchscript_model(digits_model, tmp_path):
+    """`regmix figures MODEL.pt`: records computed into runs/external/<name> (described by its
+    source.json), every figure of a single model drawn from them."""
+    path, _ = digits_model
+    out = tmp_path / "figs"
+    assert main(["figures", str(path), "--grid", "3", "--n", "16", "--examples", "2", "--hessian-iters", "0",
+                 "--attack", "none", "--formats", "png", "--device", "cpu", "--out", str(out)]) == 0
+    home = tmp_path / "runs" / "external" / "digits_cnn"
+    assert json.loads((home / "source.json").read_text())["kind"] == "torchscript"
+    drawn = {p.stem for p in out.glob("*.png")}
+    assert {"landscape_weight", "softmax_reliability", "softmax_true_class_hist"} <= drawn
+    assert "val_accuracy" not in drawn  # no training curves for a model regmix did not train

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # headless: figures are files here, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 
 from regmix.diagnostics import kl_toy, load_record, record_paths  # noqa: E402
+from regmix.rundir import RunDir  # noqa: E402
 
 from . import kl as K  # noqa: E402
 from . import landscape as LV  # noqa: E402
@@ -47,8 +48,10 @@ def render_all(paths, out, *, formats=("pdf", "svg", "png"), log=print) -> list:
                 save(K.plot_alpha_beta_heatmaps(rows, title=sweep_dir.name), f"alpha_beta_{sweep_dir.name}")
         if not runs:
             return written
-        save(K.plot_loss_terms_grid(runs), "loss_terms")
-        save(K.plot_accuracy_curves(runs), "val_accuracy")
+        trained = [r for r in runs if RunDir(r).metrics_path.exists()]  # a model regmix did not train has no curves
+        if trained:
+            save(K.plot_loss_terms_grid(trained), "loss_terms")
+            save(K.plot_accuracy_curves(trained), "val_accuracy")
 
         weight = [load_record(p) for p in records.weight]
         save(LV.plot_weight_contours(weight), "landscape_weight")

@@ -2,10 +2,13 @@
 own entry point (`python -m viz figures`) in a child process: regmix never imports viz or a plotting
 library, and the drawing half can also be run alone on records that exist."""
 
+from ..sources import add_source_arguments
+
 FORMATS = ("pdf", "svg", "png")  # what viz exports; checked here so a typo fails before minutes of compute
 # the library's argument names -> this command's flags
 FLAGS = {"runs": "RUN", "grid": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
-         "attack": "--attack", "device": "--device"}
+         "attack": "--attack", "device": "--device", "source": "RUN", "dataset": "--dataset", "threat": "--threat",
+         "model_dir": "--model-dir"}
 
 
 def add_parser(sub):
@@ -14,7 +17,9 @@ def add_parser(sub):
                                    "beta heatmaps for sweep folders) into OUT as PDF, SVG and PNG. Records that "
                                    "are missing are computed first and cached in RUN/diagnostics/; the drawing "
                                    "is done by `python -m viz figures`.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or sweep folders")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories, sweep folders, or models regmix did not train: a TorchScript file "
+                        "or robustbench:<dataset>/<threat>/<name> (records go to runs/external/<name>)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     # integers are read as text and checked in run(): a malformed value is one line, not argparse's usage
     p.add_argument("--grid", default="11", help="landscape points per axis (default 11)")
@@ -25,11 +30,13 @@ def add_parser(sub):
     p.add_argument("--recompute", action="store_true", help="recompute records even when cached")
     p.add_argument("--formats", default="pdf,svg,png", help="comma-separated subset of pdf,svg,png")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_source_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args):
     from ..diagnostics import ensure_records
+    from ..sources import ExternalModel, write_source_card
     from ..registry import ConfigError
     from .flags import flag_names, integer
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
@@ -38,8 +45,25 @@ def run(args):
     viz_home()
     sizes = {name: integer(getattr(args, name), FLAGS[name]) for name in ("grid", "n", "examples", "hessian_iters")}
     with flag_names(FLAGS):
-        ensure_records(args.runs, attack=args.attack, recompute=args.recompute, device=args.device, **sizes)
-    draw(["figures", *map(str, args.runs), "--out", str(args.out), "--formats", ",".join(formats)])
+        items = [_item(run, args) for run in args.runs]
+        ensure_records(items, attack=args.attack, recompute=args.recompute, device=args.device, **sizes)
+    # a model regmix did not train is drawn from its record folder, which its source.json describes
+    for item in items:
+        if isinstance(item, ExternalModel):
+            write_source_card(item)
+    paths = [str(item.home) if isinstance(item, ExternalModel) else item for item in items]
+    draw(["figures", *paths, "--out", str(args.out), "--formats", ",".join(formats)])
+
+
+def _item(run: str, args):
+    """A run directory or sweep folder as given; any other source loaded (regmix.sources.load_source)."""
+    from pathlib import Path
+
+    from ..diagnostics.runs import resolve_device
+    from ..sources import load_source, source_options
+    if Path(run).is_dir():
+        return run
+    return load_source(run, device=resolve_device(args.device), **source_options(args))
 
 
 def viz_home() -> str:

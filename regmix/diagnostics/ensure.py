@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from ..registry import ConfigError
 from ..rundir import RunDir
+from ..sources import ExternalModel, read_source_card
 from ..attacks.specs import parse_attack
 from . import compute
 from .runs import resolve_device
@@ -48,29 +49,38 @@ class RecordSet:
 
 def is_sweep(path: Path) -> bool:
     """A sweep folder: it has sweep.json, or it is not a run itself but holds runs."""
+    if read_source_card(path) is not None:
+        return False
     if (path / SWEEP_SPEC).exists():
         return True
     return not RunDir(path).is_run() and any(RunDir(p).is_run() for p in path.iterdir() if p.is_dir())
 
 
 def split_paths(paths) -> tuple:
-    """(run directories, sweep folders) of the given paths; each run must have its best checkpoint."""
-    paths = [Path(p) for p in paths]
-    if not paths:
+    """(runs, sweep folders) of the given items. A run is a finished run directory (it has its best
+    checkpoint), a loaded model source (regmix.sources.ExternalModel: a RobustBench, TorchScript or
+    in-memory model), or the record folder of such a model (runs/external/<name>, with its
+    source.json), whose records can be read but not computed again."""
+    items = [p if isinstance(p, ExternalModel) else Path(p) for p in paths]
+    if not items:
         raise ConfigError("runs: give at least one run directory or sweep folder")
-    for p in paths:
-        if not p.is_dir():
+    for p in items:
+        if not isinstance(p, ExternalModel) and not p.is_dir():
             raise ConfigError(f"runs: {p} is not a directory (a run directory or a sweep folder)")
-    sweeps = [p for p in paths if is_sweep(p)]
-    runs = [p for p in paths if p not in sweeps]
+    sweeps = [p for p in items if not isinstance(p, ExternalModel) and is_sweep(p)]
+    runs = [p for p in items if not any(p is s for s in sweeps)]
     for r in runs:
-        if not RunDir(r).checkpoint("best").exists():
+        if not isinstance(r, ExternalModel) and not RunDir(r).checkpoint("best").exists() \
+                and read_source_card(r) is None:
             raise ConfigError(f"runs: {r} has no best checkpoint (not a finished run directory)")
     return runs, sweeps
 
 
-def method_name(run_dir) -> str:
-    return RunDir(run_dir).read_config()["method"]["name"]
+def method_name(run) -> str:
+    if isinstance(run, ExternalModel):
+        return run.config.method.name
+    card = read_source_card(run)
+    return card["method"] if card else RunDir(run).read_config()["method"]["name"]
 
 
 def interp_pairs(runs) -> list:
