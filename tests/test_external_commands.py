@@ -85,7 +85,8 @@ def test_figures_of_a_torchscript_model(digits_model, tmp_path):
     path, _ = digits_model
     out = tmp_path / "figs"
     assert main(["figures", str(path), "--grid", "3", "--n", "16", "--examples", "2", "--hessian-iters", "0",
-                 "--attack", "none", "--formats", "png", "--device", "cpu", "--out", str(out)]) == 0
+                 "--attack", "none", "--formats", "png", "--device", "cpu", "--out", str(out),
+                 "--data-dir", str(tmp_path / "datasets")]) == 0  # digits are embedded: read, never needed
     home = tmp_path / "runs" / "external" / "digits_cnn"
     assert json.loads((home / "source.json").read_text())["kind"] == "torchscript"
     drawn = {p.stem for p in out.glob("*.png")}

@@ -30,6 +30,7 @@ def add_parser(sub):
     p.add_argument("--recompute", action="store_true", help="recompute records even when cached")
     p.add_argument("--formats", default="pdf,svg,png", help="comma-separated subset of pdf,svg,png")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--data-dir", default=None, help="where the dataset lives (default: each run's data_dir)")
     add_source_arguments(p)
     p.set_defaults(func=run)
 
@@ -46,7 +47,8 @@ def run(args):
     sizes = {name: integer(getattr(args, name), FLAGS[name]) for name in ("grid", "n", "examples", "hessian_iters")}
     with flag_names(FLAGS):
         items = [_item(run, args) for run in args.runs]
-        ensure_records(items, attack=args.attack, recompute=args.recompute, device=args.device, **sizes)
+        ensure_records(items, attack=args.attack, recompute=args.recompute, device=args.device,
+                       data_dir=args.data_dir, **sizes)
     # a model regmix did not train is drawn from its record folder, which its source.json describes
     for item in items:
         if isinstance(item, ExternalModel):

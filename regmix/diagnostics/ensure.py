@@ -107,14 +107,15 @@ def record_paths(paths) -> RecordSet:
 
 def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10", examples: int = 8,
                    hessian_iters: int = 20, recompute: bool = False, device="auto", log=print,
-                   progress: Optional[bool] = None) -> RecordSet:
+                   progress: Optional[bool] = None, data_dir=None) -> RecordSet:
     """Compute every record of the figure set that is missing (all of them with recompute=True).
 
     grid: landscape points per axis (>= 3; the input landscape uses at least 11, the interpolation
     grid + 4 points); n: points of the fixed test subset (the softmax record uses at least 512);
     attack: of the adversarial landscapes; examples: of the input landscape; hessian_iters: power
     iterations (0: skip). Records that exist are reused: their own settings are in their meta.
-    progress: a bar over the records computed (None: in a terminal or notebook only)."""
+    progress: a bar over the records computed (None: in a terminal or notebook only). data_dir: where
+    the dataset lives (default: each run's own data_dir)."""
     for name, value, minimum in (("grid", grid, 3), ("n", n, 1), ("examples", examples, 1),
                                  ("hessian_iters", hessian_iters, 0)):
         compute.check_int(name, value, minimum)
@@ -123,15 +124,17 @@ def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10"
     records = record_paths(paths)
     runs = records.runs
     makers = [(path, lambda out, r=r: compute.weight_landscape_record(
-                  r, grid=grid, n=n, attack=attack, hessian_iters=hessian_iters, device=device, out=out))
+                  r, grid=grid, n=n, attack=attack, hessian_iters=hessian_iters, device=device, out=out,
+                  data_dir=data_dir))
               for path, r in zip(records.weight, runs)]
     makers += [(path, lambda out, r=r: compute.input_landscape_record(
-                   r, grid=max(grid, 11), examples=examples, device=device, out=out))
+                   r, grid=max(grid, 11), examples=examples, device=device, out=out, data_dir=data_dir))
                for path, r in zip(records.input, runs)]
     makers += [(path, lambda out, a=a, b=b: compute.interp_record(
-                   a, b, steps=grid + 4, n=n, attack=attack, device=device, out=out))
+                   a, b, steps=grid + 4, n=n, attack=attack, device=device, out=out, data_dir=data_dir))
                for path, (a, b) in zip(records.interp, interp_pairs(runs) if records.interp else [])]
-    makers += [(path, lambda out, r=r: compute.softmax_run_record(r, n=max(n, 512), device=device, out=out))
+    makers += [(path, lambda out, r=r: compute.softmax_run_record(r, n=max(n, 512), device=device, out=out,
+                                                                       data_dir=data_dir))
                for path, r in zip(records.softmax, runs)]
     todo = [(path, make) for path, make in makers if recompute or not path.exists()]
     from ..progress import progress_bar
