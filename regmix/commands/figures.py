@@ -37,6 +37,7 @@ def add_parser(sub):
 
 def run(args):
     from ..diagnostics import ensure_records
+    from ..diagnostics.ensure import check_options
     from ..sources import ExternalModel, write_source_card
     from ..registry import ConfigError
     from .flags import flag_names, integer
@@ -46,6 +47,7 @@ def run(args):
     viz_home()
     sizes = {name: integer(getattr(args, name), FLAGS[name]) for name in ("grid", "n", "examples", "hessian_iters")}
     with flag_names(FLAGS):
+        check_options(attack=args.attack, device=args.device, **sizes)  # before any model is loaded
         items = [_item(run, args) for run in args.runs]
         ensure_records(items, attack=args.attack, recompute=args.recompute, device=args.device,
                        data_dir=args.data_dir, **sizes)

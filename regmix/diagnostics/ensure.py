@@ -105,6 +105,16 @@ def record_paths(paths) -> RecordSet:
                      softmax=[compute.default_path(r, "softmax") for r in runs])
 
 
+def check_options(*, grid: int = 11, n: int = 256, attack: str = "pgd10", examples: int = 8,
+                  hessian_iters: int = 20, device="auto") -> None:
+    """ensure_records' options checked (one line naming the first bad one), before any model is loaded."""
+    for name, value, minimum in (("grid", grid, 3), ("n", n, 1), ("examples", examples, 1),
+                                 ("hessian_iters", hessian_iters, 0)):
+        compute.check_int(name, value, minimum)
+    parse_attack(attack, "attack")
+    resolve_device(device)
+
+
 def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10", examples: int = 8,
                    hessian_iters: int = 20, recompute: bool = False, device="auto", log=print,
                    progress: Optional[bool] = None, data_dir=None) -> RecordSet:
@@ -116,11 +126,7 @@ def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10"
     iterations (0: skip). Records that exist are reused: their own settings are in their meta.
     progress: a bar over the records computed (None: in a terminal or notebook only). data_dir: where
     the dataset lives (default: each run's own data_dir)."""
-    for name, value, minimum in (("grid", grid, 3), ("n", n, 1), ("examples", examples, 1),
-                                 ("hessian_iters", hessian_iters, 0)):
-        compute.check_int(name, value, minimum)
-    parse_attack(attack, "attack")  # a bad attack name or device fails before any work
-    resolve_device(device)
+    check_options(grid=grid, n=n, attack=attack, examples=examples, hessian_iters=hessian_iters, device=device)
     records = record_paths(paths)
     runs = records.runs
     makers = [(path, lambda out, r=r: compute.weight_landscape_record(
