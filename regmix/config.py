@@ -120,10 +120,9 @@ class Config:
     def resolved(self) -> "Config":
         """A copy whose method.options hold every option of the method, defaults filled in: what the
         run computes with, and what config.yaml records, so that readers never rebuild defaults."""
-        from .methods import METHODS
+        from .methods import resolved_options
         out = copy.deepcopy(self)
-        cls = METHODS.get(self.method.name)
-        out.method.options = {**cls.common, **cls.defaults, **self.method.options}
+        out.method.options = resolved_options(self.method.name, self.method.options, self.training_threat())
         return out
 
     def training_threat(self) -> ThreatModel:

@@ -202,15 +202,14 @@ def _finish(row, resume, result, log):
 
 def _eval_accuracy(run_dir: Path):
     """The newest evaluation record's accuracy (fractions), preferring the best checkpoint."""
+    from .evaluation.records import load_record
     records = []
     eval_dir = RunDir(run_dir).eval_dir
     for path in sorted(eval_dir.glob("*.json")) if eval_dir.is_dir() else []:
         try:
-            rec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            records.append(load_record(path))
+        except ConfigError:  # not a readable evaluation record: not a result
             continue
-        if rec.get("kind") == "eval" and isinstance(rec.get("accuracy"), dict):
-            records.append(rec)
     if not records:
         return None
     records.sort(key=lambda r: (r.get("checkpoint") == "best", r.get("n", 0), r.get("created", "")))
@@ -248,8 +247,9 @@ def collect(out_dir, keys=("method.options.alpha", "method.options.beta")) -> Li
         for key in keys:
             value = dotted_get(res["config"], key)
             if value is None and key.startswith("method.options."):
-                from .methods import METHODS
-                value = getattr(METHODS.get(res["config"]["method"]["name"]), "defaults", {}).get(key.split(".")[-1])
+                # a run written before config.yaml held every default: resolved as the trainer does
+                from .config import resolved_dict
+                value = dotted_get(resolved_dict(res["config"]), key)
             res[key] = value
         rows.append(res)
     return rows

@@ -100,3 +100,16 @@ def test_bad_report_arguments_name_the_argument_and_the_command_names_the_flag(r
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and bad.stderr.startswith("regmix: error: --group-by: ")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_of_runs_leaves_out_runs_moved_aside(run, tmp_path):
+    """RUN.old-<time> (what --overwrite leaves) is not one more seed of a folder's results."""
+    import shutil
+    evaluate_run(run, **QUICK)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copytree(run, folder / "r")
+    shutil.copytree(run, folder / "r.old-20260101-000000")
+    found = find_records([folder])
+    assert found and all(".old-" not in r["_path"] for r in found)
+    assert find_records([folder / "r.old-20260101-000000"])  # named directly, it is read

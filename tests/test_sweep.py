@@ -68,9 +68,13 @@ def test_eval_records_are_preferred_over_validation(recipe, tmp_path):
     rows = sweep(recipe, parse_grid(["beta=1"]), [3], out_dir=out, log=lambda *_: None)
     run_dir = rows[0]["run_dir"]
     os.makedirs(f"{run_dir}/eval")
-    record = {"kind": "eval", "version": 1, "checkpoint": "best", "n": 100, "accuracy": {"clean": 0.9, "pgd20": 0.4}}
+    record = {"kind": "eval", "version": 1, "checkpoint": "best", "n": 100, "accuracy": {"clean": 0.9, "pgd20": 0.4},
+              "method": "regmix", "model": "small_cnn", "dataset": "digits", "split": "test",
+              "threat": {"norm": "linf", "eps": 0.1}}
     with open(f"{run_dir}/eval/best.json", "w") as f:
         json.dump(record, f)
+    with open(f"{run_dir}/eval/zz-not-a-record.json", "w") as f:  # read through load_record: skipped
+        json.dump({"kind": "eval", "accuracy": {"clean": 1.0}}, f)
     res = run_results(run_dir)
     assert res["source"] == "eval" and res["accuracy"] == {"clean": 0.9, "pgd20": 0.4}
 

@@ -87,7 +87,8 @@ def find_records(paths: Iterable) -> List[dict]:
             eval_dir = RunDir(p).eval_dir
             files = (sorted(eval_dir.glob("*.json")) or sorted(p.glob(f"*/{eval_dir.name}/*.json"))
                      or sorted(p.glob("*.json")))
-            found += files
+            # RUN.old-<time>: a run that --overwrite moved aside is not part of a folder's results
+            found += [f for f in files if ".old-" not in f.parent.parent.name or f.parent.parent == p]
         else:
             raise ConfigError(f"records: no such file or directory {p}")
     if not found:
