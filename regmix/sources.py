@@ -33,6 +33,7 @@ from torch import nn
 
 from .models.robustbench import (ROBUSTBENCH, ROBUSTBENCH_WRN, load_robustbench, load_weights_file,  # noqa: F401
                                  parse_robustbench, register_robustbench_wrn)
+from .checkpoint import first_line
 from .modes import model_mode
 from .registry import ConfigError, suggest
 from .threat import ThreatModel, parse_number
@@ -233,7 +234,7 @@ def _load_torchscript(path: Path, *, dataset, threat, num_classes, name, device)
         with _quiet_jit():
             model = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as err:
-        raise ConfigError(f"source: {path} is not a loadable TorchScript file: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"source: {path} is not a loadable TorchScript file: {first_line(err)}") from None
     meta = json.loads(extra[META_FILE]) if extra[META_FILE] else {}
     return _wrap(model, dataset=dataset or meta.get("dataset"), threat=threat or meta.get("threat"),
                  num_classes=num_classes if num_classes is not None else meta.get("num_classes"),

@@ -59,15 +59,13 @@ def random_plane(model, seed: int = 0, include_bias_bn: bool = False):
 def evaluation_state(model: torch.nn.Module):
     """Eval mode and a copy of the parameters; both are put back on exit, whatever happens inside."""
     saved = [p.detach().clone() for p in model.parameters()]
-    was_training = model.training
-    model.eval()
-    try:
-        yield saved
-    finally:
-        with torch.no_grad():
-            for p, w in zip(model.parameters(), saved):
-                p.copy_(w)
-        model.train(was_training)
+    with model_mode(model, training=False):
+        try:
+            yield saved
+        finally:
+            with torch.no_grad():
+                for p, w in zip(model.parameters(), saved):
+                    p.copy_(w)
 
 
 def _place(model, base, d1, d2, a: float, b: float):

@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import nn
 
+from ..checkpoint import first_line
 from ..registry import ConfigError, suggest
 from ..threat import ThreatModel
 
@@ -66,7 +67,7 @@ def load_weights_file(path, field: str = "source") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for pickles that carry code, RuntimeError for corrupt files
         raise ConfigError(f"{field}: {path} was refused: only tensors and plain values are loaded "
-                          f"(weights_only=True): {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+                          f"(weights_only=True): {first_line(err)}") from None
 
 
 def parse_robustbench(spec: str) -> Tuple[str, str, str]:
