@@ -143,7 +143,7 @@ def test_suite_files_are_validated(tmp_path):
     with pytest.raises(ConfigError, match="evals.whole.attacks"):
         load_suite(str(bad))
     bad.write_text(text.replace("eps_scale: 2}", "eps_scale: -2}", 1))
-    with pytest.raises(ConfigError, match=r"wide.eps_scale: must be a number > 0"):
+    with pytest.raises(ConfigError, match=r"evals\.wide2\.eps_scale: must be a number > 0"):
         load_suite(str(bad), smoke=True)
     bad.write_text(text.replace("weight: {grid: 3,", "weight: {grid: 3, gird: 3,", 1))
     with pytest.raises(ConfigError, match=r"diagnostics.weight.gird: unknown key \(did you mean 'grid'\?\)"):
