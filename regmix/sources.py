@@ -72,6 +72,20 @@ class ExternalModel:
                 f"classes={self.num_classes}, threat={self.threat.norm} eps={self.threat.eps:.4g})")
 
 
+def source_label(source) -> str:
+    """A short display name for any model source: a run's folder name, a file's stem, a RobustBench
+    entry's name, an ExternalModel's or a module's name."""
+    if isinstance(source, ExternalModel):
+        return source.name
+    if isinstance(source, nn.Module):
+        return type(source).__name__
+    text = str(source)
+    if text.startswith(ROBUSTBENCH):
+        return parse_robustbench(text)[2]
+    path = Path(text)
+    return path.name if path.is_dir() else path.stem
+
+
 SOURCE_CARD = "source.json"   # in runs/external/<name>: what the records there were computed from
 
 
@@ -313,5 +327,5 @@ def source_options(args) -> dict:
             "model_dir": getattr(args, "model_dir", "./models")}
 
 
-__all__ = ["ExternalModel", "load_source", "write_source_card", "read_source_card", "SOURCE_CARD", "export_torchscript", "parse_threat", "parse_robustbench",
+__all__ = ["ExternalModel", "load_source", "source_label", "write_source_card", "read_source_card", "SOURCE_CARD", "export_torchscript", "parse_threat", "parse_robustbench",
            "register_robustbench_wrn", "source_home", "add_source_arguments", "source_options", "ROBUSTBENCH_WRN"]

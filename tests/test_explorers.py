@@ -34,8 +34,9 @@ def fake_sweep(folder, points):
         (run / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "regmix",
                                                                     "options": {"alpha": alpha, "beta": beta}}}))
         (run / "eval" / "best.json").write_text(json.dumps(
-            {"kind": "eval", "checkpoint": "best", "n": 100, "accuracy": {"clean": 0.9, "pgd20": acc},
-             "method_options": {"alpha": alpha, "beta": beta}}))
+            {"kind": "eval", "version": 2, "checkpoint": "best", "n": 100, "accuracy": {"clean": 0.9, "pgd20": acc},
+             "method": "regmix", "model": "small_cnn", "dataset": "digits", "split": "test",
+             "threat": {"norm": "linf", "eps": 0.1}, "method_options": {"alpha": alpha, "beta": beta}}))
     return folder
 
 
@@ -75,8 +76,10 @@ def test_sweep_points_read_the_recorded_options_and_fill_an_old_runs_defaults(tm
     old = sweep / "old_run"
     (old / "eval").mkdir(parents=True)
     (old / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "regmix", "options": {"alpha": 2.0}}}))
-    (old / "eval" / "best.json").write_text(json.dumps({"kind": "eval", "checkpoint": "best", "n": 100,
-                                                        "accuracy": {"clean": 0.9, "pgd20": 0.5}}))
+    (old / "eval" / "best.json").write_text(json.dumps({"kind": "eval", "version": 1, "checkpoint": "best", "n": 100,
+                                                        "accuracy": {"clean": 0.9, "pgd20": 0.5}, "method": "regmix",
+                                                        "model": "small_cnn", "dataset": "digits", "split": "test",
+                                                        "threat": {"norm": "linf", "eps": 0.1}}))
     points = {p["weights"]["alpha"]: p for p in sweep_lookup.load_points(sweep)}
     defaults = METHODS.get("regmix").defaults
     assert points[0.5]["weights"]["beta"] == 0.25                       # recorded value, as trained
@@ -216,3 +219,21 @@ def test_export_bar_exports_a_figure_widget(runs, tmp_path):
     ex.export.choice.value = "loss_terms"
     paths = ex.export.export("svg")
     assert paths == [tmp_path / "amr_loss_terms.svg"] and "α·KL" in paths[0].read_text()
+
+
+def test_explorers_take_a_model_regmix_did_not_train(tmp_path, monkeypatch):
+    """Any model source (here an nn.Module with its dataset and threat stated) in the distribution and
+    landscape explorers; its records go to runs/external/<name> under the working directory."""
+    import regmix
+    from regmix.sources import load_source
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    module = regmix.create_model("small_cnn", 10, 1, width=4, mean=(0.3,), std=(0.38,)).eval()
+    source = load_source(module, dataset="digits", threat="linf:0.1", name="mine")
+    dist = DistributionExplorer([source], n=8, device="cpu", export_dir=tmp_path)
+    assert list(dist.runs) == ["mine"] and dist.methods["mine"] == "external"
+    land = LandscapeExplorer([source], grids=(3,), n=8, attack="none", hessian_iters=0, device="cpu",
+                             export_dir=tmp_path)
+    arrays, meta = land.record("mine", 3)
+    assert arrays["loss"].shape == (3, 3) and meta["run"] == "mine"
+    assert (tmp_path / "runs" / "external" / "mine" / "diagnostics").is_dir()

@@ -19,6 +19,7 @@ from regmix import losses
 from regmix.diagnostics import kl_toy
 from regmix.diagnostics.runs import load_run, resolve_device
 from regmix.methods.views import prior_start
+from regmix.sources import ExternalModel
 from regmix.methods import resolved_options
 
 from ..style import PALETTE
@@ -49,7 +50,8 @@ class AMRWeightExplorer:
     def __init__(self, run_dir, *, examples: int = 4, sweep_dir=None, finetune_steps: int = 50,
                  export_dir="figures/explorers", p0=DEFAULT_PAIR[0], q0=DEFAULT_PAIR[1], seed: int = 0,
                  device="auto"):
-        self.run_dir = Path(run_dir)
+        # a run directory, or any model source (regmix.sources: an ExternalModel, a TorchScript file)
+        self.run_dir = run_dir if isinstance(run_dir, ExternalModel) else Path(run_dir)
         self.device = resolve_device(device)  # auto: CUDA when there is one
         self.model, self.config = load_run(self.run_dir, device=self.device)
         self.x, self.y = spread_subset(self.config, examples)

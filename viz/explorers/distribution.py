@@ -2,7 +2,6 @@
 final adversarial softmax of every chosen run side by side, against the one-hot ground truth."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import ipywidgets as W
 import numpy as np
@@ -11,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from regmix.diagnostics.runs import load_run, resolve_device
 from regmix.methods.views import prior_start
+from regmix.sources import source_label
 
 from ..style import method_color
 from .export_bar import ExportBar
@@ -18,12 +18,13 @@ from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
 
 
 class DistributionExplorer:
-    """runs: {name: run_dir} (or a list of run directories). Every run is shown the same n test
+    """runs: {name: source} or a list of sources (run directories, or any model regmix.sources.load_source
+    returns, such as an nn.Module with its dataset and threat). Every run is shown the same n test
     points with the same d_init (one seed), each attacked at its own training threat. device: where the
     models run ('auto': CUDA when there is one)."""
 
     def __init__(self, runs, *, n: int = 64, seed: int = 0, device="auto", export_dir="figures/explorers"):
-        runs = runs if isinstance(runs, dict) else {Path(r).name: r for r in runs}
+        runs = runs if isinstance(runs, dict) else {source_label(r): r for r in runs}
         self.runs, self.methods, self.probs = {}, {}, {}
         self.device = resolve_device(device)
         for name, run_dir in runs.items():
@@ -32,7 +33,7 @@ class DistributionExplorer:
                 self.x, self.y = spread_subset(config, n)
             logits = view_logits(model, self.x, self.y, config.training_threat(), seed=seed,
                                  start=prior_start(config))
-            self.runs[name], self.methods[name] = Path(run_dir), config.method.name
+            self.runs[name], self.methods[name] = run_dir, config.method.name
             self.probs[name] = {v: softmax(logits[v]) for v in VIEWS}
         self.labels = self.y.numpy()
         self.num_classes = next(iter(self.probs.values()))["clean"].shape[1]

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from regmix.diagnostics import compute, load_record
 from regmix.diagnostics.runs import resolve_device
+from regmix.sources import source_label
 
 from .background import BackgroundJob, Cancelled
 from .export_bar import ExportBar
@@ -55,7 +56,7 @@ class LandscapeExplorer:
 
     def __init__(self, runs, *, grids=(11, 21), n: int = 256, attack: str = "pgd10", hessian_iters: int = 20,
                  device="auto", export_dir="figures/explorers", autocompute: bool = True):
-        self.runs = runs if isinstance(runs, dict) else {Path(r).name: Path(r) for r in runs}
+        self.runs = runs if isinstance(runs, dict) else {source_label(r): r for r in runs}
         self.n, self.attack, self.hessian_iters = n, attack, hessian_iters
         self.device = resolve_device(device)
         self.autocompute = autocompute
