@@ -207,17 +207,41 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses a key given twice in one mapping (PyYAML keeps the last silently,
+    so a pasted block or a merge gone wrong would change a recipe without a word)."""
+
+
+def _unique_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml_text(text: str, *, field: str, path) -> object:
+    """YAML text as data, duplicate keys refused; errors are one line naming `field`, the file and the place."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{field}: {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+
+
 def read_yaml(path, _seen=()) -> dict:
     from .recipes import find_recipe
     path = find_recipe(path)  # a shipped recipe by name (demo/regmix.yaml) when no such file is here
     if not path.is_file():
         raise ConfigError(f"--config: no such file {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"--config: {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    data = load_yaml_text(path.read_text(), field="--config", path=path)
     if not data:
         # an empty file would silently train with every default: almost surely a wrong path or a lost edit
         raise ConfigError(f"--config: {path} is empty; a recipe sets at least the data, model and method")

@@ -45,6 +45,22 @@ def test_malformed_yaml_names_the_line(tmp_path):
         load_config(bad)
 
 
+def test_a_key_given_twice_is_refused_naming_the_line(tmp_path):
+    twice = write(tmp_path / "twice.yaml", "data: {name: digits}\ntrain:\n  epochs: 3\n  epochs: 30\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml is not valid YAML at line 4, column 3: key 'epochs' appears twice"):
+        load_config(twice)
+
+
+def test_a_suite_with_a_section_given_twice_is_refused(tmp_path):
+    from pathlib import Path
+
+    from regmix.study import load_suite
+    text = (Path(__file__).resolve().parent.parent / "configs/study/mnist5k.yaml").read_text()
+    twice = write(tmp_path / "twice.yaml", text + "\nseeds: [0]\n")
+    with pytest.raises(ConfigError, match="^suite: .*twice.yaml is not valid YAML at line .*key 'seeds' appears twice"):
+        load_suite(str(twice))
+
+
 def test_yaml_is_read_safely(tmp_path):
     hostile = write(tmp_path / "hostile.yaml", "name: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import yaml
-
 from ..recipes import RECIPES
 from ..registry import ConfigError, suggest
 
@@ -114,7 +112,8 @@ def suite_path(name) -> Path:
 
 def load_suite(name, *, smoke: bool = False) -> Suite:
     path = suite_path(name)
-    data = yaml.safe_load(path.read_text()) or {}
+    from ..config import load_yaml_text
+    data = load_yaml_text(path.read_text(), field="suite", path=path) or {}
     where = path.stem
     _refuse_unknown(data, SUITE_KEYS, where)
     for key in ("recipes", "seeds", "evals", "cost"):
