@@ -47,7 +47,7 @@ def plot_claims(results, preset="double"):
     for claim in results["claims"]:
         for r in claim["rows"]:
             if r["metric"] in claim["primary"] and r["verdict"] != "no data":
-                sign = 1 if r["verdict"] == "unclear (one seed)" or _higher(r["metric"]) else -1
+                sign = 1 if _higher(r["metric"]) else -1
                 rows.append((f"{claim['id']}: {r['metric']} vs {r['against']}", sign * r["diff"],
                              sorted(sign * v for v in r["ci"]), r["verdict"]))
     fig, axes = figure(preset, aspect=max(0.06 * len(rows), 0.25))
