@@ -52,7 +52,7 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
         for ev in entry["evals"].values():  # each number's record was copied beside it, unchanged
             assert json.loads((results_dir / ev["record"]).read_text())["accuracy"] == ev["accuracy"]
         assert (results_dir / entry["summaries"]["softmax"]["record"]).exists()
-    assert [c["id"] for c in results["claims"]][:2] == ["robustness", "wider_eps"]
+    assert [c["id"] for c in results["claims"]][:3] == ["robustness", "robustness_no_smoothing", "wider_eps"]
     assert "| RegMix is more robust than FGSM-PGK and PGD-AT |" in (results_dir / "claims.md").read_text()
     assert "| regmix | 1 |" in (results_dir / "tables.md").read_text()
     assert {"claims.png", "convergence.png", "landscapes.png", "softmax_truth.png"} <= \
