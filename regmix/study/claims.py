@@ -141,6 +141,14 @@ def _ms(vals, digits=2) -> str:
     return f"{mean:.{digits}f}" if len(vals) == 1 else f"{mean:.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
 
 
+def _median_range(vals) -> str:
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return f"{vals[0]:.0f}"
+    return f"{statistics.median(vals):.0f} ({min(vals):.0f}-{max(vals):.0f})"
+
+
 def _fmt(x, digits=2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -198,12 +206,14 @@ def write_tables(results: dict, dest: Path) -> Path:
     points = lambda name: f"{evals[name]['n'] or 'all'} test points" if name in evals else "-"  # noqa: E731
     lines += ["", "## Main table (best checkpoint)", "",
               f"PGD-20 / CW-20: {points('whole')}; APGD-CE + APGD-T: {points('apgd')}; standard AutoAttack: "
-              f"{points('autoattack')}, first seed only. Train time: sum of epoch times (s).", "",
+              f"{points('autoattack')}, first seed only. Train time: sum of a run's epoch times (s), median "
+              "(min-max) over seeds: a run that shared the CPU with other work shows as an outlier, not as a "
+              "shifted mean.", "",
               "| method | seeds | " + " | ".join(main) + " | train time (s) |", "|---" * (len(main) + 3) + "|"]
     for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
         runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
         cells = [_ms(values(results, method, m)) for m in main]
-        lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + f" | {_ms([e['train_s'] for e in runs], 0)} |")
+        lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + f" | {_median_range([e['train_s'] for e in runs])} |")
     last = [("clean", _acc("whole_last", "clean")), ("PGD-20", _acc("whole_last", "pgd20")),
             ("CW-20", _acc("whole_last", "cw20"))]
     lines += ["", "## Last checkpoint (end of training)", "", "| method | seeds | clean | PGD-20 | CW-20 |", "|---|---|---|---|---|"]
