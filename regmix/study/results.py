@@ -98,10 +98,12 @@ def _copy_records(results: dict, dest: Path) -> None:
             target = folder / Path(diag["record"]).name
             shutil.copyfile(diag["record"], target)
             diag["source"], diag["record"] = diag["record"], str(target.relative_to(dest))
-        run = Path(results["study_folder"]) / "runs" / entry["name"]
-        for name in ("config.yaml", "metrics.jsonl"):
-            if (run / name).exists():
-                shutil.copyfile(run / name, folder / name)
+        run = RunDir(Path(results["study_folder"]) / "runs" / entry["name"])
+        if run.config_path.exists():
+            shutil.copyfile(run.config_path, folder / run.config_path.name)
+        # the epoch records (the curves come from them); the per-step ones stay in the study folder
+        epochs = [json.dumps(r) for r in run.metrics("epoch")]
+        atomic_write_text(folder / "metrics_epochs.jsonl", "\n".join(epochs) + "\n")
 
 
 def write_results(suite: Suite, out, dest, *, command: str = "") -> Path:
