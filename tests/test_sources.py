@@ -214,3 +214,37 @@ def test_command_flags_reach_load_source(tmp_path):
     src = load_source(args.path, **source_options(args))
     assert (src.dataset, src.threat) == ("digits", ThreatModel("l2", 0.5))
     assert source_options(parser.parse_args(["x"]))["model_dir"] == "./models"
+
+
+def test_the_readme_three_commands_on_a_robustbench_checkpoint_offline(tmp_path, tiny_entry, monkeypatch):
+    """README "Models regmix did not train": the AutoAttack number, the landscape and the softmax
+    figure of a RobustBench checkpoint on disk, with `regmix eval`, `landscape` and `figures`, offline
+    (a tiny WRN in RobustBench's file layout; CIFAR-10 files of random pixels in torchvision's format)."""
+    import json
+
+    import torchvision
+
+    from regmix.cli import main
+    from regmix.diagnostics import load_record
+    from test_data import _write_fake_cifar
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    _write_fake_cifar(data, n=16)
+    # the fake files cannot match torchvision's checksums of the real ones
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    folder = tmp_path / "models" / "cifar10" / "Linf"
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(_robustbench_names(_reference_wrn().state_dict(), 10), folder / "TinyWRN.pt")
+    source = ["robustbench:cifar10/Linf/TinyWRN", "--model-dir", "models", "--data-dir", str(data), "--device", "cpu"]
+
+    assert main(["eval", *source, "--attacks", "clean,aa:apgd-ce", "--n", "8", "--no-sanity"]) == 0
+    home = tmp_path / "runs" / "external" / "TinyWRN"
+    record = json.loads(next((home / "eval").glob("*.json")).read_text())
+    assert record["threat"]["eps"] == pytest.approx(8 / 255) and "aa:apgd-ce" in record["accuracy"]
+    assert main(["landscape", *source, "--grid", "3", "--n", "8", "--attack", "none", "--hessian-iters", "0"]) == 0
+    assert load_record(home / "diagnostics" / "landscape_weight.npz")[0]["loss"].shape == (3, 3)
+    assert main(["figures", *source, "--grid", "3", "--n", "8", "--examples", "2", "--attack", "none",
+                 "--hessian-iters", "0", "--formats", "png", "--out", "figs"]) == 0
+    assert (tmp_path / "figs" / "softmax_true_class_hist.png").exists()
