@@ -33,7 +33,7 @@ from torch import nn
 
 from .models.robustbench import (ROBUSTBENCH, ROBUSTBENCH_WRN, load_robustbench, load_weights_file,  # noqa: F401
                                  parse_robustbench, register_robustbench_wrn)
-from .checkpoint import first_line
+from .checkpoint import atomic_write_text, first_line
 from .modes import model_mode
 from .registry import ConfigError, suggest
 from .threat import ThreatModel, parse_number
@@ -95,7 +95,6 @@ def write_source_card(source: ExternalModel) -> Optional[Path]:
     checkpoints, whose folder already says what they are."""
     if source.kind in ("run", "checkpoint"):
         return None
-    from .checkpoint import atomic_write_text
     card = {"kind": source.kind, "name": source.name, "location": source.location, "dataset": source.dataset,
             "num_classes": source.num_classes, "threat": {"norm": source.threat.norm, "eps": source.threat.eps},
             "method": "external"}

@@ -65,10 +65,9 @@ class PerturbationViews:
 
 
 def perturbation_views(model, x, y, eta, threat: ThreatModel, *, steps: int = 1,
-                       loss: Callable = ce_sum, later_loss: Optional[Callable] = None,
-                       keep_graph: bool = False, logits: bool = False) -> PerturbationViews:
+                       loss: Callable = ce_sum, keep_graph: bool = False, logits: bool = False) -> PerturbationViews:
     """From d_init = eta: one sign step of threat.step on `loss` (FGSM-PGK's step), then steps - 1
-    further projected sign steps on `later_loss` (default: `loss`) give d_final.
+    further projected sign steps on the same loss give d_final.
 
     The model stays in the mode it is in (the caller chooses: pgk/regmix attack in training mode, the
     diagnostics in eval mode). keep_graph keeps f(x + d_init)'s graph so that a training loss can use
@@ -77,7 +76,6 @@ def perturbation_views(model, x, y, eta, threat: ThreatModel, *, steps: int = 1,
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: must be an integer >= 1, got {steps!r}")
-    later_loss = loss if later_loss is None else later_loss
     eta = eta.detach().requires_grad_(True)
     with torch.enable_grad():
         logits_init = model(x + eta)
@@ -87,7 +85,7 @@ def perturbation_views(model, x, y, eta, threat: ThreatModel, *, steps: int = 1,
     for _ in range(steps - 1):
         delta.requires_grad_(True)
         with torch.enable_grad():
-            (g,) = torch.autograd.grad(later_loss(model(x + delta), y), delta)
+            (g,) = torch.autograd.grad(loss(model(x + delta), y), delta)
         delta = project(delta.detach() + threat.step * g.sign(), x, threat)
     delta = delta.detach()
     views = PerturbationViews(clean=x, init=x + eta, final=x + delta, eta=eta, grad=grad,

@@ -48,7 +48,7 @@ def _sweep_table(name, runs, evals, done, spec) -> list:
 def write_report(out: Path, suite, runs, evals, ledger) -> Path:
     from ..evaluation.records import load_record
     from ..evaluation.report import build_table, format_table
-    from .runner import _epoch_times, run_dir
+    from .runner import epoch_times, run_dir
     done = ledger.get("evals_done") or {}
     main = [r for r in runs if not r.sweep]
     lines = [f"# Study {suite.name}{' (smoke)' if suite.smoke else ''}", "",
@@ -68,7 +68,7 @@ def write_report(out: Path, suite, runs, evals, ledger) -> Path:
                 lines += _sweep_table(name, runs, evals, done, spec)
     lines += ["## Training wall time (s, sum of epoch times)", "", "| method | seeds | mean | runs |", "|---|---|---|---|"]
     for method in dict.fromkeys(r.method for r in main):
-        times = [sum(_epoch_times(run_dir(out, r))) for r in main if r.method == method]
+        times = [sum(epoch_times(run_dir(out, r))) for r in main if r.method == method]
         times = [t for t in times if t > 0]
         mean = f"{sum(times) / len(times):.1f}" if times else "-"
         lines.append(f"| {method} | {len(times)} | {mean} | {', '.join(f'{t:.1f}' for t in times)} |")

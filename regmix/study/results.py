@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..checkpoint import atomic_write_text
+from ..evaluation.records import load_record
 from ..rundir import RunDir
-from .runner import _epoch_times, plan, read_ledger, run_dir
+from .runner import epoch_times, plan, read_ledger, run_dir
 from .suite import Suite
 
 RESULTS_FILE = "results.json"
@@ -58,11 +59,11 @@ def collect(suite: Suite, out) -> Dict:
                  "variant": run.variant, "options": config["method"].get("options") or {},
                  "train": {"epochs": config["train"]["epochs"], "ema": config["train"].get("ema"),
                            "eps": config["threat"]["eps"]},
-                 "train_s": round(sum(_epoch_times(rd)), 2), "curve": _curve(rd),
+                 "train_s": round(sum(epoch_times(rd)), 2), "curve": _curve(rd),
                  "best": (rd.status() or {}).get("best"), "evals": {},
                  "summaries": _summaries(rd, run.diagnostics)}
         for task in (t for t in evals if t.run.name == run.name and t.key in done):
-            record = json.loads(Path(done[task.key]).read_text())
+            record = load_record(done[task.key])
             entry["evals"][task.spec.name] = {"accuracy": record["accuracy"], "n": record["n"],
                                               "eps": record["threat"]["eps"], "checkpoint": record["checkpoint"],
                                               "epoch": record.get("epoch"), "wall_s": record.get("wall_s"),

@@ -117,7 +117,8 @@ def eval_done(out: Path, task: EvalTask, ledger: dict) -> bool:
     return bool(record) and Path(record).exists()
 
 
-def _epoch_times(run: RunDir) -> List[float]:
+def epoch_times(run: RunDir) -> List[float]:
+    """A run's recorded epoch wall times (s), from its metrics.jsonl."""
     return [r["epoch_time_s"] for r in run.metrics("epoch") if isinstance(r.get("epoch_time_s"), (int, float))]
 
 
@@ -127,13 +128,13 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
     from ..config import load_config
     measured: Dict[str, List[float]] = {}
     for run in runs:
-        measured.setdefault(run.method, []).extend(_epoch_times(run_dir(out, run)))
+        measured.setdefault(run.method, []).extend(epoch_times(run_dir(out, run)))
     train_s = 0.0
     sources = set()
     todo_runs = [r for r in runs if run_dir(out, r).state() != "complete"]
     for run in todo_runs:
         epochs = load_config(run.recipe, run.overrides).train.epochs
-        done = len(_epoch_times(run_dir(out, run)))
+        done = len(epoch_times(run_dir(out, run)))
         if measured.get(run.method):
             per_epoch = sum(measured[run.method]) / len(measured[run.method])
             train_s += per_epoch * max(epochs - done, 0)
@@ -231,13 +232,12 @@ def link_sweeps(out: Path, runs) -> None:
     """OUT/sweeps/<sweep>/<run name>: a symlink to each finished run of each sweep, so that a sweep is a
     folder of runs like `regmix sweep` writes (the explorers' and `regmix figures`' alpha x beta input)."""
     for run in runs:
-        target = run_dir(out, run).path
         if not run.sweep or not run_dir(out, run).is_complete():
             continue
         link = Path(out) / "sweeps" / run.sweep / run.name
         if not link.is_symlink():
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(Path("..") / ".." / "runs" / target.name)
+            link.symlink_to(Path("..") / ".." / "runs" / run.name)
 
 
 def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]:
