@@ -123,7 +123,9 @@ def main(argv=None) -> int:
               "record_path": os.path.relpath(record_path, ROOT) if record_path.is_relative_to(ROOT) else str(record_path),
               "results": results}
     record_path.write_text(json.dumps(record, indent=1, default=float))
-    report.write(record, doc)
+    # a full run's page: every full-scale record of the folder (the latest run of each section, CPU and GPU);
+    # a smoke run's page: this record alone
+    report.write(report.full_records(out_dir) if scale.name == "full" else [record], doc)
     log(f"record: {record_path}\npage: {doc}")
     if failed:
         log(f"failed sections: {', '.join(failed)}")

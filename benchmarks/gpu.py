@@ -1,5 +1,6 @@
 """GPU: seconds per CIFAR-10 epoch (50,000 images, batch 128) of PGD-10 AT and RegMix on a ResNet-18,
-synthetic CIFAR-shaped data, fp32 and bf16, with and without torch.compile and channels_last.
+synthetic CIFAR-shaped data, fp32 and bf16, with and without torch.compile and channels_last, set against
+the floating-point floor (the step's FLOPs, counted, over the card's measured bf16 matrix-product rate).
 Skipped, with the reason in the record, where no CUDA device is present."""
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 
 import regmix
 
+from .timing import synchronizer
+
 EPOCH_IMAGES = 50_000
 
 
@@ -21,65 +24,177 @@ def _threat(method, eps=8 / 255):
     return regmix.ThreatModel("linf", eps, step=2 / 255, steps=10)
 
 
-def measure(device: str, steps: int, *, model_name="resnet18", image=32, batch=128,
-            methods=("pgd_at", "regmix"), dtypes=("fp32", "bf16"), compiles=(False, True),
-            channels_lasts=(False, True), log=print) -> list:
-    rows = []
-    for method, dtype, compiled, cl in itertools.product(methods, dtypes, compiles, channels_lasts):
+def configurations(methods, dtypes, compiles, channels_lasts, batches):
+    """The first batch size first; eager configurations before compiled ones (tens of seconds of compilation
+    each), so that a time budget that runs out leaves the cheap rows measured; within each, the likely
+    fastest (bf16, channels_last) first."""
+    rows = itertools.product(compiles, batches, dtypes, channels_lasts, methods)
+    order = lambda c: (c[1] != batches[0], c[0], c[2] != "bf16", not c[3])  # noqa: E731
+    return sorted(rows, key=order)
+
+
+class Step:
+    """One training step of `method` on a fresh ResNet-18 (seeded), synthetic data rotated over 4 batches."""
+
+    def __init__(self, method, dtype, compiled, channels_last, batch, device, model_name, image):
         torch.manual_seed(0)
         model = regmix.create_model(model_name, 10, 3, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26)).to(device)
-        if cl:
+        if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        net = torch.compile(model) if compiled else model
-        x = torch.rand(batch * 4, 3, image, image, device=device)
-        if cl:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, 10, (len(x),), device=device)
-        m = regmix.create_method(method, _threat(method))
-        m.setup(len(y), tuple(x.shape[1:]), device)
-        m.start_epoch(0)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        autocast = torch.autocast(device_type=str(device).split(":")[0], dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+        self.model, self.net = model, (torch.compile(model) if compiled else model)
+        self.x = torch.rand(batch * 4, 3, image, image, device=device)
+        if channels_last:
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.y = torch.randint(0, 10, (len(self.x),), device=device)
+        self.method = regmix.create_method(method, _threat(method))
+        self.method.setup(len(self.y), tuple(self.x.shape[1:]), device)
+        self.method.start_epoch(0)
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        kind = str(device).split(":")[0]
+        self.autocast = (lambda: torch.autocast(device_type=kind, dtype=torch.bfloat16)) if dtype == "bf16" else nullcontext
+        self.batch, self.device, self.k = batch, device, 0
 
-        def step(k):
-            idx = torch.arange((k % 4) * batch, (k % 4 + 1) * batch, device=device)
-            net.train()
-            with autocast:
-                loss, _ = m.loss(net, x[idx], y[idx], idx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    def __call__(self):
+        k, b = self.k % 4, self.batch
+        self.k += 1
+        idx = torch.arange(k * b, (k + 1) * b, device=self.device)
+        self.net.train()
+        with self.autocast():
+            loss, _ = self.method.loss(self.net, self.x[idx], self.y[idx], idx)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
 
-        sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-        start = time.perf_counter()
-        for k in range(3):  # warm-up: compilation, cuDNN autotuning
-            step(k)
-        sync()
-        warm = time.perf_counter() - start
-        start = time.perf_counter()
-        for k in range(steps):
-            step(k)
-        sync()
-        per_step = (time.perf_counter() - start) / steps
-        row = {"method": method, "dtype": dtype, "compile": compiled, "channels_last": cl,
-               "seconds_per_step": per_step, "seconds_per_epoch": per_step * math.ceil(EPOCH_IMAGES / batch),
-               "warmup_s": warm}
+
+def step_flops(method, device, model_name="resnet18", image=32, batch=128) -> float:
+    """Conv and linear FLOPs of one eager training step (the attack's passes included), counted by
+    torch.utils.flop_counter: a property of the method and the model, not of the machine."""
+    from torch.utils.flop_counter import FlopCounterMode
+    step = Step(method, "fp32", False, False, batch, device, model_name, image)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def gpu_busy_share(method, device, model_name="resnet18", image=32, batch=128, steps=5):
+    """Kernel time on the device over wall time, eager bf16 channels_last: near 1 means the GPU computes
+    all the time; far below, the host (Python, launches) is what the step waits for. None on a CPU."""
+    if not str(device).startswith("cuda"):
+        return None
+    from torch.profiler import ProfilerActivity, profile
+    step = Step(method, "bf16", False, True, batch, device, model_name, image)
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    try:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - start
+        kernels = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages())  # microseconds
+        return round(kernels / 1e6 / wall, 3)
+    except Exception as exc:  # the profiler is a help here, not the measurement
+        return f"failed: {type(exc).__name__}: {exc}"
+
+
+def matmul_rate(device, dtype=torch.bfloat16, n=8192, repeats=10) -> float:
+    """Measured dense matrix-product rate (FLOP/s) on random data: the card's practical ceiling."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    sync = synchronizer(device)
+    for _ in range(3):
+        a @ b
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync()
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
+
+
+def measure(device: str, steps: int, *, model_name="resnet18", image=32, batches=(128,),
+            methods=("pgd_at", "regmix"), dtypes=("fp32", "bf16"), compiles=(False, True),
+            channels_lasts=(False, True), budget_s=None, flops=None, log=print) -> list:
+    """One row per configuration; once `budget_s` seconds have passed, the remaining configurations are
+    recorded as skipped (not measured) rather than left out silently."""
+    rows, began = [], time.perf_counter()
+    sync = synchronizer(device)
+    for compiled, batch, dtype, cl, method in configurations(methods, dtypes, compiles, channels_lasts, batches):
+        row = {"method": method, "dtype": dtype, "compile": compiled, "channels_last": cl, "batch": batch}
+        if budget_s is not None and rows and time.perf_counter() - began > budget_s:  # the first always runs
+            rows.append({**row, "skipped": f"time budget of {budget_s:.0f} s spent"})
+            log(f"[gpu] {method} {dtype} compile={compiled} channels_last={cl} batch={batch}: skipped (budget)")
+            continue
+        if compiled:
+            # Dynamo's guards hold the model instance: without a reset every fresh model of a configuration
+            # recompiles the same forward until its recompile limit sends it back to eager
+            torch._dynamo.reset()
+        try:
+            step = Step(method, dtype, compiled, cl, batch, device, model_name, image)
+            start = time.perf_counter()
+            for _ in range(3):  # warm-up: compilation, cuDNN autotuning
+                step()
+            sync()
+            warm = time.perf_counter() - start
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            sync()
+            per_step = (time.perf_counter() - start) / steps
+        except Exception as exc:  # one configuration that fails (a compiler error) must not hide the others
+            rows.append({**row, "skipped": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"})
+            log(f"[gpu] {method} {dtype} compile={compiled} channels_last={cl} batch={batch}: {rows[-1]['skipped']}")
+            continue
+        row.update(seconds_per_step=per_step, seconds_per_epoch=per_step * math.ceil(EPOCH_IMAGES / batch),
+                   warmup_s=warm)
+        if flops and method in flops:
+            row["tflops_achieved"] = flops[method] * batch / 128 / per_step / 1e12
         rows.append(row)
-        log(f"[gpu] {method} {dtype} compile={compiled} channels_last={cl}: {row['seconds_per_epoch']:.1f} s/epoch")
+        log(f"[gpu] {method} {dtype} compile={compiled} channels_last={cl} batch={batch}: "
+            f"{row['seconds_per_epoch']:.1f} s/epoch (warm-up {warm:.0f} s)")
+        del step
     return rows
 
 
-def run(scale, device, log=print) -> dict:
+def run(scale, device, log=print, budget_s=250) -> dict:
     if not str(device).startswith("cuda") or not torch.cuda.is_available():
         reason = ("skipped: no CUDA device on this machine (run `python -m benchmarks --device cuda` where "
                   "one is present)")
         log(f"[gpu] {reason}")
         return {"skipped": reason}
     torch.backends.cudnn.benchmark = True
-    rows = measure(device, scale.gpu_steps, log=log)
-    best = min(r["seconds_per_epoch"] for r in rows if r["method"] == "pgd_at")
-    return {"device": torch.cuda.get_device_name(torch.device(device)), "model": "resnet18 (CIFAR), batch 128",
-            "data": "synthetic CIFAR-shaped (3x32x32)", "epoch_images": EPOCH_IMAGES, "rows": rows,
+    out = measure_all(device, scale.gpu_steps, batches=(128, 512) if scale.name == "full" else (128,),
+                      budget_s=budget_s, log=log)
+    return {"device": torch.cuda.get_device_name(torch.device(device)),
+            "precision": {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                          "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}, **out}
+
+
+def measure_all(device, steps, *, batches=(128,), budget_s=None, model_name="resnet18", image=32, matmul_n=8192,
+                log=print, **kw) -> dict:
+    """The GPU section's body on any device (tests run it tiny on a CPU): FLOPs per step, the matrix-product
+    ceiling, every configuration's time, the floor and the target."""
+    methods = kw.pop("methods", ("pgd_at", "regmix"))
+    flops = {m: step_flops(m, device, model_name, image) for m in methods}
+    peak_bf16 = matmul_rate(device, torch.bfloat16, matmul_n)
+    peak_fp32 = matmul_rate(device, torch.float32, matmul_n)
+    log(f"[gpu] FLOPs per step (batch 128): {', '.join(f'{m} {f / 1e12:.3f} T' for m, f in flops.items())}; "
+        f"matmul rate bf16 {peak_bf16 / 1e12:.0f}, fp32 {peak_fp32 / 1e12:.0f} TFLOP/s")
+    busy = {m: gpu_busy_share(m, device, model_name, image) for m in methods}
+    log(f"[gpu] share of wall time the GPU computes (eager bf16 channels_last, batch 128): {busy}")
+    rows = measure(device, steps, model_name=model_name, image=image, batches=batches, methods=methods,
+                   budget_s=budget_s, flops=flops, log=log, **kw)
+    steps_per_epoch = math.ceil(EPOCH_IMAGES / 128)
+    timed = [r for r in rows if "seconds_per_epoch" in r]
+    best = min((r["seconds_per_epoch"] for r in timed if r["method"] == "pgd_at" and r["batch"] == 128), default=math.inf)
+    return {"model": f"{model_name} (CIFAR)" if model_name == "resnet18" else model_name,
+            "data": f"synthetic CIFAR-shaped (3x{image}x{image})", "epoch_images": EPOCH_IMAGES, "rows": rows,
+            "step_tflop_batch128": {m: f / 1e12 for m, f in flops.items()},
+            "gpu_busy_share_eager_bf16_batch128": busy,
+            "matmul_tflops": {"bf16": peak_bf16 / 1e12, "fp32": peak_fp32 / 1e12},
+            # the floor: the epoch's counted FLOPs at the card's measured bf16 matrix-product rate
+            "floor_s_per_epoch_bf16": {m: f * steps_per_epoch / peak_bf16 for m, f in flops.items()},
             "estimated_limit": "about 2-4 s per PGD-10 epoch on an H100",
-            "targets": [{"name": "PGD-10 AT s/epoch (best configuration)", "value": round(best, 2), "target": "<= 8",
-                         "met": best <= 8, "note": "synthetic data; extrapolated from timed steps"}]}
+            "targets": [{"name": "PGD-10 AT s/epoch, batch 128 (best configuration)", "value": round(best, 2),
+                         "target": "<= 8", "met": best <= 8, "note": "synthetic data; extrapolated from timed steps"}]}

@@ -95,13 +95,68 @@ def test_page_is_generated_from_the_record(smoke):
     assert "No GPU was available" in page or record["results"]["gpu"].get("rows")
 
 
-def test_gpu_measurement_code_path_runs_tiny_on_cpu():
-    from benchmarks.gpu import measure
-    rows = measure("cpu", 1, model_name="small_cnn", image=8, batch=4, dtypes=("fp32",), compiles=(False,),
-                   channels_lasts=(False, True), log=lambda *_: None)
-    assert len(rows) == 4 and all(r["seconds_per_epoch"] > 0 for r in rows)
+def test_gpu_section_body_runs_tiny_on_cpu_and_renders():
+    """The GPU section's code path (FLOP count, matrix-product rate, configurations, budget, page) on a
+    tiny model on the CPU: the part CI can check of what only a GPU times for real."""
+    from benchmarks import report
+    from benchmarks.gpu import measure_all
+    out = measure_all("cpu", 1, model_name="small_cnn", image=8, matmul_n=64, dtypes=("fp32",), compiles=(False,),
+                      channels_lasts=(False, True), log=lambda *_: None)
+    rows = out["rows"]
+    assert [r["channels_last"] for r in rows] == [True, True, False, False]  # channels_last first
+    assert all(r["seconds_per_epoch"] > 0 and r["tflops_achieved"] > 0 for r in rows)
+    # PGD-10 AT makes 10 forward + input-gradient passes and one training pass: far more FLOPs than regmix's step
+    assert out["step_tflop_batch128"]["pgd_at"] > 2 * out["step_tflop_batch128"]["regmix"]
+    spent = measure_all("cpu", 1, model_name="small_cnn", image=8, matmul_n=64, dtypes=("fp32",), compiles=(False,),
+                        channels_lasts=(False,), budget_s=0, log=lambda *_: None)["rows"]
+    assert len(spent) == 2 and all("skipped" in r for r in spent[1:])  # recorded as skipped, not left out
+    section = {"device": "cpu (test)", "precision": {}, **out, "rows": rows + spent[1:]}
+    record = {"command": "test", "record_path": "x.json", "date": "today", "scale": {"name": "smoke"},
+              "machine": {"cpu": "c", "cpu_count": 1, "torch": "t", "torch_threads": 1, "device": "cpu",
+                          "load_start": [0], "load_end": [0]}, "results": {"gpu": section}}
+    page = report.render(record)
+    assert "| regmix | fp32 | False | True | 128 |" in page, page
+    assert "| regmix | fp32 | False | False | 128 | not measured: time budget of 0 s spent |" in page, page
 
 
 def test_bad_arguments_exit_2_with_one_line():
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "trian"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "--only: unknown section 'trian'" in proc.stderr
+
+
+def _record(date, device, results, scale="full", path="x.json"):
+    return {"command": f"python -m benchmarks ({date})", "record_path": path, "date": date, "scale": {"name": scale},
+            "machine": {"cpu": "c", "cpu_count": 2, "torch": "t", "torch_threads": 2, "device": device,
+                        "gpu": "G" if device == "cuda" else None, "load_start": [0], "load_end": [0]},
+            "results": results}
+
+
+def test_the_page_takes_each_section_from_the_latest_record_that_ran_it_cpu_and_gpu_apart():
+    """Sections run at different times (a quiet machine for some, a lent GPU for others) make one page; a
+    later failed or skipped run of a section does not hide an earlier good one."""
+    from benchmarks import report
+    target = lambda v: {"name": "compacted speed / masked speed", "value": v, "target": ">= 1.5", "met": v >= 1.5}  # noqa: E731
+    timing = {"median_s": 1.0, "spread": 0.0, "repeats": 1}
+    evaluation = lambda v: {"points": 10, "eps": 0.1, "clean_accuracy": 0.9, "plain_pgd20_vs_compacted": 1.0,  # noqa: E731
+                            "timings": {"compacted": timing}, "accuracy_under_attack": {"compacted": 0.5},
+                            "targets": [target(v)]}
+    old = _record("2026-01-01 10:00 UTC", "cpu", {"eval": evaluation(2.0)}, path="old.json")
+    broken = _record("2026-01-02 10:00 UTC", "cpu", {"eval": {"error": "RuntimeError: boom"}}, path="broken.json")
+    newer = _record("2026-01-03 10:00 UTC", "cpu", {"memory": {"skipped": "skipped: no reason"}}, path="newer.json")
+    gpu = _record("2026-01-04 10:00 UTC", "cuda", {"eval": evaluation(1.1)}, path="gpu.json")
+    chosen = report.merge([gpu, newer, broken, old])
+    assert chosen[(False, "eval")][1] is old and chosen[(True, "eval")][1] is gpu
+    page = report.render([old, broken, newer, gpu])
+    assert "`old.json`" in page and "`gpu.json`" in page and "`broken.json`" not in page
+    assert "| compacted speed / masked speed | 2.000 | >= 1.5 | yes | R1, CPU |" in page
+    assert "| compacted speed / masked speed | 1.100 | >= 1.5 | **no** | R3, GPU |" in page
+    assert "### On the GPU: PGD-20 evaluation" in page and "Skipped: no reason." in page
+    assert "## 1. Training step\n\nNot run in any record" in page
+
+
+def test_report_reads_every_full_record_of_a_folder_and_names_where_each_lies(tmp_path):
+    from benchmarks import report
+    (tmp_path / "a.json").write_text(json.dumps(_record("2026-01-01 10:00 UTC", "cpu", {}, path="/elsewhere/a.json")))
+    (tmp_path / "b.json").write_text(json.dumps(_record("2026-01-01 11:00 UTC", "cpu", {}, scale="smoke")))
+    records = report.full_records(tmp_path)
+    assert len(records) == 1 and records[0]["record_path"] == str(tmp_path / "a.json")  # smoke left out

@@ -44,3 +44,36 @@ def test_readme_blocks_are_regenerated_and_the_prose_around_them_kept(tmp_path):
     text = (tmp_path / "README.md").read_text()
     assert "stale" not in text and "| 1 |" in text
     assert text.startswith("Prose before.") and text.endswith("Prose after.\n")
+
+
+def _grid_results(scores, main=(80.0, 84.0, 76.0)):
+    """A results dict with an alpha x beta sweep whose cell (i, j) scores scores[i][j] (PGD-20 = CW-20)."""
+    grid = [0.25, 1.0, 16.0]
+    runs = [{"method": "regmix", "sweep": "", "variant": "", "options": {"alpha": 1.0, "beta": 0.5},
+             "evals": {"whole": {"accuracy": {"pgd20": s / 100, "cw20": s / 100}}}} for s in main]
+    for i, a in enumerate(grid):
+        for j, b in enumerate(grid):
+            runs.append({"method": "regmix", "sweep": "alpha_beta", "variant": f"alpha{a}_beta{b}",
+                         "options": {"alpha": a, "beta": b},
+                         "evals": {"whole": {"accuracy": {"pgd20": scores[i][j] / 100, "cw20": scores[i][j] / 100}}}})
+    return {"runs": runs}
+
+
+def test_amr_weights_are_chosen_by_neighbourhood_not_by_one_lucky_cell():
+    from regmix.study.defaults import choose_amr_weights, defaults_section
+    scores = [[70, 70, 90],   # a lone spike at (0.25, 16) among poor neighbours
+              [80, 84, 70],
+              [82, 85, 83]]   # a good region around (16, 1)
+    c = choose_amr_weights(_grid_results(scores))
+    assert (c["alpha"], c["beta"]) == (16.0, 1.0)
+    assert c["raw_best"] == {"alpha": 0.25, "beta": 16.0, "score": pytest.approx(90)}
+    assert c["seed_std"] == pytest.approx(4.0)
+    text = "\n".join(defaults_section(_grid_results(scores)))
+    assert "Chosen: alpha = 16, beta = 1 " in text and "| 16 | 82.0 | **85.0** | 83.0 |" in text
+
+
+def test_no_choice_until_every_cell_is_measured():
+    from regmix.study.defaults import choose_amr_weights, defaults_section
+    results = _grid_results([[70, 70, 90], [80, 84, 70], [82, 85, 83]])
+    del results["runs"][-1]["evals"]["whole"]
+    assert choose_amr_weights(results) is None and defaults_section(results) == []

@@ -37,5 +37,9 @@ def run(args):
         run_dir = train(load_config(args.config, overrides), resume=args.resume, overwrite=args.overwrite)
         if distributed.is_main():
             print(f"run directory: {run_dir}")
+        # every rank reaches this point before any tears its process group down: a rank whose peer has
+        # already closed gloo's sockets can abort in teardown ("terminate called without an active
+        # exception", seen once in CI). Only on success: after an error the peers may never arrive.
+        distributed.barrier()
     finally:
         distributed.cleanup()

@@ -1,0 +1,106 @@
+"""RegMix's AMR weights (alpha, beta) chosen from a study's alpha x beta sweep, and the table that says why.
+
+The sweep trains one seed per cell, and one seed of RegMix varies by several points of robust accuracy
+(the main table's std over seeds), so the raw best cell is partly luck. The rule, fixed before the sweep
+was read: score each cell by its robust accuracy on the whole test split (the mean of PGD-20 and CW-20),
+smooth the score over the cell and its neighbours in the (log-spaced) grid, and take the best smoothed
+cell. A cell wins on its neighbourhood, not on one lucky seed; the table keeps the raw scores beside it.
+The choice is then checked over seeds (the suite's `amr_defaults_check` sweep) before the method's
+defaults change."""
+from __future__ import annotations
+
+import statistics
+from typing import List, Optional
+
+SCORE = ("pgd20", "cw20")
+
+
+def _score(entry, spec="whole") -> Optional[float]:
+    acc = entry.get("evals", {}).get(spec, {}).get("accuracy", {})
+    if not all(k in acc for k in SCORE):
+        return None
+    return 100 * sum(acc[k] for k in SCORE) / len(SCORE)
+
+
+def amr_grid(results: dict, sweep: str = "alpha_beta") -> Optional[dict]:
+    """{alphas, betas, score[i][j] (alpha i, beta j; None where the cell has no evaluation yet)}."""
+    runs = [e for e in results["runs"] if e["sweep"] == sweep]
+    if not runs:
+        return None
+    alphas = sorted({float(e["options"]["alpha"]) for e in runs})
+    betas = sorted({float(e["options"]["beta"]) for e in runs})
+    score = [[None] * len(betas) for _ in alphas]
+    for e in runs:
+        i, j = alphas.index(float(e["options"]["alpha"])), betas.index(float(e["options"]["beta"]))
+        s = _score(e)
+        if s is not None:  # one seed per cell in the suite; several would be averaged
+            score[i][j] = s if score[i][j] is None else (score[i][j] + s) / 2
+    return {"alphas": alphas, "betas": betas, "score": score}
+
+
+def smoothed(score: List[list]) -> List[list]:
+    """Each cell's mean with its up/down/left/right neighbours (those measured)."""
+    n, m = len(score), len(score[0])
+    out = [[None] * m for _ in range(n)]
+    for i in range(n):
+        for j in range(m):
+            if score[i][j] is None:
+                continue
+            near = [score[a][b] for a, b in ((i, j), (i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1))
+                    if 0 <= a < n and 0 <= b < m and score[a][b] is not None]
+            out[i][j] = sum(near) / len(near)
+    return out
+
+
+def choose_amr_weights(results: dict, sweep: str = "alpha_beta") -> Optional[dict]:
+    """The chosen cell, or None until every cell of the grid is measured."""
+    grid = amr_grid(results, sweep)
+    if grid is None or any(v is None for row in grid["score"] for v in row):
+        return None
+    smooth = smoothed(grid["score"])
+    i, j = max(((i, j) for i in range(len(grid["alphas"])) for j in range(len(grid["betas"]))),
+               key=lambda ij: smooth[ij[0]][ij[1]])
+    raw_best = max(((i, j) for i in range(len(grid["alphas"])) for j in range(len(grid["betas"]))),
+                   key=lambda ij: grid["score"][ij[0]][ij[1]])
+    main = [_score(e) for e in results["runs"] if e["method"] == "regmix" and not e["sweep"]]
+    main = [s for s in main if s is not None]
+    return {**grid, "smoothed": smooth, "alpha": grid["alphas"][i], "beta": grid["betas"][j],
+            "chosen_raw": grid["score"][i][j], "chosen_smoothed": smooth[i][j],
+            "raw_best": {"alpha": grid["alphas"][raw_best[0]], "beta": grid["betas"][raw_best[1]],
+                         "score": grid["score"][raw_best[0]][raw_best[1]]},
+            "seed_std": statistics.stdev(main) if len(main) > 1 else None, "seeds_main": len(main)}
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def defaults_section(results: dict, sweep: str = "alpha_beta") -> List[str]:
+    """Markdown: the rule, both grids and the choice (empty until the sweep is complete)."""
+    c = choose_amr_weights(results, sweep)
+    if c is None:
+        return []
+    head = "| alpha \\ beta | " + " | ".join(_fmt(b) for b in c["betas"]) + " |"
+    rule = "|---" * (len(c["betas"]) + 1) + "|"
+
+    def table(grid):
+        rows = [head, rule]
+        for i, a in enumerate(c["alphas"]):
+            cells = []
+            for j in range(len(c["betas"])):
+                text = f"{grid[i][j]:.1f}"
+                cells.append(f"**{text}**" if (c["alphas"][i], c["betas"][j]) == (c["alpha"], c["beta"]) else text)
+            rows.append(f"| {_fmt(a)} | " + " | ".join(cells) + " |")
+        return rows
+    std = f"{c['seed_std']:.1f}" if c["seed_std"] is not None else "unknown"
+    return ["## Choosing alpha and beta", "",
+            "Rule (regmix/study/defaults.py): score = mean of PGD-20 and CW-20 accuracy on the whole test split "
+            f"(sweep `{sweep}`, one seed per cell, gamma at the recipe's); each cell's score averaged with its "
+            "grid neighbours; the best averaged cell is chosen. One seed of RegMix varies by "
+            f"{std} points of this score (std over the main table's {c['seeds_main']} seeds), so cells closer "
+            "than that are not told apart by this grid.", "",
+            "Raw score (percent):", "", *table(c["score"]), "",
+            "Averaged with neighbours (the chosen cell in bold):", "", *table(c["smoothed"]), "",
+            f"Chosen: alpha = {_fmt(c['alpha'])}, beta = {_fmt(c['beta'])} (raw {c['chosen_raw']:.1f}, averaged "
+            f"{c['chosen_smoothed']:.1f}); the best raw cell is alpha = {_fmt(c['raw_best']['alpha'])}, beta = "
+            f"{_fmt(c['raw_best']['beta'])} ({c['raw_best']['score']:.1f})."]
