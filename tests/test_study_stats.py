@@ -49,11 +49,11 @@ def test_readme_blocks_are_regenerated_and_the_prose_around_them_kept(tmp_path):
 def _grid_results(scores, main=(80.0, 84.0, 76.0)):
     """A results dict with an alpha x beta sweep whose cell (i, j) scores scores[i][j] (PGD-20 = CW-20)."""
     grid = [0.25, 1.0, 16.0]
-    runs = [{"method": "regmix", "sweep": "", "variant": "", "options": {"alpha": 1.0, "beta": 0.5},
-             "evals": {"whole": {"accuracy": {"pgd20": s / 100, "cw20": s / 100}}}} for s in main]
+    runs = [{"method": "regmix", "sweep": "", "variant": "", "options": {"alpha": 1.0, "beta": 0.5}, "seed": seed,
+             "evals": {"whole": {"accuracy": {"pgd20": s / 100, "cw20": s / 100}}}} for seed, s in enumerate(main)]
     for i, a in enumerate(grid):
         for j, b in enumerate(grid):
-            runs.append({"method": "regmix", "sweep": "alpha_beta", "variant": f"alpha{a}_beta{b}",
+            runs.append({"method": "regmix", "sweep": "alpha_beta", "variant": f"alpha{a}_beta{b}", "seed": 0,
                          "options": {"alpha": a, "beta": b},
                          "evals": {"whole": {"accuracy": {"pgd20": scores[i][j] / 100, "cw20": scores[i][j] / 100}}}})
     return {"runs": runs}
@@ -77,3 +77,20 @@ def test_no_choice_until_every_cell_is_measured():
     results = _grid_results([[70, 70, 90], [80, 84, 70], [82, 85, 83]])
     del results["runs"][-1]["evals"]["whole"]
     assert choose_amr_weights(results) is None and defaults_section(results) == []
+
+
+def test_the_chosen_cell_is_adopted_only_if_it_matches_the_default_over_the_same_seeds():
+    from regmix.study.defaults import check_against_default, defaults_section
+    scores = [[70, 70, 90], [80, 84, 70], [82, 85, 83]]  # chosen: alpha 16, beta 1 (seed 0 scores 85)
+    results = _grid_results(scores, main=(80.0, 84.0, 76.0))
+    assert check_against_default(results) is None  # no check runs yet: one seed is no check
+    check = lambda seed, s: {"method": "regmix", "sweep": "amr_defaults_check", "variant": "chosen", "seed": seed,  # noqa: E731
+                             "options": {"alpha": 16.0, "beta": 1.0},
+                             "evals": {"whole": {"accuracy": {"pgd20": s / 100, "cw20": s / 100}}}}
+    good = {"runs": results["runs"] + [check(1, 83.0), check(2, 80.0)]}
+    chk = check_against_default(good)
+    assert chk["seeds"] == [0, 1, 2] and chk["rows"]["score"]["mean_a"] == pytest.approx(82.667, abs=1e-3)
+    assert chk["adopt"] and "adopted as the method's default" in "\n".join(defaults_section(good))
+    bad = {"runs": results["runs"] + [check(1, 70.0), check(2, 70.0)]}
+    assert not check_against_default(bad)["adopt"]
+    assert "the defaults stay" in "\n".join(defaults_section(bad))
