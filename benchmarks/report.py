@@ -216,16 +216,23 @@ def _gpu_reading(g: dict) -> list:
     busy = g.get("gpu_busy_share_eager_bf16_batch128") or {}
     small, large = best.get(("pgd_at", batches[0])), best.get(("pgd_at", batches[-1]))
     speedup = small["seconds_per_epoch"] / large["seconds_per_epoch"] if small and large and small is not large else None
-    lines += ["", "At the recipe's batch of 128 the step is bound by the host, not by arithmetic: a ResNet-18 pass over "
-              "128 CIFAR images is too little work to fill the card, so each of the 10 attack iterations is a string "
-              "of small kernels whose launches (and the Python around them) take about as long as the kernels"
-              + (f" (the card computes {100 * busy['pgd_at']:.0f}% of a PGD-10 step's wall time)" if isinstance(busy.get("pgd_at"), float) else "")
+    at_first = [r for r in timed if r["method"] == "pgd_at" and r.get("batch", 128) == batches[0]]
+    compiled = min((r["seconds_per_epoch"] for r in at_first if r["compile"]), default=None)
+    eager = min((r["seconds_per_epoch"] for r in at_first if not r["compile"]), default=None)
+    lines += ["", "At the recipe's batch of 128 the step is bound by its size, not by the card's arithmetic: a "
+              "ResNet-18 pass over 128 CIFAR images gives each kernel too little work to fill the card, and the "
+              "10 attack iterations are strings of such kernels with the host (Python, launches) between them"
+              + (f" (the card is busy {100 * busy['pgd_at']:.0f}% of a PGD-10 step's wall time, and at "
+                 f"{small['tflops_achieved']:.0f} TFLOP/s over the whole step its kernels run far below the "
+                 "matrix-product rate)" if isinstance(busy.get("pgd_at"), float) and small and "tflops_achieved" in small else "")
               + "." + (f" The same epoch at batch {batches[-1]} takes {speedup:.1f}x less time (best against best): more "
                        "work per launch, the mark of a launch-bound step." if speedup else "")
               + " torch.compile compiles the model's forward only: the attack loop, its autograd.grad calls and the "
               "method's prior stay eager, and the input's requires_grad differs between the attack's passes and the "
-              "training pass (two graphs), so it buys little at batch 128. What would close the gap at batch 128 is "
-              "capturing the whole step (attack included) as one CUDA graph; not done yet."]
+              "training pass (two graphs)" + (f"; at batch {batches[0]} PGD-10 AT's best compiled row takes "
+                                             f"{compiled:.1f} s/epoch against {eager:.1f} eager" if compiled and eager else "")
+              + ". What would close the gap at the recipe's batch is capturing the whole step (attack included) as "
+              "one CUDA graph; not done yet."]
     return lines
 
 
