@@ -200,3 +200,19 @@ def test_explorer_marks_the_current_weight(tmp_path):
     ex.alpha.value, ex.beta.value = 0.0, 0.0
     assert "AMR is off" in ex.weighting.layout.title.text and len(ex.weighting.data[6].x) == 0
     assert "kl_weighting" in ex.export.figures
+
+
+def test_the_alpha_beta_heatmap_states_the_seed_noise_beside_the_cells_range():
+    """A colour scale stretched over a 2-point range makes seed noise look like structure: the panel says
+    how far the cells spread and how much one seed varies."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from viz.kl import plot_alpha_beta_heatmaps
+    rows = [{"method.options.alpha": a, "method.options.beta": b, "source": "eval",
+             "accuracy": {"pgd20": 0.85 + 0.01 * i + 0.005 * j}}
+            for i, a in enumerate((0.5, 2.0)) for j, b in enumerate((0.5, 2.0))]
+    fig = plot_alpha_beta_heatmaps(rows, metrics=["pgd20"], seed_std={"pgd20": 4.4})
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "cells span 1.5 points; one seed varies by 4.4 (std over seeds)" in texts
+    plain = plot_alpha_beta_heatmaps(rows, metrics=["pgd20"])
+    assert not [t for ax in plain.axes for t in ax.texts if "one seed varies" in t.get_text()]

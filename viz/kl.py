@@ -143,10 +143,12 @@ def plot_kl_toy_loss(arrays, meta, preset="single"):
 
 
 @styled
-def plot_alpha_beta_heatmaps(rows, metrics=None, preset="double", title=None):
+def plot_alpha_beta_heatmaps(rows, metrics=None, preset="double", title=None, seed_std=None):
     """Accuracy over the alpha x beta grid (mean over seeds; the number of seeds in brackets when
     more than one). rows: regmix.sweep.collect(...). The source (eval records or validation) is
-    stated in the title."""
+    stated in the title. seed_std ({metric: points}, optional): how much one seed varies, stated under
+    each panel beside the cells' range, since a colour scale stretched over a small range makes seed
+    noise look like structure."""
     ka, kb = "method.options.alpha", "method.options.beta"
     alphas = sorted({r[ka] for r in rows if r[ka] is not None})
     betas = sorted({r[kb] for r in rows if r[kb] is not None})
@@ -175,6 +177,9 @@ def plot_alpha_beta_heatmaps(rows, metrics=None, preset="double", title=None):
         ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
         ax.set_xlabel("β  (KL(Q||P) weight)")
         ax.set_title(f"{metric} accuracy (%)")
+        if seed_std and metric in seed_std and np.isfinite(grid).any():
+            ax.text(0.5, -0.32, f"cells span {np.nanmax(grid) - np.nanmin(grid):.1f} points; one seed varies by "
+                    f"{seed_std[metric]:.1f} (std over seeds)", transform=ax.transAxes, ha="center", va="top", fontsize=6)
         fig.colorbar(im, ax=ax, shrink=0.8)
     axes[0, 0].set_ylabel("α  (KL(P||Q) weight)")
     note = ("from evaluation records" if sources == ["eval"] else

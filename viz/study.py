@@ -97,6 +97,18 @@ def plot_convergence(results, preset="single"):
     return fig
 
 
+def _regmix_seed_std(results, metrics):
+    """{metric: std over seeds (points)} of the main table's RegMix runs on the whole test split."""
+    import statistics
+    runs = [e for e in results["runs"] if e["method"] == "regmix" and not e["sweep"] and "whole" in e["evals"]]
+    out = {}
+    for m in metrics:
+        vals = [100 * e["evals"]["whole"]["accuracy"][m] for e in runs if m in e["evals"]["whole"]["accuracy"]]
+        if len(vals) > 1:
+            out[m] = statistics.stdev(vals)
+    return out
+
+
 def _alpha_beta_rows(results):
     rows = []
     for e in results["runs"]:
@@ -183,8 +195,8 @@ def render_study(dest, *, formats=("png",), log=print) -> list:
     save(plot_convergence(results), "convergence")
     rows = _alpha_beta_rows(results)
     if rows:
-        save(K.plot_alpha_beta_heatmaps(rows, metrics=["clean", "pgd20"], title=f"{results['suite']} alpha x beta"),
-             "alpha_beta")
+        save(K.plot_alpha_beta_heatmaps(rows, metrics=["clean", "pgd20"], title=f"{results['suite']} alpha x beta",
+                                        seed_std=_regmix_seed_std(results, ["clean", "pgd20"])), "alpha_beta")
     if any(e["sweep"] in ("gamma", "temperature") for e in results["runs"]):
         save(plot_sweep_lines(results), "sweeps")
     weight = _first_seed_records(results, dest, "weight")
