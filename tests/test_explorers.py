@@ -237,3 +237,17 @@ def test_explorers_take_a_model_regmix_did_not_train(tmp_path, monkeypatch):
     arrays, meta = land.record("mine", 3)
     assert arrays["loss"].shape == (3, 3) and meta["run"] == "mine"
     assert (tmp_path / "runs" / "external" / "mine" / "diagnostics").is_dir()
+
+
+def test_the_sliders_start_at_the_runs_weights_and_hold_the_method_defaults(runs, tmp_path):
+    """A slider clamps a value above its max without a word: the range must hold the run's weights and
+    regmix's defaults (alpha = beta = 16, chosen from the study's sweep)."""
+    from regmix.config import load_config
+    from regmix.methods.prior_guided import RegMix
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, export_dir=tmp_path)
+    own = load_config(runs["regmix"] / "config.yaml").method.options
+    for name in ("alpha", "beta", "gamma"):
+        assert getattr(ex, name).value == pytest.approx(own.get(name, RegMix.defaults[name]))
+        assert getattr(ex, name).max >= max(16.0, RegMix.defaults[name])
+    ex.alpha.value = RegMix.defaults["alpha"]
+    assert ex.alpha.value == RegMix.defaults["alpha"]

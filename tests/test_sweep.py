@@ -59,7 +59,8 @@ def test_sweep_trains_skips_complete_and_resumes_interrupted(recipe, tmp_path, c
     assert json.loads(status.read_text())["state"] == "complete"
     table = collect(out)
     assert sorted(r["method.options.alpha"] for r in table) == [0.5, 2]
-    assert all(r["method.options.beta"] == 0.5 for r in table)  # the method default
+    from regmix.methods.prior_guided import RegMix
+    assert all(r["method.options.beta"] == RegMix.defaults["beta"] for r in table)  # the method default
     assert all(r["source"] == "validation" and 0 <= r["accuracy"]["pgd"] <= 1 for r in table)
 
 

@@ -67,9 +67,12 @@ class AMRWeightExplorer:
         self.sweep_points = sweep_lookup.load_points(self.sweep_dir) if self.sweep_dir else []
         self.sweep_keys = sweep_lookup.swept_keys(self.sweep_dir) if self.sweep_dir else []
 
-        self.alpha = _slider("alpha", float(self.options["alpha"]), 0, 4, 0.05, "α  KL(final‖init)")
-        self.beta = _slider("beta", float(self.options["beta"]), 0, 4, 0.05, "β  KL(init‖final)")
-        self.gamma = _slider("gamma", float(self.options["gamma"]), 0, 4, 0.05, "γ  KL(clean‖final)")
+        # the study's sweeps span 0.25 to 16 and the defaults are alpha = beta = 16; a slider clamps a value
+        # above its max silently, so the range always holds the run's own weights
+        top = max(16.0, *(float(self.options[k]) for k in ("alpha", "beta", "gamma")))
+        self.alpha = _slider("alpha", float(self.options["alpha"]), 0, top, 0.05, "α  KL(final‖init)")
+        self.beta = _slider("beta", float(self.options["beta"]), 0, top, 0.05, "β  KL(init‖final)")
+        self.gamma = _slider("gamma", float(self.options["gamma"]), 0, top, 0.05, "γ  KL(clean‖final)")
         self.temperature = _slider("temperature", float(self.options["temperature"]), 0.25, 8, 0.25, "temperature T")
         self.simplex = self._simplex_figure()
         # only alpha/(alpha+beta) decides where these end (alpha + beta sets the speed): computed once
