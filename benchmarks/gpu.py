@@ -171,11 +171,10 @@ def run(scale, device, log=print, budget_s=250) -> dict:
                           "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}, **out}
 
 
-def measure_all(device, steps, *, batches=(128,), budget_s=None, model_name="resnet18", image=32, matmul_n=8192,
-                log=print, **kw) -> dict:
+def measure_all(device, steps, *, methods=("pgd_at", "regmix"), batches=(128,), budget_s=None, model_name="resnet18",
+                image=32, matmul_n=8192, log=print, **kw) -> dict:
     """The GPU section's body on any device (tests run it tiny on a CPU): FLOPs per step, the matrix-product
     ceiling, every configuration's time, the floor and the target."""
-    methods = kw.pop("methods", ("pgd_at", "regmix"))
     flops = {m: step_flops(m, device, model_name, image) for m in methods}
     peak_bf16 = matmul_rate(device, torch.bfloat16, matmul_n)
     peak_fp32 = matmul_rate(device, torch.float32, matmul_n)

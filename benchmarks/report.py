@@ -247,7 +247,7 @@ SECTIONS = {"train_step": ("1. Training step", _train_step),
 
 
 def _ran(section) -> bool:
-    return isinstance(section, dict) and bool(section) and "error" not in section and "skipped" not in section
+    return isinstance(section, dict) and _skipped_or_error(section) is None
 
 
 def _on_gpu(record) -> bool:

@@ -97,15 +97,15 @@ def plot_convergence(results, preset="single"):
     return fig
 
 
-def _regmix_seed_std(results, metrics):
-    """{metric: std over seeds (points)} of the main table's RegMix runs on the whole test split."""
+def _regmix_seed_std(results):
+    """{heatmap metric: std over seeds (points)} of the main table's RegMix runs on the whole test split."""
     import statistics
-    runs = [e for e in results["runs"] if e["method"] == "regmix" and not e["sweep"] and "whole" in e["evals"]]
+    from regmix.study.claims import values
     out = {}
-    for m in metrics:
-        vals = [100 * e["evals"]["whole"]["accuracy"][m] for e in runs if m in e["evals"]["whole"]["accuracy"]]
+    for key, metric in (("clean", "clean"), ("pgd20", "PGD-20")):
+        vals = values(results, "regmix", metric)
         if len(vals) > 1:
-            out[m] = statistics.stdev(vals)
+            out[key] = statistics.stdev(vals)
     return out
 
 
@@ -196,7 +196,7 @@ def render_study(dest, *, formats=("png",), log=print) -> list:
     rows = _alpha_beta_rows(results)
     if rows:
         save(K.plot_alpha_beta_heatmaps(rows, metrics=["clean", "pgd20"], title=f"{results['suite']} alpha x beta",
-                                        seed_std=_regmix_seed_std(results, ["clean", "pgd20"])), "alpha_beta")
+                                        seed_std=_regmix_seed_std(results)), "alpha_beta")
     if any(e["sweep"] in ("gamma", "temperature") for e in results["runs"]):
         save(plot_sweep_lines(results), "sweeps")
     weight = _first_seed_records(results, dest, "weight")

@@ -14,14 +14,13 @@ from __future__ import annotations
 import statistics
 from typing import List, Optional
 
-SCORE = ("pgd20", "cw20")
+SCORE = ("PGD-20", "CW-20")  # names of claims.METRICS
 
 
-def _score(entry, spec="whole") -> Optional[float]:
-    acc = entry.get("evals", {}).get(spec, {}).get("accuracy", {})
-    if not all(k in acc for k in SCORE):
-        return None
-    return 100 * sum(acc[k] for k in SCORE) / len(SCORE)
+def _score(entry) -> Optional[float]:
+    from .claims import METRICS
+    parts = [METRICS[name][0](entry) for name in SCORE]
+    return None if any(v is None for v in parts) else sum(parts) / len(parts)
 
 
 def amr_grid(results: dict, sweep: str = "alpha_beta") -> Optional[dict]:
@@ -31,12 +30,12 @@ def amr_grid(results: dict, sweep: str = "alpha_beta") -> Optional[dict]:
         return None
     alphas = sorted({float(e["options"]["alpha"]) for e in runs})
     betas = sorted({float(e["options"]["beta"]) for e in runs})
-    score = [[None] * len(betas) for _ in alphas]
+    seeds = [[[] for _ in betas] for _ in alphas]  # one seed per cell in the suite; several are averaged
     for e in runs:
-        i, j = alphas.index(float(e["options"]["alpha"])), betas.index(float(e["options"]["beta"]))
         s = _score(e)
-        if s is not None:  # one seed per cell in the suite; several would be averaged
-            score[i][j] = s if score[i][j] is None else (score[i][j] + s) / 2
+        if s is not None:
+            seeds[alphas.index(float(e["options"]["alpha"]))][betas.index(float(e["options"]["beta"]))].append(s)
+    score = [[statistics.fmean(cell) if cell else None for cell in row] for row in seeds]
     return {"alphas": alphas, "betas": betas, "score": score}
 
 
