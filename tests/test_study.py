@@ -201,3 +201,37 @@ def test_sweep_entries_are_validated(tmp_path):
     bad.write_text(text.replace("seeds: [0], evals: [whole]}", "seeds: [0], evals: [wole]}", 1))
     with pytest.raises(ConfigError, match="did you mean 'whole'"):
         load_suite(str(bad))
+
+
+def test_evaluations_made_elsewhere_are_merged_only_into_the_same_runs(tmp_path, capsys):
+    """A finished study copied elsewhere without last.pt, evaluated there (--eval-device), merged back:
+    the records land in the runs here and the study skips them; a run of the same name trained anew
+    (another run id) is refused, and nothing of it is copied."""
+    import shutil
+    suite = load_suite("mnist5k", smoke=True)
+    home, away = tmp_path / "home", tmp_path / "away"
+    quiet = lambda *a: None  # noqa: E731
+    run_study(suite, home, methods=["standard"], evals=["whole"], log=quiet)
+    shutil.copytree(home, away, ignore=shutil.ignore_patterns("last.pt", ".lock"))
+    result = run_study(suite, away, methods=["standard"], evals=["first_seed"], eval_device="cpu", log=quiet)
+    assert result["outcomes"]["standard-seed0"] == "skipped"  # complete without last.pt: not trained again
+    assert result["outcomes"]["standard-seed0/first_seed"] == "evaluated"
+
+    assert main(["study", "mnist5k", "--smoke", "--out", str(home), "--merge", str(away)]) == 0
+    assert "merged 1 evaluations, 1 already here, 0 refused" in capsys.readouterr().out
+    record = Path(json.loads((home / "study.json").read_text())["evals_done"]["standard-seed0/first_seed"])
+    assert record.parent == home / "runs" / "standard-seed0" / "eval"
+    assert (record.parent / json.loads(record.read_text())["flags_file"]).exists()
+    again = run_study(suite, home, methods=["standard"], evals=["first_seed"], log=quiet)["outcomes"]
+    assert again["standard-seed0/first_seed"] == "skipped"
+
+    other = tmp_path / "other"  # same suite and run name, another training: another run id
+    run_study(suite, other, methods=["standard"], evals=["whole"], log=quiet)
+    assert main(["study", "mnist5k", "--smoke", "--out", str(other), "--merge", str(away)]) == 2
+    assert "--merge: 1 records are not of the same finished runs here" in capsys.readouterr().err
+    assert "standard-seed0/first_seed" not in json.loads((other / "study.json").read_text())["evals_done"]
+    assert len(list((other / "runs" / "standard-seed0" / "eval").glob("*.json"))) == 1
+
+    assert main(["study", "mnist5k", "--smoke", "--out", str(tmp_path / "x"), "--eval-device", "gpu0",
+                 "--methods", "standard"]) == 2
+    assert "--eval-device:" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -94,3 +94,44 @@ def test_the_chosen_cell_is_adopted_only_if_it_matches_the_default_over_the_same
     bad = {"runs": results["runs"] + [check(1, 70.0), check(2, 70.0)]}
     assert not check_against_default(bad)["adopt"]
     assert "the defaults stay" in "\n".join(defaults_section(bad))
+
+
+def _gamma_results(scores, gammas=(0.0, 0.25, 1.0, 4.0, 16.0)):
+    """A results dict with a gamma sweep scoring scores[i] at gammas[i] (PGD-20 = CW-20), one seed."""
+    return {"runs": [{"method": "regmix", "sweep": "gamma", "variant": f"gamma{g}", "seed": 0,
+                      "options": {"alpha": 1.0, "beta": 0.5, "gamma": g},
+                      "evals": {"whole": {"accuracy": {"pgd20": s / 100, "cw20": s / 100}}}}
+                     for g, s in zip(gammas, scores)]}
+
+
+def _runs(sweep, gamma, scores):
+    return [{"method": "regmix", "sweep": sweep, "variant": "v", "seed": seed,
+             "options": {"alpha": 16.0, "beta": 16.0, "gamma": gamma},
+             "evals": {"whole": {"accuracy": {"pgd20": s / 100, "cw20": s / 100}}}} for seed, s in enumerate(scores)]
+
+
+def test_gamma_is_chosen_by_neighbourhood_and_kept_when_the_rule_picks_the_default():
+    from regmix.study.defaults import choose_gamma, gamma_section
+    # a lone spike at gamma 0.25 next to a poor gamma 0 loses to the good region around gamma 1
+    c = choose_gamma(_gamma_results([70, 95, 84, 86, 75]))
+    assert c["gamma"] == 1.0 and c["default"] == 1.0
+    assert c["smoothed"] == pytest.approx([82.5, 83, 88.333, 81.667, 80.5], abs=1e-3)
+    text = "\n".join(gamma_section(_gamma_results([70, 95, 84, 86, 75])))
+    assert "Chosen: gamma = 1 " in text and "the default stays (the rule picks it" in text
+    incomplete = _gamma_results([70, 95, 84, 86, 75])
+    del incomplete["runs"][2]["evals"]["whole"]
+    assert choose_gamma(incomplete) is None and gamma_section(incomplete) == []
+
+
+def test_another_gamma_needs_the_check_at_the_current_alpha_and_beta_and_must_match_it():
+    from regmix.study.defaults import check_gamma, gamma_section
+    results = _gamma_results([70, 72, 75, 84, 86])  # the rule picks gamma 16 (averaged 85 vs 80.3)
+    assert check_gamma(results) is None
+    assert "Not yet checked over seeds: sweep `gamma_defaults_check` (gamma = 16" in "\n".join(gamma_section(results))
+    baseline = _runs("amr_defaults_check", 1.0, [83, 80, 86])
+    better = {"runs": results["runs"] + baseline + _runs("gamma_defaults_check", 16.0, [84, 82, 85])}
+    chk = check_gamma(better)
+    assert chk["gamma"] == 16.0 and chk["seeds"] == [0, 1, 2] and chk["adopt"]
+    worse = {"runs": results["runs"] + baseline + _runs("gamma_defaults_check", 16.0, [80, 80, 85])}
+    assert not check_gamma(worse)["adopt"]
+    assert "the defaults stay" in "\n".join(gamma_section(worse))

@@ -2,7 +2,7 @@
 
 # run_study's argument names -> this command's flags, for its error messages
 FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE", "part": "--part",
-         "evals": "--evals"}
+         "evals": "--evals", "eval_device": "--eval-device", "merge": "--merge"}
 
 
 def add_parser(sub):
@@ -23,6 +23,13 @@ def add_parser(sub):
     p.add_argument("--evals", default=None,
                    help="comma-separated evaluations of the suite to run now (default: all), e.g. the cheap ones "
                         "first; a later run without it does the rest")
+    p.add_argument("--eval-device", default=None, metavar="DEVICE",
+                   help="run the evaluations and diagnostics on DEVICE (cpu, cuda, cuda:1); training stays on the "
+                        "suite's device. Each record states where it ran")
+    p.add_argument("--merge", default=None, metavar="DIR",
+                   help="train and evaluate nothing: copy into the study folder the evaluation records of DIR, a "
+                        "copy of it evaluated elsewhere (e.g. on a GPU with --eval-device cuda), for runs that "
+                        "are the same runs here (same run id)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its expected cost only; write nothing")
     p.add_argument("--smoke", action="store_true",
                    help="the suite's tiny variant (one epoch, few points, cheap attacks), as CI runs it")
@@ -36,7 +43,7 @@ def run(args):
     import os
 
     from ..registry import ConfigError
-    from ..study import load_suite, run_study
+    from ..study import load_suite, merge_evals, run_study
     from ..sweep import parse_seeds
     from .flags import flag_names
     with flag_names(FLAGS):
@@ -48,11 +55,21 @@ def run(args):
         out = args.out or os.path.join("runs", f"study-{suite.name}{'-smoke' if args.smoke else ''}")
         if args.results is not None:
             return write_results_folder(suite, out, args)
+        if args.merge is not None:
+            outcomes = merge_evals(suite, out, args.merge)
+            print(f"merged {sum(v == 'merged' for v in outcomes.values())} evaluations, "
+                  f"{sum(v == 'present' for v in outcomes.values())} already here, "
+                  f"{sum(v == 'refused' for v in outcomes.values())} refused")
+            refused = [k for k, v in outcomes.items() if v == "refused"]
+            if refused:
+                raise ConfigError(f"merge: {len(refused)} records are not of the same finished runs here "
+                                  f"(first: {refused[0]}); they were not copied")
+            return None
         # tests only: stop after that many trainings/evaluations, as an interruption would
         stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
         evals = [e.strip() for e in args.evals.split(",") if e.strip()] if args.evals is not None else None
         run_study(suite, out, methods=methods, seeds=seeds, part=args.part, evals=evals, dry_run=args.dry_run,
-                  stop_after=int(stop_after) if stop_after else None)
+                  stop_after=int(stop_after) if stop_after else None, eval_device=args.eval_device)
 
 
 def write_results_folder(suite, out, args):

@@ -221,10 +221,10 @@ def write_tables(results: dict, dest: Path) -> Path:
         runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
         cells = [_ms([v for v in (g(e) for e in runs) if v is not None]) for _, g in last]
         lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + " |")
-    from .defaults import defaults_section
-    choice = defaults_section(results)
-    if choice:
-        lines += ["", *choice]
+    from .defaults import defaults_section, gamma_section
+    for choice in (defaults_section(results), gamma_section(results)):
+        if choice:
+            lines += ["", *choice]
     sweep_metrics = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T"]
     for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
         lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(sweep_metrics) + " |",

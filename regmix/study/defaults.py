@@ -1,4 +1,5 @@
-"""RegMix's AMR weights (alpha, beta) chosen from a study's alpha x beta sweep, and the table that says why.
+"""RegMix's AMR weights (alpha, beta) and AGR weight (gamma) chosen from a study's sweeps, and the tables
+that say why.
 
 The sweep trains one seed per cell, and one seed of RegMix varies by several points of robust accuracy
 (the main table's std over seeds), so the raw best cell is partly luck. The rule, fixed before the sweep
@@ -76,8 +77,6 @@ def check_against_default(results: dict, grid_sweep: str = "alpha_beta",
                           check_sweep: str = "amr_defaults_check") -> Optional[dict]:
     """The chosen cell over seeds (its grid run and the check sweep's runs) against the main table's
     RegMix runs (the current default) on the same seeds: the score, APGD-CE+T where both have it."""
-    from .claims import METRICS
-    from .stats import compare
     c = choose_amr_weights(results, grid_sweep)
     if c is None:
         return None
@@ -85,7 +84,17 @@ def check_against_default(results: dict, grid_sweep: str = "alpha_beta",
             and (float(e["options"]["alpha"]), float(e["options"]["beta"])) == (c["alpha"], c["beta"])]
     cell += [e for e in results["runs"] if e["sweep"] == check_sweep]
     default = [e for e in results["runs"] if e["method"] == "regmix" and not e["sweep"]]
-    seeds = sorted({e["seed"] for e in cell} & {e["seed"] for e in default})
+    compared = compare_over_seeds(cell, default)
+    return None if compared is None else {"alpha": c["alpha"], "beta": c["beta"], **compared}
+
+
+def compare_over_seeds(candidate: list, default: list) -> Optional[dict]:
+    """Two sets of runs on the seeds both have: the score and APGD-CE+T (where every seed has it),
+    Welch's p and a bootstrap interval each; adopt = the candidate's mean score is at least the
+    default's over all those seeds. None below two common seeds (one seed is no check)."""
+    from .claims import METRICS
+    from .stats import compare
+    seeds = sorted({e["seed"] for e in candidate} & {e["seed"] for e in default})
     if len(seeds) < 2:
         return None
 
@@ -94,12 +103,12 @@ def check_against_default(results: dict, grid_sweep: str = "alpha_beta",
         return [by_seed[s] for s in seeds if by_seed.get(s) is not None]
 
     apgd = METRICS["APGD-CE+APGD-T"][0]
-    rows = {"score": compare(series(cell, _score), series(default, _score))}
-    a, b = series(cell, apgd), series(default, apgd)
+    rows = {"score": compare(series(candidate, _score), series(default, _score))}
+    a, b = series(candidate, apgd), series(default, apgd)
     if len(a) == len(b) == len(seeds):
         rows["APGD-CE+APGD-T"] = compare(a, b)
     adopt = rows["score"]["n_a"] == len(seeds) and rows["score"]["mean_a"] >= rows["score"]["mean_b"]
-    return {"alpha": c["alpha"], "beta": c["beta"], "seeds": seeds, "rows": rows, "adopt": adopt}
+    return {"seeds": seeds, "rows": rows, "adopt": adopt}
 
 
 def _fmt(v: float) -> str:
@@ -141,13 +150,86 @@ def _check_lines(results, sweep) -> List[str]:
     chk = check_against_default(results, sweep)
     if chk is None:
         return ["", "Not yet checked over seeds (sweep `amr_defaults_check`)."]
-    lines = ["", f"Check over seeds {chk['seeds']}: alpha = {_fmt(chk['alpha'])}, beta = {_fmt(chk['beta'])} against "
-             "the current default (the main table's RegMix runs), mean over seeds, Welch's p, bootstrap 95% interval "
-             "of the difference:", "", "| metric | chosen | default | difference | p | interval | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    return ["", f"Check over seeds {chk['seeds']}: alpha = {_fmt(chk['alpha'])}, beta = {_fmt(chk['beta'])} against "
+            "the current default (the main table's RegMix runs), mean over seeds, Welch's p, bootstrap 95% interval "
+            "of the difference:", "", *_comparison(chk)]
+
+
+def _comparison(chk: dict) -> List[str]:
+    """compare_over_seeds' rows as a table, and the rule's decision."""
+    lines = ["| metric | chosen | default | difference | p | interval | verdict |", "|---|---|---|---|---|---|---|"]
     for name, r in chk["rows"].items():
         lines.append(f"| {name} | {r['mean_a']:.1f} | {r['mean_b']:.1f} | {r['diff']:+.1f} | {r['p']:.2f} | "
                      f"[{r['ci'][0]:.1f}, {r['ci'][1]:.1f}] | {r['verdict']} |")
-    lines += ["", "Decision by the rule: " + ("adopted as the method's default." if chk["adopt"] else
-                                             "the defaults stay (the chosen cell did not match the default over seeds).")]
-    return lines
+    return lines + ["", "Decision by the rule: " + ("adopted as the method's default." if chk["adopt"] else
+                                                    "the defaults stay (the choice did not match the default over seeds).")]
+
+# ---------------------------------------------------------------- gamma (AGR's weight)
+# The rule, written on 2026-11-26 before the gamma sweep had a single run: the same score (mean of PGD-20
+# and CW-20, whole test split) for each gamma of the sweep (one seed, alpha and beta at the recipe's,
+# 1 and 0.5); each point averaged with its neighbours on the (log-spaced) line; the best averaged point
+# is chosen. If it is the method's current gamma, the default stays and nothing more is run. Otherwise
+# it is checked over the main table's seeds at the method's current alpha and beta (sweep
+# `gamma_defaults_check`: alpha = beta = 16, the chosen gamma) against the same seeds at the current
+# gamma (sweep `amr_defaults_check`: alpha = beta = 16, gamma 1), and adopted only if its mean score
+# is at least theirs. The check runs at the current alpha and beta because that is the default a user
+# gets; the grid runs at the recipe's, so the check also catches a choice that does not carry over.
+
+
+def current_default(option: str) -> float:
+    from ..methods import METHODS
+    return float(METHODS.get("regmix").defaults[option])
+
+
+def choose_gamma(results: dict, sweep: str = "gamma") -> Optional[dict]:
+    """{gammas, score, smoothed, gamma (chosen), default}, or None until every point is measured."""
+    runs = [e for e in results["runs"] if e["sweep"] == sweep]
+    if not runs:
+        return None
+    gammas = sorted({float(e["options"]["gamma"]) for e in runs})
+    points = [[_score(e) for e in runs if float(e["options"]["gamma"]) == g] for g in gammas]
+    if any(not p or None in p for p in points):
+        return None
+    score = [statistics.fmean(p) for p in points]
+    smooth = smoothed([score])[0]
+    best = max(range(len(gammas)), key=lambda i: smooth[i])
+    return {"gammas": gammas, "score": score, "smoothed": smooth, "gamma": gammas[best],
+            "default": current_default("gamma")}
+
+
+def check_gamma(results: dict, sweep: str = "gamma", check_sweep: str = "gamma_defaults_check",
+                baseline_sweep: str = "amr_defaults_check") -> Optional[dict]:
+    """The chosen gamma over seeds against the current gamma, both at the current alpha and beta (see
+    the rule above); None until both sweeps have two common seeds."""
+    c = choose_gamma(results, sweep)
+    if c is None or c["gamma"] == c["default"]:
+        return None
+    candidate = [e for e in results["runs"] if e["sweep"] == check_sweep]
+    baseline = [e for e in results["runs"] if e["sweep"] == baseline_sweep]
+    compared = compare_over_seeds(candidate, baseline)
+    return None if compared is None else {"gamma": c["gamma"], **compared}
+
+
+def gamma_section(results: dict, sweep: str = "gamma") -> List[str]:
+    """Markdown: the rule, the line of scores and the decision (empty until the sweep is complete)."""
+    c = choose_gamma(results, sweep)
+    if c is None:
+        return []
+    mark = lambda i, v: f"**{v:.1f}**" if c["gammas"][i] == c["gamma"] else f"{v:.1f}"  # noqa: E731
+    lines = ["## Choosing gamma", "",
+             f"Rule (regmix/study/defaults.py, written before the sweep ran): the same score for each gamma of sweep "
+             f"`{sweep}` (one seed, alpha and beta at the recipe's), averaged with its neighbours; the best averaged "
+             "gamma is chosen; if it is not the current default it must match the current default over three seeds "
+             "at the method's alpha and beta (sweep `gamma_defaults_check` against `amr_defaults_check`).", "",
+             "| gamma | " + " | ".join(_fmt(g) for g in c["gammas"]) + " |", "|---" * (len(c["gammas"]) + 1) + "|",
+             "| score | " + " | ".join(mark(i, v) for i, v in enumerate(c["score"])) + " |",
+             "| averaged with neighbours | " + " | ".join(mark(i, v) for i, v in enumerate(c["smoothed"])) + " |", "",
+             f"Chosen: gamma = {_fmt(c['gamma'])} (the current default is {_fmt(c['default'])})."]
+    if c["gamma"] == c["default"]:
+        return lines + ["", "Decision by the rule: the default stays (the rule picks it; no check is needed)."]
+    chk = check_gamma(results, sweep)
+    if chk is None:
+        return lines + ["", f"Not yet checked over seeds: sweep `gamma_defaults_check` (gamma = {_fmt(c['gamma'])}, "
+                            "alpha = beta = the current defaults, the main table's seeds) has not run."]
+    return lines + ["", f"Check over seeds {chk['seeds']} at the current alpha and beta: gamma = {_fmt(chk['gamma'])} "
+                        f"against gamma = {_fmt(c['default'])}:", "", *_comparison(chk)]

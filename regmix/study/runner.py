@@ -258,16 +258,26 @@ def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]
 
 
 def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", evals=None, dry_run: bool = False,
-              log: Callable = print, stop_after: Optional[int] = None, progress: Optional[bool] = None) -> dict:
+              log: Callable = print, stop_after: Optional[int] = None, progress: Optional[bool] = None,
+              eval_device: Optional[str] = None) -> dict:
     """Plan, state the cost, then train, evaluate and report what is not done yet. part: main|sweeps|all.
     evals: names of the suite's evaluations to run now (default: all of them). progress: a bar over the
     runs (regmix.progress.progress_bar: None shows it in a terminal or notebook only).
+    eval_device: where evaluations and diagnostics run (default: the suite's device); training stays on
+    the suite's device, so a CPU suite's finished runs can be evaluated on a GPU (see merge_evals). Each
+    record states the device it ran on.
     dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
     that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
     Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|evaluated}, 'report': path}.
     """
     out = Path(out)
     only = evals
+    from ..runtime import resolve_device
+    if eval_device:  # checked before any work, as every argument
+        try:
+            resolve_device(eval_device)
+        except (ConfigError, RuntimeError) as err:
+            raise ConfigError(f"eval_device: {str(err).partition(': ')[2] or err}") from None
     runs, evals = plan(suite, out, methods, seeds, part)
     if only is not None:  # a subset of the evaluations now (the cheap ones first, say); the rest later
         names = [e.name for e in suite.evals]
@@ -280,10 +290,11 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
     _check_folder(out, suite, ledger)
     cost = estimate(suite, out, runs, evals, ledger)
     log(describe(suite, out, runs, evals, cost))
+    if eval_device:
+        log(f"  evaluations and diagnostics on device {eval_device} (training on {suite.device})")
     if dry_run:
         return {"plan": cost, "outcomes": {}, "report": None}
-    from ..runtime import resolve_device
-    device = resolve_device(suite.device)
+    device = resolve_device(eval_device or suite.device)
     outcomes: Dict[str, str] = {}
     done = 0
 
@@ -320,3 +331,44 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
         report = write_report(out, suite, *everything, ledger)
     log(f"[study] done in {_duration(time.time() - start)}; report: {report}")
     return {"plan": cost, "outcomes": outcomes, "report": str(report)}
+
+
+def merge_evals(suite: Suite, out, source, log: Callable = print) -> Dict[str, str]:
+    """Bring home the evaluations made in a copy of this study folder (SOURCE), e.g. on a GPU machine
+    with `eval_device='cuda'` and only the runs' best.pt travelling. Each record in SOURCE's ledger
+    that OUT lacks is copied, with its flags, into the run's eval folder here and entered in OUT's
+    ledger, but only if the run here is the same run (same run id, complete); records stay as written
+    (their device and paths say where they ran). Returns {key: merged|present|refused}."""
+    from ..checkpoint import atomic_write
+    out, source = Path(out), Path(source)
+    theirs = read_ledger(source)
+    if not theirs:
+        raise ConfigError(f"merge: {source} holds no study ({STUDY_FILE} missing or unreadable)")
+    if theirs.get("suite") != suite.name or bool(theirs.get("smoke")) != suite.smoke:
+        raise ConfigError(f"merge: {source} holds study {theirs.get('suite')!r}"
+                          f"{' (smoke)' if theirs.get('smoke') else ''}, not {suite.name!r}{' (smoke)' if suite.smoke else ''}")
+    outcomes: Dict[str, str] = {}
+    with FolderLock(out, field="out", what="study"):
+        ledger = read_ledger(out)
+        _check_folder(out, suite, ledger)
+        done = ledger.setdefault("evals_done", {})
+        for key, where in sorted((theirs.get("evals_done") or {}).items()):
+            name = key.rsplit("/", 1)[0]
+            src = source / "runs" / name / RunDir.EVAL / Path(where).name
+            if key in done and Path(done[key]).exists():
+                outcomes[key] = "present"
+                continue
+            here = RunDir(out / "runs" / name)
+            record = json.loads(src.read_text()) if src.exists() else {}
+            if not record or not here.is_complete() or not here.run_id() or record.get("run_id") != here.run_id():
+                log(f"[study] {key}: refused, not the same finished run here (run id or state differs)")
+                outcomes[key] = "refused"
+                continue
+            # the flags first: a ledger entry or a record never points at a file not yet written
+            for file in filter(None, (record.get("flags_file"), src.name)):
+                atomic_write(here.eval_dir / file, lambda f, file=file: f.write((src.parent / file).read_bytes()))
+            done[key] = str(here.eval_dir / src.name)
+            atomic_write_text(out / STUDY_FILE, json.dumps(ledger, indent=1))
+            log(f"[study] {key}: merged ({record.get('device', 'device not recorded')})")
+            outcomes[key] = "merged"
+    return outcomes
