@@ -135,3 +135,28 @@ def test_another_gamma_needs_the_check_at_the_current_alpha_and_beta_and_must_ma
     worse = {"runs": results["runs"] + baseline + _runs("gamma_defaults_check", 16.0, [80, 80, 85])}
     assert not check_gamma(worse)["adopt"]
     assert "the defaults stay" in "\n".join(gamma_section(worse))
+
+
+def test_pgd_is_compared_with_the_stronger_attacks_on_exactly_their_points(tmp_path):
+    """PGD-20 on the first n points of `whole` (from its flags) beside APGD's n points; refused where the
+    points or the model differ (clean flags, eps)."""
+    import numpy as np
+    from regmix.study.claims import _same_points_table
+    from regmix.study.results import _same_points
+
+    def record(name, flags, eps=0.2):
+        np.savez(tmp_path / f"{name}.flags.npz", **flags)
+        return {"_path": str(tmp_path / f"{name}.json"), "flags_file": f"{name}.flags.npz", "checkpoint": "best",
+                "ema": False, "threat": {"norm": "linf", "eps": eps}, "accuracy": {"pgd20": 0.0}}
+    clean = np.array([1, 1, 1, 1, 0, 1, 1, 1], bool)
+    pgd = np.array([1, 1, 0, 1, 0, 0, 0, 0], bool)   # 3 of the first 4 robust, 3 of all 8
+    whole = record("whole", {"clean": clean, "pgd20": pgd})
+    apgd = record("apgd", {"clean": clean[:4], "aa_apgd-ce+apgd-t": np.array([1, 0, 0, 1], bool)})
+    found = _same_points({"whole": whole, "apgd": apgd})
+    assert found == {"apgd": {"n": 4, "pgd20": 0.75, "attack": 0.5}}
+    other_points = record("aa", {"clean": np.array([0, 1, 1, 1], bool), "aa": np.zeros(4, bool)})
+    other_eps = record("aa2", {"clean": clean[:4], "aa": np.zeros(4, bool)}, eps=0.3)
+    assert _same_points({"whole": whole, "autoattack": other_points}) == {}
+    assert _same_points({"whole": whole, "autoattack": other_eps}) == {}
+    table = "\n".join(_same_points_table({"runs": [{"method": "pgk", "sweep": "", "same_points": found}]}))
+    assert "| pgk | 1 | 75.0 | 50.0 | 25.0 | 0 | - | - | - |" in table

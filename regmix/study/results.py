@@ -43,6 +43,46 @@ def _summaries(rd: RunDir, kinds) -> dict:
     return found
 
 
+# the stronger attacks whose points are a prefix of `whole`'s, and their flags' key in the .flags.npz
+SAME_POINTS = {"apgd": "aa_apgd-ce+apgd-t", "autoattack": "aa"}
+
+
+def _flags(record: dict):
+    """The record's per-point flags (an open npz, beside the record), or None where it has none."""
+    import numpy as np
+    path = Path(record["_path"]).parent / (record.get("flags_file") or "")
+    return np.load(path, allow_pickle=False) if record.get("flags_file") and path.exists() else None
+
+
+def _same_points(records: Dict[str, dict]) -> dict:
+    """PGD-20 on exactly the points of each stronger, smaller evaluation (APGD, AutoAttack: the first n
+    test digits, in the order of every evaluation, evaluation.run._first_points), from the per-point
+    flags: a PGD-to-AutoAttack gap without the difference of the point sets. Used only where both
+    records are of the same checkpoint at the same eps and their clean flags agree point for point."""
+    import numpy as np
+    whole = records.get("whole")
+    w = _flags(whole) if whole is not None else None
+    if w is None or "pgd20" not in w.files:
+        return {}
+    found = {}
+    with w:
+        pgd, clean = w["pgd20"], w["clean"]
+        for name, key in SAME_POINTS.items():
+            other = records.get(name)
+            if other is None or (other["checkpoint"], other.get("ema"), other["threat"]) != \
+                    (whole["checkpoint"], whole.get("ema"), whole["threat"]):
+                continue
+            f = _flags(other)
+            if f is None:
+                continue
+            with f:
+                if key not in f.files or len(f[key]) > len(pgd) or not np.array_equal(f["clean"], clean[:len(f[key])]):
+                    continue
+                n = len(f[key])
+                found[name] = {"n": n, "pgd20": float(pgd[:n].mean()), "attack": float(f[key].mean())}
+    return found
+
+
 def collect(suite: Suite, out) -> Dict:
     """Every run of the suite (main table and sweeps) that has finished training, with what is done."""
     out = Path(out)
@@ -62,13 +102,15 @@ def collect(suite: Suite, out) -> Dict:
                  "train_s": round(sum(epoch_times(rd)), 2), "curve": _curve(rd),
                  "best": (rd.status() or {}).get("best"), "evals": {},
                  "summaries": _summaries(rd, run.diagnostics)}
+        records = {}
         for task in (t for t in evals if t.run.name == run.name and t.key in done):
-            record = load_record(done[task.key])
+            record = records[task.spec.name] = load_record(done[task.key])
             entry["evals"][task.spec.name] = {"accuracy": record["accuracy"], "n": record["n"],
                                               "eps": record["threat"]["eps"], "checkpoint": record["checkpoint"],
                                               "epoch": record.get("epoch"), "wall_s": record.get("wall_s"),
                                               "warnings": record.get("autoattack_warnings") or [],
                                               "record": done[task.key]}
+        entry["same_points"] = _same_points(records)
         entries.append(entry)
     setting = {}
     main = [e for e in entries if not e["sweep"]]
