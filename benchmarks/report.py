@@ -109,7 +109,10 @@ def _landscape(ls: dict, on_gpu: bool = False) -> list:
         out.append(f"| {k} | {_s(tm)} |")
     out += ["", *_targets(ls["targets"]), "",
             f"Fast / plain regmix path: {ls['fast_vs_plain_speedup']:.2f}x; largest loss gap to loss-landscapes "
-            f"{ls['max_abs_gap_vs_loss_landscapes']:.2g}, fast vs plain {ls['max_abs_gap_fast_vs_plain']:.2g}.", "",
+            f"{ls['max_abs_gap_vs_loss_landscapes']:.2g}, fast vs plain {ls['max_abs_gap_fast_vs_plain']:.2g}"
+            + (f" (TF32 off; at default precision {ls['max_abs_gap_fast_vs_plain_default_precision']:.2g})"
+               if on_gpu and "max_abs_gap_fast_vs_plain_default_precision" in ls else "")
+            + ".", "",
             "Where the time goes (share of self CPU time by kind of operation, one whole surface each):", "",
             *_profile(ls["profile"]), "", NOTES["landscape"], "",
             # on a GPU the profile's shares are the host's launch time, not the arithmetic: no ceiling from them
@@ -348,10 +351,10 @@ NOTES = {
         "the vmap over points_per_batch points): cheap arithmetic, but one launch each, where loss-landscapes writes "
         "the weights in place once per point. Building a batch of points' weights in one matrix product over the "
         "flattened parameters (base + coords @ directions) would remove most of those launches; not done, since no "
-        "GPU time was left to measure it. On the GPU fast and plain landscapes differ by about 3.5e-4 in the loss "
-        "(relative about 1e-4), where on the CPU they agree to float rounding: the size of TF32 rounding, which "
-        "PyTorch's cuDNN convolutions use by default (batched and single-point passes may pick different "
-        "convolution algorithms); the cause was not isolated. The GPU check keeps the CPU's tolerance and so reads FAILS."),
+        "GPU time was left to measure it. With PyTorch's default TF32 cuDNN convolutions the fast and plain "
+        "landscapes differ at TF32's rounding (\"at default precision\" below; each path moves about as much from "
+        "its fp32 value), so the fast-equals-plain check is made with TF32 off, where they agree to float rounding: "
+        "TF32 is the whole difference (records before 2026-11-26 03:49 made the check at default precision and read FAILS)."),
     "train_step": (
         "Reading the profile: the methods differ in how many forward and backward passes they make, and the FLOP "
         "count says how much of a PGD-10 AT step each should cost (pgk 7/23, regmix 10/23, regmix/pgk 10/7). "
