@@ -213,7 +213,11 @@ def test_evaluations_made_elsewhere_are_merged_only_into_the_same_runs(tmp_path,
     quiet = lambda *a: None  # noqa: E731
     run_study(suite, home, methods=["standard"], evals=["whole"], log=quiet)
     shutil.copytree(home, away, ignore=shutil.ignore_patterns("last.pt", ".lock"))
-    result = run_study(suite, away, methods=["standard"], evals=["first_seed"], eval_device="cpu", log=quiet)
+    # fgsm_rs was never trained in this folder: with train=False it is left alone, not trained
+    result = run_study(suite, away, methods=["standard", "fgsm_rs"], evals=["first_seed"], eval_device="cpu",
+                       train=False, log=quiet)
+    assert result["outcomes"]["fgsm_rs-seed0"] == "untrained" and "fgsm_rs-seed0/first_seed" not in result["outcomes"]
+    assert not (away / "runs" / "fgsm_rs-seed0").exists()
     assert result["outcomes"]["standard-seed0"] == "skipped"  # complete without last.pt: not trained again
     assert result["outcomes"]["standard-seed0/first_seed"] == "evaluated"
 

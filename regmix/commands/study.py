@@ -26,6 +26,9 @@ def add_parser(sub):
     p.add_argument("--eval-device", default=None, metavar="DEVICE",
                    help="run the evaluations and diagnostics on DEVICE (cpu, cuda, cuda:1); training stays on the "
                         "suite's device. Each record states where it ran")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: evaluate the runs that are complete and skip the others (with --eval-device, "
+                        "on a copy of the folder that holds only some runs)")
     p.add_argument("--merge", default=None, metavar="DIR",
                    help="train and evaluate nothing: copy into the study folder the evaluation records of DIR, a "
                         "copy of it evaluated elsewhere (e.g. on a GPU with --eval-device cuda), for runs that "
@@ -69,7 +72,7 @@ def run(args):
         stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
         evals = [e.strip() for e in args.evals.split(",") if e.strip()] if args.evals is not None else None
         run_study(suite, out, methods=methods, seeds=seeds, part=args.part, evals=evals, dry_run=args.dry_run,
-                  stop_after=int(stop_after) if stop_after else None, eval_device=args.eval_device)
+                  stop_after=int(stop_after) if stop_after else None, eval_device=args.eval_device, train=not args.no_train)
 
 
 def write_results_folder(suite, out, args):

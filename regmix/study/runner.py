@@ -259,16 +259,18 @@ def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]
 
 def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", evals=None, dry_run: bool = False,
               log: Callable = print, stop_after: Optional[int] = None, progress: Optional[bool] = None,
-              eval_device: Optional[str] = None) -> dict:
+              eval_device: Optional[str] = None, train: bool = True) -> dict:
     """Plan, state the cost, then train, evaluate and report what is not done yet. part: main|sweeps|all.
     evals: names of the suite's evaluations to run now (default: all of them). progress: a bar over the
     runs (regmix.progress.progress_bar: None shows it in a terminal or notebook only).
     eval_device: where evaluations and diagnostics run (default: the suite's device); training stays on
     the suite's device, so a CPU suite's finished runs can be evaluated on a GPU (see merge_evals). Each
-    record states the device it ran on.
+    record states the device it ran on. train=False: train nothing; a run that is not complete is
+    skipped with its evaluations (a copy of the folder evaluated elsewhere holds only some runs).
     dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
     that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
-    Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|evaluated}, 'report': path}.
+    Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|untrained|evaluated},
+    'report': path}.
     """
     out = Path(out)
     only = evals
@@ -318,6 +320,11 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
         bar = progress_bar(len(runs), f"study {suite.name}", progress, unit="run")
         for run in runs:
             bar.set_postfix_str(run.name)
+            if not train and not run_dir(out, run).is_complete():
+                log(f"[study] {run.name}: not trained in this folder; skipped with its evaluations (train=False)")
+                outcomes[run.name] = "untrained"
+                bar.update(1)
+                continue
             count(run.name, _train(run, out, log))
             for task in (e for e in evals if e.run is run):
                 count(task.key, _evaluate(task, out, ledger, device, log))
