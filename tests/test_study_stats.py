@@ -160,3 +160,12 @@ def test_pgd_is_compared_with_the_stronger_attacks_on_exactly_their_points(tmp_p
     assert _same_points({"whole": whole, "autoattack": other_eps}) == {}
     table = "\n".join(_same_points_table({"runs": [{"method": "pgk", "sweep": "", "same_points": found}]}))
     assert "| pgk | 1 | 75.0 | 50.0 | 25.0 | 0 | - | - | - |" in table
+
+
+def test_each_sweep_table_starts_with_its_method_from_the_main_table_on_the_same_seeds():
+    from regmix.study.claims import _reference_row
+    run = lambda sweep, seed, s: {"method": "regmix", "sweep": sweep, "variant": "v" if sweep else "", "seed": seed,  # noqa: E731
+                                  "evals": {"whole": {"accuracy": {"clean": 0.9, "pgd20": s / 100, "cw20": s / 100}}}}
+    results = {"runs": [run("", 0, 80), run("", 1, 70), run("", 2, 60), run("ablations", 0, 85)]}
+    row = _reference_row(results, "ablations", ["PGD-20"])
+    assert row == ["| *regmix, main table (seeds 0)* | 1 | 80.00 |"]  # seed 0 only, as the sweep

@@ -211,6 +211,19 @@ def _same_points_table(results: dict) -> List[str]:
     return lines
 
 
+def _reference_row(results, sweep: str, metrics) -> List[str]:
+    """The sweep's method in the main table (its recipe, no override) on the sweep's seeds, first in the
+    sweep's table, so that each variant reads against what it changes."""
+    runs = [e for e in results["runs"] if e["sweep"] == sweep]
+    seeds = {e["seed"] for e in runs}
+    ref = [e for e in results["runs"] if not e["sweep"] and e["method"] == runs[0]["method"] and e["seed"] in seeds]
+    if not ref:
+        return []
+    cells = [_ms([v for v in (METRICS[m][0](e) for e in ref) if v is not None]) for m in metrics]
+    return [f"| *{runs[0]['method']}, main table (seeds {', '.join(map(str, sorted(seeds)))})* | {len(ref)} | "
+            + " | ".join(cells) + " |"]
+
+
 def write_tables(results: dict, dest: Path) -> Path:
     s = results["setting"]
     lines = ["# Study tables", "", f"Suite `{results['suite']}`; regenerate with "
@@ -249,7 +262,7 @@ def write_tables(results: dict, dest: Path) -> Path:
     for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
         lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(sweep_metrics) + " |",
                   "|---" * (len(sweep_metrics) + 2) + "|"]
-        lines += _sweep_rows(results, sweep, sweep_metrics)
+        lines += _reference_row(results, sweep, sweep_metrics) + _sweep_rows(results, sweep, sweep_metrics)
     path = dest / "tables.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
