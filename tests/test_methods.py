@@ -206,8 +206,8 @@ def test_loss_terms_match_the_values_recorded_before_the_refactor(key, mnist_bat
     x, y = mnist_batch
     model = fitted_model(x, y)
     torch.manual_seed(1)
-    # recorded with regmix's defaults of the time (alpha 1.0, beta 0.5), before the sweep moved them to 16
-    weights = {"alpha": 1.0, "beta": 0.5} if name == "regmix" else {}
+    # recorded with regmix's defaults of the time (alpha 1.0, beta 0.5, gamma 1.0), before the sweeps moved them
+    weights = {"alpha": 1.0, "beta": 0.5, "gamma": 1.0} if name == "regmix" else {}
     method = regmix.create_method(name, THREAT, true_class_target=target, attack_steps=steps, prior_init="uniform",
                                   **weights)
     _, terms = method.loss(model, x, y)

@@ -176,13 +176,20 @@ def _comparison(chk: dict) -> List[str]:
 # gets; the grid runs at the recipe's, so the check also catches a choice that does not carry over.
 
 
-def current_default(option: str) -> float:
-    from ..methods import METHODS
-    return float(METHODS.get("regmix").defaults[option])
+def gamma_before(results: dict, baseline_sweep: str = "amr_defaults_check") -> Optional[float]:
+    """The gamma the choice is measured against: that of the check's baseline runs (the method's default
+    when the sweep ran), else that of the main table's RegMix runs. Not the code's current default,
+    which the choice itself may have changed since."""
+    for where in (lambda e: e["sweep"] == baseline_sweep, lambda e: not e["sweep"] and e["method"] == "regmix"):
+        found = [float(e["options"]["gamma"]) for e in results["runs"] if where(e) and "gamma" in e.get("options", {})]
+        if found:
+            return found[0]
+    return None
 
 
 def choose_gamma(results: dict, sweep: str = "gamma") -> Optional[dict]:
-    """{gammas, score, smoothed, gamma (chosen), default}, or None until every point is measured."""
+    """{gammas, score, smoothed, gamma (chosen), default (gamma_before)}, or None until every point is
+    measured."""
     runs = [e for e in results["runs"] if e["sweep"] == sweep]
     if not runs:
         return None
@@ -194,7 +201,7 @@ def choose_gamma(results: dict, sweep: str = "gamma") -> Optional[dict]:
     smooth = smoothed([score])[0]
     best = max(range(len(gammas)), key=lambda i: smooth[i])
     return {"gammas": gammas, "score": score, "smoothed": smooth, "gamma": gammas[best],
-            "default": current_default("gamma")}
+            "default": gamma_before(results)}
 
 
 def check_gamma(results: dict, sweep: str = "gamma", check_sweep: str = "gamma_defaults_check",
@@ -224,7 +231,8 @@ def gamma_section(results: dict, sweep: str = "gamma") -> List[str]:
              "| gamma | " + " | ".join(_fmt(g) for g in c["gammas"]) + " |", "|---" * (len(c["gammas"]) + 1) + "|",
              "| score | " + " | ".join(mark(i, v) for i, v in enumerate(c["score"])) + " |",
              "| averaged with neighbours | " + " | ".join(mark(i, v) for i, v in enumerate(c["smoothed"])) + " |", "",
-             f"Chosen: gamma = {_fmt(c['gamma'])} (the current default is {_fmt(c['default'])})."]
+             f"Chosen: gamma = {_fmt(c['gamma'])} (the default it is measured against: "
+             f"{_fmt(c['default']) if c['default'] is not None else 'unknown'})."]
     if c["gamma"] == c["default"]:
         return lines + ["", "Decision by the rule: the default stays (the rule picks it; no check is needed)."]
     chk = check_gamma(results, sweep)
