@@ -260,9 +260,11 @@ def write_tables(results: dict, dest: Path) -> Path:
             lines += ["", *choice]
     sweep_metrics = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T"]
     for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
-        lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(sweep_metrics) + " |",
-                  "|---" * (len(sweep_metrics) + 2) + "|"]
-        lines += _reference_row(results, sweep, sweep_metrics) + _sweep_rows(results, sweep, sweep_metrics)
+        metrics = sweep_metrics + ["AutoAttack"] * any("autoattack" in e["evals"] for e in results["runs"]
+                                                       if e["sweep"] == sweep)
+        lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(metrics) + " |",
+                  "|---" * (len(metrics) + 2) + "|"]
+        lines += _reference_row(results, sweep, metrics) + _sweep_rows(results, sweep, metrics)
     path = dest / "tables.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
