@@ -14,6 +14,7 @@ import torch
 import regmix
 
 from .timing import synchronizer
+from .train_step import OPTIONS  # the recipes' options (regmix with AGR)
 
 EPOCH_IMAGES = 50_000
 
@@ -46,7 +47,7 @@ class Step:
         if channels_last:
             self.x = self.x.contiguous(memory_format=torch.channels_last)
         self.y = torch.randint(0, 10, (len(self.x),), device=device)
-        self.method = regmix.create_method(method, _threat(method))
+        self.method = regmix.create_method(method, _threat(method), **OPTIONS.get(method, {}))
         self.method.setup(len(self.y), tuple(self.x.shape[1:]), device)
         self.method.start_epoch(0)
         self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
