@@ -144,16 +144,18 @@ def test_pgd_is_compared_with_the_stronger_attacks_on_exactly_their_points(tmp_p
     points or the model differ (clean flags, eps)."""
     import numpy as np
     from regmix.study.claims import _same_points_table
+    from regmix.evaluation.records import flags_key
     from regmix.study.results import _same_points
 
-    def record(name, flags, eps=0.2):
-        np.savez(tmp_path / f"{name}.flags.npz", **flags)
+    def record(name, flags, eps=0.2):  # flags by attack name, saved as evaluate_run saves them
+        np.savez(tmp_path / f"{name}.flags.npz", **{flags_key(a): v for a, v in flags.items()})
         return {"_path": str(tmp_path / f"{name}.json"), "flags_file": f"{name}.flags.npz", "checkpoint": "best",
-                "ema": False, "threat": {"norm": "linf", "eps": eps}, "accuracy": {"pgd20": 0.0}}
+                "ema": False, "threat": {"norm": "linf", "eps": eps}, "accuracy": {"pgd20": 0.0},
+                "attack_list": list(flags)}
     clean = np.array([1, 1, 1, 1, 0, 1, 1, 1], bool)
     pgd = np.array([1, 1, 0, 1, 0, 0, 0, 0], bool)   # 3 of the first 4 robust, 3 of all 8
     whole = record("whole", {"clean": clean, "pgd20": pgd})
-    apgd = record("apgd", {"clean": clean[:4], "aa_apgd-ce+apgd-t": np.array([1, 0, 0, 1], bool)})
+    apgd = record("apgd", {"clean": clean[:4], "aa:apgd-ce+apgd-t": np.array([1, 0, 0, 1], bool)})
     found = _same_points({"whole": whole, "apgd": apgd})
     assert found == {"apgd": {"n": 4, "pgd20": 0.75, "attack": 0.5}}
     other_points = record("aa", {"clean": np.array([0, 1, 1, 1], bool), "aa": np.zeros(4, bool)})

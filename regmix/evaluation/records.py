@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import torch
 
@@ -60,6 +60,24 @@ def save_record(record: dict, folder: Path) -> Path:
     path = Path(folder) / f"{record_stem(record)}.json"
     atomic_write_text(path, json.dumps(record, indent=2))
     return path
+
+
+def flags_key(attack: str) -> str:
+    """An attack's array name in a record's .flags.npz (the 'aa:...' names hold a ':', which npz refuses)."""
+    return attack.replace(":", "_")
+
+
+def load_flags(record: dict) -> Optional[dict]:
+    """The record's per-point flags ({'clean' and each attack of attack_list: bool array}) from the
+    .flags.npz beside it, or None where it has none."""
+    import numpy as np
+    name = record.get("flags_file")
+    path = Path(record["_path"]).parent / name if name else None
+    if path is None or not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {a: data[flags_key(a)] for a in dict.fromkeys(["clean", *record.get("attack_list", [])])
+                if flags_key(a) in data.files}
 
 
 def load_record(path) -> dict:

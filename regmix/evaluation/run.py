@@ -21,7 +21,7 @@ from ..rundir import RunDir
 from ..sources import load_source
 from ..threat import parse_number
 from .flags import attack_flags, clean_flags
-from .records import VERSION, environment, record_stem, save_record
+from .records import VERSION, environment, flags_key, record_stem, save_record
 from .sanity import check_accuracies, probe
 
 SPLITS = ("test", "val")
@@ -173,7 +173,7 @@ def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None
         log(f"[eval] WARNING: {w}")
 
     flags_file = eval_dir / f"{stem}.flags.npz"
-    arrays = {k.replace(":", "_"): v.numpy() for k, v in flags.items()}
+    arrays = {flags_key(k): v.numpy() for k, v in flags.items()}
     atomic_write(flags_file, lambda f: np.savez_compressed(f, **arrays))
     record.update({"accuracy": accuracy, "sanity": sanity_result, "warnings": warnings,
                    "flags_file": flags_file.name, **environment(device),

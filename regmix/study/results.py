@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..checkpoint import atomic_write_text
-from ..evaluation.records import load_record
+from ..evaluation.records import load_flags, load_record
 from ..rundir import RunDir
 from .runner import epoch_times, plan, read_ledger, run_dir
 from .suite import Suite
@@ -43,15 +43,8 @@ def _summaries(rd: RunDir, kinds) -> dict:
     return found
 
 
-# the stronger attacks whose points are a prefix of `whole`'s, and their flags' key in the .flags.npz
-SAME_POINTS = {"apgd": "aa_apgd-ce+apgd-t", "autoattack": "aa"}
-
-
-def _flags(record: dict):
-    """The record's per-point flags (an open npz, beside the record), or None where it has none."""
-    import numpy as np
-    path = Path(record["_path"]).parent / (record.get("flags_file") or "")
-    return np.load(path, allow_pickle=False) if record.get("flags_file") and path.exists() else None
+# the stronger evaluations whose points are a prefix of `whole`'s -> their attack (as claims.METRICS reads them)
+SAME_POINTS = {"apgd": "aa:apgd-ce+apgd-t", "autoattack": "aa"}
 
 
 def _same_points(records: Dict[str, dict]) -> dict:
@@ -61,25 +54,21 @@ def _same_points(records: Dict[str, dict]) -> dict:
     records are of the same checkpoint at the same eps and their clean flags agree point for point."""
     import numpy as np
     whole = records.get("whole")
-    w = _flags(whole) if whole is not None else None
-    if w is None or "pgd20" not in w.files:
+    w = load_flags(whole) if whole is not None else None
+    if not w or "pgd20" not in w:
         return {}
     found = {}
-    with w:
-        pgd, clean = w["pgd20"], w["clean"]
-        for name, key in SAME_POINTS.items():
-            other = records.get(name)
-            if other is None or (other["checkpoint"], other.get("ema"), other["threat"]) != \
-                    (whole["checkpoint"], whole.get("ema"), whole["threat"]):
-                continue
-            f = _flags(other)
-            if f is None:
-                continue
-            with f:
-                if key not in f.files or len(f[key]) > len(pgd) or not np.array_equal(f["clean"], clean[:len(f[key])]):
-                    continue
-                n = len(f[key])
-                found[name] = {"n": n, "pgd20": float(pgd[:n].mean()), "attack": float(f[key].mean())}
+    for name, attack in SAME_POINTS.items():
+        other = records.get(name)
+        if other is None or (other["checkpoint"], other.get("ema"), other["threat"]) != \
+                (whole["checkpoint"], whole.get("ema"), whole["threat"]):
+            continue
+        f = load_flags(other)
+        if not f or attack not in f:
+            continue
+        n = len(f[attack])
+        if n <= len(w["pgd20"]) and np.array_equal(f["clean"], w["clean"][:n]):
+            found[name] = {"n": n, "pgd20": float(w["pgd20"][:n].mean()), "attack": float(f[attack].mean())}
     return found
 
 
