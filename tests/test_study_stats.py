@@ -90,7 +90,7 @@ def test_the_chosen_cell_is_adopted_only_if_it_matches_the_default_over_the_same
     good = {"runs": results["runs"] + [check(1, 83.0), check(2, 80.0)]}
     chk = check_against_default(good)
     assert chk["seeds"] == [0, 1, 2] and chk["rows"]["score"]["mean_a"] == pytest.approx(82.667, abs=1e-3)
-    assert chk["adopt"] and "adopted as the method's default" in "\n".join(defaults_section(good))
+    assert chk["adopt"] and "adopted, as the named recipe" in "\n".join(defaults_section(good))
     bad = {"runs": results["runs"] + [check(1, 70.0), check(2, 70.0)]}
     assert not check_against_default(bad)["adopt"]
     assert "the defaults stay" in "\n".join(defaults_section(bad))

@@ -21,7 +21,7 @@ def metrics(run_dir):
 
 
 def test_run_directory_holds_everything(tmp_path):
-    # AGR on (gamma 1; the default is 0) so that every term of the method is logged
+    # AGR on (gamma 1, the default; pinned) so that every term of the method is logged
     config = tiny_config(tmp_path, "regmix", train={"epochs": 2, "ema": True})
     config.method.options = {"gamma": 1.0}
     run_dir = train(config)

@@ -9,7 +9,7 @@ def test_loss_term_curves_export_as_pdf_svg_png(tmp_path):
     matplotlib.use("Agg")
     import viz
     config = tiny_config(tmp_path, "regmix", train={"epochs": 2})
-    config.method.options = {"gamma": 1.0}  # AGR on (the default is off): every term drawn
+    config.method.options = {"gamma": 1.0}  # AGR on (the default; pinned): every term drawn
     run_dir = train(config)
     fig = viz.plot_loss_terms(run_dir)
     labels = {line.get_label() for line in fig.axes[0].get_lines()}
