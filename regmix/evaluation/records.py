@@ -71,9 +71,13 @@ def load_flags(record: dict) -> Optional[dict]:
     """The record's per-point flags ({'clean' and each attack of attack_list: bool array}) from the
     .flags.npz beside it, or None where it has none."""
     import numpy as np
+    from ..checks import inside, regular_file
     name = record.get("flags_file")
-    path = Path(record["_path"]).parent / name if name else None
-    if path is None or not path.exists():
+    if not name:
+        return None
+    # a name read from a record: one file beside it, never a path leading elsewhere
+    path = inside(Path(record["_path"]).parent, name, f"records: {record['_path']}: flags_file", name_only=True)
+    if regular_file(path) is None:
         return None
     with np.load(path, allow_pickle=False) as data:
         return {a: data[flags_key(a)] for a in dict.fromkeys(["clean", *record.get("attack_list", [])])

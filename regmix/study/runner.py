@@ -106,9 +106,11 @@ def run_dir(out: Path, run: RunTask) -> RunDir:
 
 
 def read_ledger(out: Path) -> dict:
+    """OUT/study.json, or {} where it is missing, not a regular file or not a JSON object."""
+    from ..checks import read_json
     try:
-        return json.loads((Path(out) / STUDY_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        return read_json(Path(out) / STUDY_FILE, "study")
+    except ConfigError:
         return {}
 
 
@@ -338,44 +340,3 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
         report = write_report(out, suite, *everything, ledger)
     log(f"[study] done in {_duration(time.time() - start)}; report: {report}")
     return {"plan": cost, "outcomes": outcomes, "report": str(report)}
-
-
-def merge_evals(suite: Suite, out, source, log: Callable = print) -> Dict[str, str]:
-    """Bring home the evaluations made in a copy of this study folder (SOURCE), e.g. on a GPU machine
-    with `eval_device='cuda'` and only the runs' best.pt travelling. Each record in SOURCE's ledger
-    that OUT lacks is copied, with its flags, into the run's eval folder here and entered in OUT's
-    ledger, but only if the run here is the same run (same run id, complete); records stay as written
-    (their device and paths say where they ran). Returns {key: merged|present|refused}."""
-    from ..checkpoint import atomic_write
-    out, source = Path(out), Path(source)
-    theirs = read_ledger(source)
-    if not theirs:
-        raise ConfigError(f"merge: {source} holds no study ({STUDY_FILE} missing or unreadable)")
-    if theirs.get("suite") != suite.name or bool(theirs.get("smoke")) != suite.smoke:
-        raise ConfigError(f"merge: {source} holds study {theirs.get('suite')!r}"
-                          f"{' (smoke)' if theirs.get('smoke') else ''}, not {suite.name!r}{' (smoke)' if suite.smoke else ''}")
-    outcomes: Dict[str, str] = {}
-    with FolderLock(out, field="out", what="study"):
-        ledger = read_ledger(out)
-        _check_folder(out, suite, ledger)
-        done = ledger.setdefault("evals_done", {})
-        for key, where in sorted((theirs.get("evals_done") or {}).items()):
-            name = key.rsplit("/", 1)[0]
-            src = source / "runs" / name / RunDir.EVAL / Path(where).name
-            if key in done and Path(done[key]).exists():
-                outcomes[key] = "present"
-                continue
-            here = RunDir(out / "runs" / name)
-            record = json.loads(src.read_text()) if src.exists() else {}
-            if not record or not here.is_complete() or not here.run_id() or record.get("run_id") != here.run_id():
-                log(f"[study] {key}: refused, not the same finished run here (run id or state differs)")
-                outcomes[key] = "refused"
-                continue
-            # the flags first: a ledger entry or a record never points at a file not yet written
-            for file in filter(None, (record.get("flags_file"), src.name)):
-                atomic_write(here.eval_dir / file, lambda f, file=file: f.write((src.parent / file).read_bytes()))
-            done[key] = str(here.eval_dir / src.name)
-            atomic_write_text(out / STUDY_FILE, json.dumps(ledger, indent=1))
-            log(f"[study] {key}: merged ({record.get('device', 'device not recorded')})")
-            outcomes[key] = "merged"
-    return outcomes

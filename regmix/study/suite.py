@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..recipes import RECIPES
+from ..checks import plain_name
 from ..registry import ConfigError, suggest
 
 SUITES_DIR = RECIPES / "study"
@@ -146,7 +147,12 @@ def load_suite(name, *, smoke: bool = False) -> Suite:
             suite.diagnostics = _diagnostics(s["diagnostics"] or {}, f"{where}.smoke.diagnostics")
     if not isinstance(suite.sweeps, dict):
         raise ConfigError(f"{where}.sweeps: must map sweep names to {{method, grid | variants, seeds, evals}}")
+    # names that become folders (runs/study-<suite>, runs/<method>-..., sweeps/<sweep>/) stay one plain name
+    plain_name(suite.name, f"{where}.suite", "a suite name")
+    for method in suite.recipes:
+        plain_name(method, f"{where}.recipes.{method}", "a method name")
     for name, entry in suite.sweeps.items():
+        plain_name(name, f"{where}.sweeps.{name}", "a sweep name")
         sweep_points(suite, name, entry, f"{where}.sweeps.{name}")
     return suite
 
