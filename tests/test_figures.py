@@ -37,7 +37,7 @@ def test_regmix_never_imports_plotting_libraries():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("preset,width_in", [("single", 3.5), ("double", 7.16)])
+@pytest.mark.parametrize("preset,width_in", [("single", 3.3), ("double", 6.9)])
 def test_matplotlib_export_has_the_presets_exact_size(tmp_path, preset, width_in):
     import viz
     from viz.style import figure
@@ -63,8 +63,8 @@ def test_plotly_export_gives_pdf_svg_png_of_the_requested_size(tmp_path):
     fig = go.Figure(go.Surface(z=np.arange(12.0).reshape(3, 4)))
     paths = viz.save_figure(fig, tmp_path / "p", preset="single", aspect=0.75, dpi=192)
     check_formats(paths)
-    assert png_size(tmp_path / "p.png") == (672, 504)  # 3.5 in x 2.625 in at 192 dpi
-    assert pdf_size(tmp_path / "p.pdf") == pytest.approx((252, 189), abs=1)
+    assert png_size(tmp_path / "p.png") == (634, 476)  # 317 x 238 px (3.3 in x 2.475 in) at scale 2
+    assert pdf_size(tmp_path / "p.pdf") == pytest.approx((237.75, 178.5), abs=1)
 
 
 def test_method_colours_are_fixed_distinct_and_colour_blind_safe():

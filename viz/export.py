@@ -73,8 +73,9 @@ def save_figure(fig, path, formats=FORMATS, dpi=300, preset=None, aspect=None):
     """Save fig as path.<fmt> for each format; returns the paths written.
 
     preset ('single' or 'double') fixes the figure's size to the paper column (aspect: height/width,
-    default the figure's own) and writes exactly that size; without one a matplotlib figure is cropped
-    to its content. PDF fonts are embedded (TrueType), SVG text stays text. Plotly figures go through
+    default the figure's own) and writes exactly that size; without one a figure of viz.style.figure
+    keeps its preset's size, any other matplotlib figure is cropped to its content, and a plotly figure
+    is laid out at the preset nearest its width. PDF fonts are embedded (TrueType), SVG text stays text. Plotly figures go through
     kaleido and a local Chromium (ExportUnavailable when there is none).
     """
     _check(formats)
@@ -97,9 +98,12 @@ def _save_matplotlib(fig, targets, dpi, preset, aspect):
     if preset is not None:
         w, h = fig.get_size_inches()
         fig.set_size_inches(*preset_size(preset, aspect or h / w))
+    # a figure drawn at a preset (viz.style.figure) keeps its size: constrained layout fits it, and
+    # viz.check finds what does not fit instead of a crop hiding it
+    exact = preset is not None or getattr(fig, "_regmix_preset", None) is not None
     with matplotlib.rc_context(keep):
         for target in targets:
-            if preset is not None:
+            if exact:
                 fig.savefig(target, dpi=dpi)
             else:
                 fig.savefig(target, dpi=dpi, bbox_inches="tight", pad_inches=0.02)
@@ -116,6 +120,8 @@ def _save_plotly(fig, targets, dpi, preset, aspect):
     layout = fig.layout
     width = layout.width or 700
     height = layout.height or 500
+    if preset is None:  # a screen-sized figure prints at the preset nearest its width
+        preset = min(PRESETS, key=lambda p: abs(PRESETS[p]["width"] * PLOTLY_PX_PER_INCH - width))
     if preset is not None:
         w_in, h_in = preset_size(preset, aspect or height / width)
         width, height = round(w_in * PLOTLY_PX_PER_INCH), round(h_in * PLOTLY_PX_PER_INCH)

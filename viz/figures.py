@@ -21,16 +21,22 @@ from . import softmax as SV  # noqa: E402
 from .export import ExportUnavailable, export_session, plotly_export_available, save_figure  # noqa: E402
 
 
-def render_all(paths, out, *, formats=("pdf", "svg", "png"), log=print) -> list:
+def render_all(paths, out, *, formats=("pdf", "svg", "png"), log=print, check=None) -> list:
     """Draws the figures of the given run directories and sweep folders into OUT; returns the files
-    written. Every record must exist (regmix.diagnostics.ensure_records(paths) makes them)."""
+    written. Every record must exist (regmix.diagnostics.ensure_records(paths) makes them).
+    check: a viz.check.Checker that sees every figure before it is saved and its files after."""
     out = Path(out)
     records = record_paths(paths).require()
     runs, sweeps = records.runs, records.sweeps
     written = []
 
     def save(fig, name, **kw):
-        written.extend(save_figure(fig, out / name, formats=formats, **kw))
+        if check is not None:
+            check.figure(fig, name)
+        paths = save_figure(fig, out / name, formats=formats, **kw)
+        if check is not None and hasattr(fig, "savefig"):
+            check.written(paths, name)
+        written.extend(paths)
         if hasattr(fig, "savefig"):
             plt.close(fig)
         log(f"wrote {out / name}.{{{','.join(formats)}}}")

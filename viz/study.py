@@ -177,14 +177,21 @@ def _first_seed_records(results, dest, kind):
     return records
 
 
-def render_study(dest, *, formats=("png",), log=print) -> list:
+def render_study(dest, *, formats=("png",), log=print, check=None) -> list:
+    """Draws the figures of DEST/results.json into DEST/figures; returns the files written.
+    check: a viz.check.Checker that sees every figure before it is saved and its files after."""
     dest = Path(dest)
     results = json.loads((dest / "results.json").read_text())
     out = dest / "figures"
     written = []
 
     def save(fig, name):
-        written.extend(save_figure(fig, out / name, formats=formats))
+        if check is not None:
+            check.figure(fig, name)
+        paths = save_figure(fig, out / name, formats=formats)
+        if check is not None:
+            check.written(paths, name)
+        written.extend(paths)
         plt.close(fig)
         log(f"wrote {out / name}.{{{','.join(formats)}}}")
 

@@ -14,10 +14,11 @@ METHOD_COLORS = {
 VIEW_STYLES = {"clean": "-", "init": "--", "final": ":"}
 VIEW_LABELS = {"clean": "clean", "init": "initial adv. (d_init)", "final": "final adv. (d_final)"}
 
-# widths in inches: IEEE / ACM two-column papers (3.5 in column, 7.16 in text width)
+# widths in inches that fit the common two-column venues (column 3.25-3.5 in, text 6.75-7.16 in:
+# ICML, ACM, IEEE); a figure this wide is placed at 100% everywhere
 PRESETS = {
-    "single": {"width": 3.5, "font": 8},
-    "double": {"width": 7.16, "font": 8},
+    "single": {"width": 3.3, "font": 8},
+    "double": {"width": 6.9, "font": 8},
 }
 
 

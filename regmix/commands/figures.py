@@ -29,6 +29,9 @@ def add_parser(sub):
     p.add_argument("--hessian-iters", default="20", help="power iterations (default 20; 0: skip)")
     p.add_argument("--recompute", action="store_true", help="recompute records even when cached")
     p.add_argument("--formats", default="pdf,svg,png", help="comma-separated subset of pdf,svg,png")
+    p.add_argument("--check", action="store_true",
+                   help="check every figure drawn (overlapping text, cropping, legends over data, tick values, "
+                        "fonts, preset sizes) and fail naming each problem")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--data-dir", default=None, help="where the dataset lives (default: each run's data_dir)")
     add_source_arguments(p)
@@ -56,7 +59,7 @@ def run(args):
         if isinstance(item, ExternalModel):
             write_source_card(item)
     paths = [str(item.home) if isinstance(item, ExternalModel) else item for item in items]
-    draw(["figures", *paths, "--out", str(args.out), "--formats", ",".join(formats)])
+    draw(["figures", *paths, "--out", str(args.out), "--formats", ",".join(formats), *(["--check"] if args.check else [])])
 
 
 def _item(run: str, args):
@@ -97,5 +100,7 @@ def draw(argv) -> None:
     drawing = subprocess.run([sys.executable, "-m", "viz", *argv], env=env)
     if drawing.returncode == 2:
         raise ConfigError("figures: drawing refused its input (the line above says why)")
+    if drawing.returncode == 1 and "--check" in argv:
+        raise RuntimeError("figures: the figure check failed (the lines above name each problem)")
     if drawing.returncode != 0:
         raise RuntimeError(f"drawing failed: python -m viz {argv[0]} exited with {drawing.returncode}")
