@@ -87,6 +87,9 @@ class TrainConfig:
     channels_last: bool = False
     ema: bool = False
     ema_decay: float = 0.999
+    ema_gate: Optional[float] = None    # FGSM-PGK's gated decay on the batch's acc_final/acc_init (0.82 CIFAR-10,
+                                        # 0.9 CIFAR-100/Tiny ImageNet); null: the plain decay (regmix/ema.py)
+    ema_buffers: str = "copy"           # copy | average: BatchNorm statistics copied, or averaged as FGSM-PGK's
     eps_warmup_epochs: int = 0          # ramp the training eps linearly over the first N epochs
     log_every: int = 1                  # steps between metrics.jsonl step records
     checkpoint_every: int = 0           # also write last.pt every N steps inside an epoch (0: at epoch ends)
@@ -292,7 +295,8 @@ def load_config(path=None, overrides=(), data: Optional[dict] = None) -> Config:
 def validate(config: Config):
     """Everything that can be checked before a run starts, so a bad value never costs a half run."""
     from .data import DATASETS
-    from .methods import create_method
+    from .ema import EMA_BUFFERS
+    from .methods import METHODS, create_method
     from .models import MODELS
 
     DATASETS.get(config.data.name)
@@ -328,6 +332,12 @@ def validate(config: Config):
         ("train.epochs", 1 <= config.train.epochs <= 100000, "an integer in [1, 100000]"),
         ("train.amp", config.train.amp in ("none", "bf16"), "one of none, bf16"),
         ("train.ema_decay", 0 < config.train.ema_decay < 1, "a number in (0, 1)"),
+        ("train.ema_gate", config.train.ema_gate is None or 0 < config.train.ema_gate <= 1,
+         "null (the plain EMA) or a number in (0, 1]"),
+        ("train.ema_gate", config.train.ema_gate is None or not config.train.ema
+         or METHODS.get(config.method.name).reports_attack_ratio,
+         f"null for {config.method.name} (the gate reads the attack success acc_final/acc_init of pgk, regmix)"),
+        ("train.ema_buffers", config.train.ema_buffers in EMA_BUFFERS, f"one of {', '.join(EMA_BUFFERS)}"),
         ("train.eps_warmup_epochs", config.train.eps_warmup_epochs >= 0, "an integer >= 0"),
         ("train.log_every", config.train.log_every >= 1, "an integer >= 1"),
         ("train.checkpoint_every", config.train.checkpoint_every >= 0, "an integer >= 0"),

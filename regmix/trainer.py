@@ -83,7 +83,7 @@ class Trainer:
         self.steps_per_epoch = self.sampler.batches_per_epoch()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(c, step / self.steps_per_epoch))
-        self.ema = EMA(self.model, c.train.ema_decay) if c.train.ema else None
+        self.ema = EMA(self.model, c.train.ema_decay, gate=c.train.ema_gate, buffers=c.train.ema_buffers) if c.train.ema else None
         # the loader's own generator: making an iterator draws its base seed from here, not from the
         # global RNG whose state last.pt restores (train_epoch seeds it by (seed, epoch))
         self.loader_rng = torch.Generator()
@@ -294,7 +294,7 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
                 if self.ema is not None:
-                    self.ema.update(self.model)
+                    self.ema.update(self.model, self.method.attack_ratio)
             self.scheduler.step()
             self.step += 1
             values = {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}

@@ -23,6 +23,10 @@ class Method:
     """
     name = ""
     defaults: dict = {}
+    # Methods whose loss() sets attack_ratio: the batch's acc_final / acc_init as a device tensor (the
+    # success of the training attack, which FGSM-PGK's gated EMA reads); None for the others.
+    reports_attack_ratio = False
+    attack_ratio = None
     common = {"true_class_target": 1.0, "attack_mode": "eval"}
     non_negative = ()
     # Options that no longer exist, with what to write instead (the did-you-mean cannot guess these).
@@ -89,6 +93,14 @@ class Method:
 
 def detached(terms: dict) -> dict:
     return {k: v.detach() for k, v in terms.items()}
+
+
+def attack_ratio(logits_final, logits_init, y) -> torch.Tensor:
+    """acc_final / acc_init over the global batch, as a tensor on y's device (no host sync); 1 when no
+    example was classified correctly at the initial point (as the prior's momentum takes it)."""
+    from ..distributed import all_reduce_sum
+    correct = all_reduce_sum(torch.stack([(logits_final.argmax(1) == y).sum(), (logits_init.argmax(1) == y).sum()]).float())
+    return torch.where(correct[1] > 0, correct[0] / correct[1].clamp_min(1), torch.ones_like(correct[0]))
 
 
 def batch_accuracy(logits, y) -> float:

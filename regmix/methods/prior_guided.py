@@ -9,7 +9,7 @@ from ..attacks.prior import PRIOR_INITS
 from ..losses import KL_REDUCTIONS, agr, amr_terms
 from ..registry import ConfigError
 from . import METHODS
-from .base import Method, batch_accuracy, detached
+from .base import Method, attack_ratio, batch_accuracy, detached
 from .views import perturbation_views, random_start
 
 
@@ -22,6 +22,8 @@ class PriorGuided(Method):
     loss is the method's smoothed cross-entropy (FGSM-PGK's target), and so is that of any further step
     (attack_steps > 1): every step of the final attack ascends the loss the model is trained on.
     Without example indices (index=None) eta is drawn at random (by prior_init) and no state is kept.
+    Each loss() leaves the batch's attack success acc_final / acc_init in `attack_ratio` (a tensor on the
+    batch's device, the ratio the prior's momentum uses), which FGSM-PGK's gated EMA reads.
 
     Options shared by pgk and regmix (with Method's true_class_target and attack_mode):
         momentum (float, default 0.3): mu of the prior's gradient momentum, in [0, 1].
@@ -31,6 +33,7 @@ class PriorGuided(Method):
         prior_init ('sign' | 'uniform', default 'sign'): FGSM-PGK's +-eps corners, or uniform in the ball.
     """
     defaults = {"momentum": 0.3, "reset_every": 10, "attack_steps": 1, "prior_init": "sign"}
+    reports_attack_ratio = True
 
     def validate(self):
         if self.prior_init not in PRIOR_INITS:
@@ -73,6 +76,7 @@ class PriorGuided(Method):
                                    keep_graph=True)
         logits_init = views.logits_init
         logits_final = model(views.final)
+        self.attack_ratio = attack_ratio(logits_final.detach(), logits_init.detach(), y)
         if stateful:
             self.prior.update(x, index, views.eta, views.grad, batch_accuracy(logits_final, y),
                               batch_accuracy(logits_init, y))
