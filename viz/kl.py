@@ -175,11 +175,13 @@ def plot_alpha_beta_heatmaps(rows, metrics=None, preset="double", title=None, se
                             color="white" if grid[i, j] < np.nanmean(grid) else "black")
         ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
         ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-        ax.set_xlabel("β  (KL(Q||P) weight)")
-        ax.set_title(f"{metric} accuracy (%)")
+        xlabel = "β  (KL(Q||P) weight)"
         if seed_std and metric in seed_std and np.isfinite(grid).any():
-            ax.text(0.5, -0.32, f"cells span {np.nanmax(grid) - np.nanmin(grid):.1f} points; one seed varies by "
-                    f"{seed_std[metric]:.1f} (std over seeds)", transform=ax.transAxes, ha="center", va="top", fontsize=6)
+            # in the label, so that the layout makes room for it
+            xlabel += (f"\ncells span {np.nanmax(grid) - np.nanmin(grid):.1f} points;\none seed varies by "
+                       f"{seed_std[metric]:.1f} (std over seeds)")
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{metric} accuracy (%)")
         fig.colorbar(im, ax=ax, shrink=0.8)
     axes[0, 0].set_ylabel("α  (KL(P||Q) weight)")
     note = ("from evaluation records" if sources == ["eval"] else

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import styled, figure, method_color
+from .style import PRESETS, figure, method_color, styled
 
 
 def _label(meta):
@@ -11,27 +11,34 @@ def _label(meta):
 
 
 def _sharp_text(meta, key):
+    """The smoothness numbers of one panel, one per line (short enough for a panel a seventh of a page)."""
     s = meta.get("sharpness", {}).get(key)
     h = meta.get("hessian", {}).get(key)
     parts = []
     if h:
-        parts.append(f"$\\lambda_{{max}}$={h['eigenvalue']:.3g}")
+        parts.append(f"$\\lambda_{{max}}$ {h['eigenvalue']:.3g}")
     if s:
-        parts.append(f"rise={s['max_rise']:.3g}")
-    return ", ".join(parts)
+        parts.append(f"rise {s['max_rise']:.3g}")
+    return "\n".join(parts)
+
+
+ROW_NAMES = {"clean": "clean loss", "adv": "adversarial loss"}
 
 
 @styled
-def plot_weight_contours(records, preset="double", scale="shared"):
-    """One column per run, rows clean / adversarial loss over the (d1, d2) plane, the smoothness
-    numbers under each title. scale: 'shared' (one colour scale per row: heights compare across runs),
-    'per_panel' (each panel its own scale: shapes compare even when one run's loss is far higher) or
-    'log' (shared, logarithmic)."""
+def plot_weight_contours(records, preset="double", scale="log"):
+    """One column per run, rows clean / adversarial loss over the (d1, d2) plane, shared axes and
+    one colour bar per row; under each panel its Hessian top eigenvalue and loss rise over the plane.
+    scale: 'log' (one logarithmic scale per row: runs whose losses differ tenfold still show their
+    shape, and heights compare), 'shared' (one linear scale per row) or 'per_panel' (each panel its
+    own linear scale and colour bar; for a few runs only)."""
     if scale not in ("shared", "per_panel", "log"):
         raise ValueError(f"scale: must be shared, per_panel or log, got {scale!r}")
     rows = [("loss", "clean")] + ([("adv_loss", "adv")] if all("adv_loss" in a for a, _ in records) else [])
     n = len(records)
-    fig, axes = figure(preset, aspect=min(0.3 * len(rows) * (4 / max(n, 1)) ** 0.5, 1.2), nrows=len(rows), ncols=n,
+    panel = PRESETS[preset]["width"] / (n + 0.6)          # room for the colour bars
+    height = len(rows) * (panel + 0.55) + 0.35            # a panel, its two lines of numbers, the x label
+    fig, axes = figure(preset, aspect=height / PRESETS[preset]["width"], nrows=len(rows), ncols=n,
                        sharex=True, sharey=True)
     for r, (key, tag) in enumerate(rows):
         values = np.concatenate([a[key].ravel() for a, _ in records])
@@ -41,20 +48,31 @@ def plot_weight_contours(records, preset="double", scale="shared"):
             coords = arrays["coords"]
             if scale == "per_panel":
                 levels = _levels(arrays[key].ravel(), scale)
-            cs = ax.contourf(coords, coords, np.clip(arrays[key], None, levels[-1]).T, levels=levels,
-                             cmap="viridis", extend="max", norm=_norm(scale))
+            z = np.clip(arrays[key], levels[0], levels[-1]).T
+            cs = ax.contourf(coords, coords, z, levels=levels, cmap="viridis", norm=_norm(scale))
             if scale == "per_panel":
                 fig.colorbar(cs, ax=ax, shrink=0.8).ax.tick_params(labelsize=5)
-            ax.contour(coords, coords, arrays[key].T, levels=levels[::3], colors="white", linewidths=0.3)
+            ax.contour(coords, coords, z, levels=levels[::3], colors="white", linewidths=0.3, norm=_norm(scale))
             ax.plot(0, 0, marker="+", color="red", ms=5)
-            ax.set_title(f"{_label(meta)}, {tag}\n{_sharp_text(meta, tag)}", fontsize=7)
+            if r == 0:
+                ax.set_title(_label(meta), fontsize=7)
+            ax.set_xlabel(_sharp_text(meta, tag), fontsize=6)
             ax.set_aspect("equal")
-            if r == len(rows) - 1:
-                ax.set_xlabel("along $d_1$")
+            ax.set_xticks([coords[0], 0, coords[-1]], [f"{coords[0]:g}", "0", f"{coords[-1]:g}"])
+            ax.set_yticks([coords[0], 0, coords[-1]], [f"{coords[0]:g}", "0", f"{coords[-1]:g}"])
+            ax.tick_params(labelsize=5)
             if c == 0:
-                ax.set_ylabel("along $d_2$")
+                ax.set_ylabel(f"{ROW_NAMES[tag]}\nalong $d_2$")
         if scale != "per_panel":
-            fig.colorbar(cs, ax=axes[r, :].tolist(), label=f"{tag} loss", shrink=0.9)
+            bar = fig.colorbar(cs, ax=axes[r, :].tolist(), shrink=0.9, pad=0.01)
+            bar.set_label(f"{tag} loss" + (" (log)" if scale == "log" else ""), fontsize=6)
+            if scale == "log":
+                ticks = _log_ticks(levels[0], levels[-1])
+                bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+                bar.ax.minorticks_off()
+            bar.ax.tick_params(labelsize=5)
+    fig.supxlabel("along $d_1$ (each panel); under it: Hessian top eigenvalue, loss rise over the plane",
+                  fontsize=6)
     return fig
 
 
@@ -62,8 +80,16 @@ def _levels(values, scale):
     top = np.percentile(values, 98)
     if scale == "log":
         low = max(values.min(), 1e-6)
-        return np.geomspace(low, max(top, low * 1.01), 15)
+        return np.geomspace(low, max(values.max(), low * 1.01), 15)
     return np.linspace(values.min(), max(top, values.min() + 1e-9), 15)
+
+
+def _log_ticks(low, high):
+    """1-3-10 ticks inside [low, high] (at least the two ends when the range is under a factor 3)."""
+    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+             for m in (1, 3)]
+    inside = [t for t in ticks if low <= t <= high]
+    return inside if len(inside) >= 2 else [float(f"{low:.2g}"), float(f"{high:.2g}")]
 
 
 def _norm(scale):

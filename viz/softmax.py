@@ -76,7 +76,7 @@ def plot_true_class_hist(records, preset="double"):
         ax.set_xlabel("probability of the true class")
         ax.set_yscale("log")
     axes[0, 0].set_ylabel("fraction of examples")
-    axes[0, -1].legend(fontsize=6, loc="upper center")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=6)
     return fig
 
 

@@ -29,7 +29,7 @@ from . import kl as K  # noqa: E402
 from . import landscape as LV  # noqa: E402
 from . import softmax as SV  # noqa: E402
 from .export import save_figure  # noqa: E402
-from .style import figure, method_color, styled  # noqa: E402
+from .style import PRESETS, figure, method_color, styled  # noqa: E402
 
 ORDER = ["standard", "fgsm_rs", "pgd_at", "trades", "mart", "pgk", "regmix"]
 
@@ -39,36 +39,50 @@ def _main_methods(results):
     return [m for m in ORDER if m in found] + [m for m in found if m not in ORDER]
 
 
+VERDICT_MARKERS = {"holds": ("o", True), "reversed": ("X", True)}   # anything else: hollow circle (unclear)
+
+
 @styled
 def plot_claims(results, preset="double"):
-    """One row per (claim, primary metric, baseline): RegMix minus the baseline with its 95% bootstrap
-    interval, in percent of the baseline's mean and oriented so that right of zero is what the paper
-    claims."""
-    rows = []
+    """A forest plot per primary metric, in the metric's own units: RegMix minus each baseline with its
+    95% bootstrap interval over seeds, one row per (claim, baseline). Colour: the baseline's; filled
+    circle: the claim holds, cross: reversed, hollow: unclear."""
+    panels = {}
     for claim in results["claims"]:
+        variant = " (LS off)" if claim["id"].endswith("_no_smoothing") else ""
         for r in claim["rows"]:
-            if r["metric"] in claim["primary"] and r["verdict"] != "no data" and r["mean_b"]:
-                # relative to the baseline's mean, so metrics of different units share one axis
-                scale = (100 if _higher(r["metric"]) else -100) / abs(r["mean_b"])
-                rows.append((f"{claim['id']}: {r['metric']} vs {r['against']}", scale * r["diff"],
-                             sorted(scale * v for v in r["ci"]), r["verdict"]))
-    fig, axes = figure(preset, aspect=max(0.06 * len(rows), 0.25))
-    ax = axes[0, 0]
-    colors = {"holds": "#1b9e77", "reversed": "#d95f02"}
-    for i, (label, diff, (low, high), verdict) in enumerate(rows):
-        color = colors.get(verdict, "grey")
-        ax.plot([low, high], [i, i], color=color, lw=1.5)
-        ax.plot(diff, i, "o", color=color, ms=4)
-    ax.axvline(0, color="black", lw=0.6)
-    # differences range from a few percent (accuracies) to ten-fold (cross-entropy): linear near zero,
-    # logarithmic beyond 5%
-    ax.set_xscale("symlog", linthresh=5)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=6)
-    ax.invert_yaxis()
-    ax.set_xlabel("RegMix minus baseline, % of the baseline's mean (symmetric log scale), > 0 favours RegMix\n"
-                  "95% bootstrap interval over seeds; a baseline at 0 is left out")
-    ax.set_title("green: claim holds, orange: reversed, grey: unclear (p >= 0.05 or interval covers 0)", fontsize=7)
+            if r["metric"] in claim["primary"] and r["verdict"] != "no data":
+                panels.setdefault(r["metric"], []).append((f"vs {r['against']}{variant}", r))
+    ncols = 2
+    nrows = max(-(-len(panels) // ncols), 1)
+    height = sum(0.55 + 0.16 * max(len(v) for v in list(panels.values())[i:i + ncols])
+                 for i in range(0, len(panels), ncols)) + 0.3
+    fig, axes = figure(preset, aspect=height / PRESETS[preset]["width"], nrows=nrows, ncols=ncols)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, (metric, rows) in zip(axes.ravel(), panels.items()):
+        for i, (label, r) in enumerate(rows):
+            color = method_color(r["against"])
+            marker, filled = VERDICT_MARKERS.get(r["verdict"], ("o", False))
+            low, high = sorted(r["ci"])
+            ax.plot([low, high], [i, i], color=color, lw=1.4, solid_capstyle="butt")
+            ax.plot(r["diff"], i, marker=marker, color=color, mfc=color if filled else "white", ms=4.5, ls="none")
+        ax.axvline(0, color="0.3", lw=0.6, ls=":")
+        ax.set_yticks(range(len(rows)), [f"{label}: {r['verdict']}" for label, r in rows], fontsize=6)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        unit = _unit(metric)
+        better = "> 0" if _higher(metric) else "< 0"
+        ax.set_title(metric, fontsize=7)
+        ax.set_xlabel(f"RegMix minus baseline{f' ({unit})' if unit else ''}; {better} favours RegMix", fontsize=6)
+    fig.suptitle("RegMix minus each baseline, mean over seeds and 95% bootstrap interval; "
+                 "filled: claim holds, cross: reversed, hollow: unclear", fontsize=7)
     return fig
+
+
+def _unit(metric: str) -> str:
+    from regmix.study.claims import METRICS
+    unit = METRICS[metric][2]
+    return "points" if unit == "%" else unit
 
 
 def _higher(metric: str) -> bool:
@@ -79,7 +93,7 @@ def _higher(metric: str) -> bool:
 @styled
 def plot_convergence(results, preset="single"):
     """Robust (solid) and clean (dotted) validation accuracy per epoch: mean over seeds, min-max band."""
-    fig, axes = figure(preset, aspect=0.75)
+    fig, axes = figure(preset, aspect=1.0)
     ax = axes[0, 0]
     for method in _main_methods(results):
         runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
@@ -91,9 +105,12 @@ def plot_convergence(results, preset="single"):
             ax.plot(epochs, vals.mean(0), ls=style, color=color, label=f"{method} ({len(runs)} seeds)" if key == "val_pgd" else None)
             if key == "val_pgd" and len(runs) > 1:
                 ax.fill_between(epochs, vals.min(0), vals.max(0), color=color, alpha=0.15, lw=0)
+    ax.plot([], [], color="0.3", ls="-", label="PGD (band: min-max)")
+    ax.plot([], [], color="0.3", ls=":", label="clean")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%): PGD solid, clean dotted")
-    ax.legend(fontsize=5.5, ncol=2)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=5.5)
     return fig
 
 
@@ -130,11 +147,12 @@ def plot_sweep_lines(results, preset="double"):
         xs = [p[0] for p in points]
         for key, style in (("pgd20", "-o"), ("clean", ":o")):
             ax.plot(range(len(xs)), [100 * p[1][key] for p in points], style, color=method_color("regmix"), ms=3,
-                    label=key)
+                    label="PGD-20" if key == "pgd20" else key)
         ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
         ax.set_xlabel(f"RegMix {sweep}")
         ax.set_ylabel("test accuracy (%)")
-        ax.legend(fontsize=6)
+    if sweeps:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=6)
     return fig
 
 
@@ -208,7 +226,7 @@ def render_study(dest, *, formats=("png",), log=print, check=None) -> list:
         save(plot_sweep_lines(results), "sweeps")
     weight = _first_seed_records(results, dest, "weight")
     if weight:
-        save(LV.plot_weight_contours(weight, scale="per_panel"), "landscapes")
+        save(LV.plot_weight_contours(weight), "landscapes")
     softmax = _first_seed_records(results, dest, "softmax")
     if softmax:
         save(plot_softmax_truth(results), "softmax_truth")
