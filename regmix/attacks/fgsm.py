@@ -12,14 +12,16 @@ class FGSM(Attack):
         step_ratio (float): the step in units of eps (default 1.0, or 1.25 with random_start).
         loss (str): 'ce' or 'cw' (default 'ce').
         mode (str): the model's mode while attacking, 'eval' or 'train' (default 'eval').
+        check_range (bool): refuse inputs outside [0,1] (default True; see Attack).
 
     Example:
         >>> attack = FGSM(model, ThreatModel("linf", 8/255))      # or create_attack("fgsm", model, threat)
         >>> x_adv = attack(x, y)
     """
 
-    def __init__(self, model, threat, *, random_start=False, step_ratio=None, loss="ce", mode="eval"):
-        super().__init__(model, threat, mode=mode)
+    def __init__(self, model, threat, *, random_start=False, step_ratio=None, loss="ce", mode="eval",
+                 check_range=True):
+        super().__init__(model, threat, mode=mode, check_range=check_range)
         self.random_start = random_start
         self.step_ratio = (1.25 if random_start else 1.0) if step_ratio is None else float(step_ratio)
         self.loss = loss

@@ -18,6 +18,7 @@ class PGD(Attack):
         random_start (bool): start from a random point in the ball (default True).
         restarts (int): random restarts, each on the still-robust examples (default 1).
         mode (str): the model's mode while attacking, 'eval' or 'train' (default 'eval').
+        check_range (bool): refuse inputs outside [0,1] (default True; see Attack).
 
     Example:
         >>> attack = PGD(model, ThreatModel("linf", 8/255, steps=20))  # or create_attack("pgd20", model, threat)
@@ -25,8 +26,8 @@ class PGD(Attack):
     """
 
     def __init__(self, model, threat, *, loss="ce", random_start=True, restarts=1, mode="eval",
-                 stop_on_success=False, compact=True):
-        super().__init__(model, threat, mode=mode)
+                 stop_on_success=False, compact=True, check_range=True):
+        super().__init__(model, threat, mode=mode, check_range=check_range)
         if loss not in ATTACK_LOSSES:
             raise ConfigError(f"attack.loss: must be one of {', '.join(ATTACK_LOSSES)}, got {loss!r}")
         if int(restarts) < 1:

@@ -72,25 +72,32 @@ class PriorGuidedPerturbation:
         eta = self.eta[index].to(x.dtype)
         return (x + eta).clamp(0, 1) - x
 
-    def update(self, x, index, eta, grad, acc_final: float, acc_init: float):
+    def update(self, x, index, eta, grad, acc_final, acc_init):
         """m = g/||g||_1 * (2 - acc_final/acc_init) + mu*m; eta = clip(eta + step*sign(m)).
 
         ||g||_1 is taken over the whole batch, as in the reference code (and the accuracies over the
         global batch in a distributed run); when no example was classified correctly at the initial point the accuracy
-        ratio is taken as 1.
+        ratio is taken as 1. The accuracies may be numbers or tensors on the device (methods pass tensors,
+        so that the update never reads a value back to the host); the ratio is formed in float64 either way.
         """
+        acc_final = torch.as_tensor(acc_final, dtype=torch.float64, device=grad.device)
+        acc_init = torch.as_tensor(acc_init, dtype=torch.float64, device=grad.device)
         if dist_active():  # the accuracies of the global batch, as one process would see them
             n = float(len(index))
-            counts = all_reduce_sum(torch.tensor([acc_final * n, acc_init * n, n], dtype=torch.float64,
-                                                 device=grad.device))
-            acc_final, acc_init = (counts[0] / counts[2]).item(), (counts[1] / counts[2]).item()
-        ratio = acc_final / acc_init if acc_init > 0 else 1.0
+            counts = all_reduce_sum(torch.stack([acc_final * n, acc_init * n, acc_final.new_tensor(n)]))
+            acc_final, acc_init = counts[0] / counts[2], counts[1] / counts[2]
+        ratio = self.ratio(acc_final, acc_init)
         grad = grad.float()
         norm = all_reduce_sum(grad.abs().sum())
-        m = grad / norm.clamp_min(1e-12) * (2.0 - ratio) + self.momentum * self.m[index]
+        m = grad / norm.clamp_min(1e-12) * (2.0 - ratio).float() + self.momentum * self.m[index]
         eta = (eta + self.threat.step * m.sign()).clamp(-self.threat.eps, self.threat.eps)
         self.m[index] = m
         self.eta[index] = (x + eta).clamp(0, 1) - x
+
+    @staticmethod
+    def ratio(acc_final: torch.Tensor, acc_init: torch.Tensor) -> torch.Tensor:
+        """acc_final / acc_init, 1 where acc_init is 0 (no example right at the initial point)."""
+        return torch.where(acc_init > 0, acc_final / acc_init.clamp_min(1e-30), torch.ones_like(acc_init))
 
     def sync(self, mine: torch.Tensor):
         """Distributed runs: every rank updated only its own examples (mask `mine`); afterwards all

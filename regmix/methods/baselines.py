@@ -47,7 +47,7 @@ class PGDAT(Method):
     name = "pgd_at"
 
     def loss(self, model, x, y, index=None):
-        x_adv = PGD(model, self.threat, mode=self.attack_mode)(x, y)
+        x_adv = PGD(model, self.threat, mode=self.attack_mode, check_range=False)(x, y)
         ce = self.ce(model(x_adv), y)
         return ce, detached({"ce": ce})
 
@@ -71,7 +71,7 @@ class FGSMRS(Method):
     non_negative = ("step_ratio",)
 
     def loss(self, model, x, y, index=None):
-        attack = FGSM(model, self.threat, random_start=True, step_ratio=self.step_ratio, mode=self.attack_mode)
+        attack = FGSM(model, self.threat, random_start=True, step_ratio=self.step_ratio, mode=self.attack_mode, check_range=False)
         ce = self.ce(model(attack(x, y)), y)
         return ce, detached({"ce": ce})
 
@@ -139,7 +139,7 @@ class MART(Method):
     non_negative = ("beta",)
 
     def loss(self, model, x, y, index=None):
-        x_adv = PGD(model, self.threat, mode=self.attack_mode)(x, y)
+        x_adv = PGD(model, self.threat, mode=self.attack_mode, check_range=False)(x, y)
         logits_adv = model(x_adv).float()
         logits_clean = model(x).float()
         p_adv = logits_adv.softmax(1)
