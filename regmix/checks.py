@@ -25,7 +25,7 @@ MAX_RESTARTS = 100
 MAX_GRID = 1_001            # points per axis of a landscape grid
 MAX_POINTS = 10_000_000     # test / validation points
 MAX_BATCH = 1_000_000
-MAX_WIDTH = 4_096           # channels / width multiplier of a model
+MAX_WIDTH = 1_024           # a model's width option (small_cnn: 1,024 is a 1 GB model)
 MAX_ITERS = 100_000         # Hessian power iterations and the like
 MAX_WEIGHT = 1e6            # loss weights (alpha, beta, gamma, lam, ...), temperatures
 

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import yaml
 
 from .checkpoint import atomic_write_text
+from .checks import check_number
 from .config import dotted_get
 from .lock import FolderLock
 from .registry import ConfigError
@@ -137,8 +138,9 @@ def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, ou
     progress: each run's training bar (one job only); outer_progress: the bar over the runs
     (regmix.progress.progress_bar: None shows it in a terminal or notebook only)."""
     from .config import load_config
-    if int(jobs) < 1:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs: must be an integer >= 1, got {jobs}")
+    check_number("--jobs", jobs, 1, 256, integer=True)
     base = load_config(config_path, list(extra_overrides))
     out_dir = Path(out_dir) if out_dir is not None else Path(base.out_dir) / f"sweep-{base.name}"
     runs = plan(grid, seeds)

@@ -1,10 +1,12 @@
 """The threat model: which perturbations an attacker may use, in pixel units of [0,1] images."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Optional, Union
 
+from .checks import MAX_STEPS, check_number
 from .registry import ConfigError
 
 NORMS = ("linf", "l2")
@@ -14,12 +16,13 @@ def parse_number(value: Union[str, float, int], field: str) -> float:
     """Accept 0.03, 8 or '8/255' (the usual way epsilons are written)."""
     if isinstance(value, bool):
         raise ConfigError(f"{field}: expected a number such as 0.03 or '8/255', got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
     try:
-        return float(Fraction(str(value).strip()))
-    except (ValueError, ZeroDivisionError):
+        number = float(value) if isinstance(value, (int, float)) else float(Fraction(str(value).strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise ConfigError(f"{field}: expected a number such as 0.03 or '8/255', got {value!r}") from None
+    if not math.isfinite(number):  # NaN passes every `value < 0` check after it: refused here, once
+        raise ConfigError(f"{field}: must be a finite number, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,7 @@ class ThreatModel:
         if step < 0 or (eps > 0 and step > 4 * eps):
             raise ConfigError(f"threat.step: must be in [0, 4*eps] = [0, {4 * eps:g}], got {step:g}")
         object.__setattr__(self, "step", step)
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ConfigError(f"threat.steps: must be an integer >= 0, got {self.steps!r}")
+        check_number("threat.steps", self.steps, 0, MAX_STEPS, integer=True)
 
     def with_(self, **changes) -> "ThreatModel":
         return replace(self, **changes)

@@ -31,7 +31,7 @@ def add_parser(sub):
 
 
 # the library's argument names -> this command's flags
-FLAGS = {"grid": "--grid", "steps": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
+FLAGS = {"span": "--span", "grid": "--grid", "steps": "--grid", "n": "--n", "examples": "--examples", "hessian_iters": "--hessian-iters",
          "attack": "--attack", "other": "--other", "eps": "--eps", "device": "--device", "train.device": "--device",
          "source": "RUN_DIR_OR_MODEL", "dataset": "--dataset", "threat": "--threat", "model_dir": "--model-dir"}
 
@@ -59,6 +59,8 @@ def run(args):
         parse_attack(args.attack, "attack")
         compute.check_int("steps" if args.kind == "interp" else "grid", grid, 2)
         compute.check_int("examples" if args.kind == "input" else "n", examples if args.kind == "input" else n, 1)
+        if args.span is not None:
+            compute.check_span(args.span)
         if args.kind == "weight":
             compute.check_int("hessian_iters", hessian_iters, 0)
         if args.kind == "interp" and args.other is None:

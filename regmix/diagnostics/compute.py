@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..attacks.specs import parse_attack
+from ..checks import MAX_GRID, MAX_ITERS, MAX_POINTS, check_number
 from ..methods import METHODS, resolved_options
 from ..methods.views import prior_start
 from ..registry import ConfigError
@@ -36,10 +37,22 @@ def default_path(run_dir, kind: str, other=None) -> Path:
     return run.diagnostic(f"landscape_{kind}")
 
 
+# the largest value of each size argument: every grid, subset and iteration count is bounded work
+LIMITS = {"grid": MAX_GRID, "steps": MAX_GRID, "n": MAX_POINTS, "examples": MAX_POINTS, "hessian_iters": MAX_ITERS}
+
+
 def check_int(name: str, value, minimum: int) -> None:
-    """An integer argument `name` >= minimum, or one line naming the argument (the CLI maps it to its flag)."""
+    """An integer argument `name` in [minimum, LIMITS[name]], or one line naming the argument (the CLI
+    maps it to its flag)."""
+    maximum = LIMITS.get(name, MAX_ITERS)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+    check_number(name, value, minimum, maximum, integer=True)
+
+
+def check_span(span) -> None:
+    """A landscape's half-width: a finite number in (0, 1000]."""
+    check_number("span", span, 0, 1000, lo_open=True)
 
 
 def _base_meta(run_dir, config, which, split, n, device, attack):
@@ -61,6 +74,7 @@ def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10"
                             out=None, data_dir=None, progress=None) -> Path:
     check_int("grid", grid, 2)
     check_int("hessian_iters", hessian_iters, 0)
+    check_span(span)
     parse_attack(attack, "attack")  # a bad name fails before the model is loaded
     start = time.time()
     device = resolve_device(device)
@@ -89,6 +103,7 @@ def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, sp
                            eps=None, device="auto", out=None, data_dir=None) -> Path:
     check_int("grid", grid, 2)
     check_int("examples", examples, 1)
+    check_span(span)
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)

@@ -15,6 +15,7 @@ import torch
 
 from ..attacks.specs import parse_attacks
 from ..checkpoint import atomic_write
+from ..checks import MAX_BATCH, MAX_POINTS, MAX_RESTARTS, check_number
 from ..data import create_dataset
 from ..registry import ConfigError
 from ..rundir import RunDir
@@ -27,20 +28,21 @@ from .sanity import check_accuracies, probe
 SPLITS = ("test", "val")
 
 
-def _whole(value, name, low=1):
+def _whole(value, name, low=1, high=MAX_POINTS):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name}: must be an integer >= {low}, got {value!r}")
-    return value
+    return check_number(name, value, low, high, integer=True)
 
 
 def check_arguments(*, n, eps, step, restarts, batch_size, which, split, seed, sanity_n):
-    """The checks that need no model or data; (eps, step) parsed to numbers or None."""
+    """The checks that need no model or data; (eps, step) parsed to numbers or None. Every count is
+    bounded (checks.py): a typo never starts an evaluation that cannot end."""
     if n is not None:
         _whole(n, "n")
-    _whole(restarts, "restarts")
-    _whole(batch_size, "batch_size")
+    _whole(restarts, "restarts", high=MAX_RESTARTS)
+    _whole(batch_size, "batch_size", high=MAX_BATCH)
     _whole(sanity_n, "sanity_n")
-    _whole(seed, "seed", low=0)
+    _whole(seed, "seed", low=0, high=2 ** 31 - 1)
     if which not in ("best", "last"):
         raise ConfigError(f"which: must be 'best' or 'last', got {which!r}")
     if split not in SPLITS:

@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..losses import check_true_class_target, cross_entropy
+from ..checks import MAX_EPOCHS, MAX_STEPS, MAX_WEIGHT, check_number, in_range
 from ..registry import ConfigError, suggest
 from ..threat import ThreatModel
+
+
+# the documented range of each numeric option a method may have (check_number options); every other
+# number must be finite, and the loss weights a method lists in `non_negative` lie in [0, MAX_WEIGHT]
+OPTION_RANGES = {
+    "attack_steps": (1, MAX_STEPS, {"integer": True}),
+    "reset_every": (1, MAX_EPOCHS, {"integer": True}),
+    "momentum": (0, 1, {}),
+    "temperature": (0, MAX_WEIGHT, {"lo_open": True}),
+    "step_ratio": (0, 100, {}),
+}
 
 
 class Method:
@@ -52,10 +66,17 @@ class Method:
             raise ConfigError(f"method.options.{err}") from None
         if self.attack_mode not in ("eval", "train"):
             raise ConfigError(f"method.options.attack_mode: must be 'eval' or 'train', got {self.attack_mode!r}")
+        for key, value in self.options.items():  # NaN and infinity pass `value < 0`: refused first, for every option
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"method.options.{key}: must be a finite number, got {value!r}")
+            if key in OPTION_RANGES:
+                lo, hi, kw = OPTION_RANGES[key]
+                check_number(f"method.options.{key}", value, lo, hi, **kw)
         for key in self.non_negative:
             value = self.options[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"method.options.{key}: must be a number >= 0, got {value!r}")
+            if not in_range(value, 0, MAX_WEIGHT):
+                raise ConfigError(f"method.options.{key}: must be a number >= 0 (finite, at most {MAX_WEIGHT:g}), "
+                                  f"got {value!r}")
         self.validate()
 
     def validate(self):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..recipes import RECIPES
-from ..checks import plain_name
+from ..checks import MAX_GRID, MAX_ITERS, MAX_POINTS, check_number, in_range, plain_name
 from ..registry import ConfigError, suggest
 
 SUITES_DIR = RECIPES / "study"
@@ -19,6 +19,7 @@ EVAL_KEYS = ("attacks", "n", "seeds", "checkpoint", "sanity", "eps_scale")
 SMOKE_KEYS = ("seeds", "overrides", "evals", "cost", "sweeps", "diagnostics")
 # diagnostics records of every main run: the weight landscape (with Hessian) and the softmax record
 DIAGNOSTIC_KEYS = {"weight": ("grid", "n", "attack", "hessian_iters"), "softmax": ("n",)}
+LIMITS = {"grid": MAX_GRID, "n": MAX_POINTS}   # of the diagnostics options (hessian_iters: MAX_ITERS)
 SWEEP_KEYS = ("method", "grid", "variants", "seeds", "evals", "diagnostics")
 
 
@@ -72,15 +73,16 @@ def _evals(data, where) -> List[EvalSpec]:
         _refuse_unknown(spec, EVAL_KEYS, f"{where}.{name}")
         e = EvalSpec(name=str(name), **spec)
         parse_attacks(e.attacks, field=f"{where}.{name}.attacks")
-        if e.n is not None and (isinstance(e.n, bool) or not isinstance(e.n, int) or e.n < 1):
-            raise ConfigError(f"{where}.{name}.n: must be null (the whole test split) or an integer >= 1, got {e.n!r}")
+        if e.n is not None and not in_range(e.n, 1, MAX_POINTS, integer=True):
+            raise ConfigError(f"{where}.{name}.n: must be null (the whole test split) or an integer in "
+                              f"[1, {MAX_POINTS}], got {e.n!r}")
         if e.seeds not in ("all", "first"):
             raise ConfigError(f"{where}.{name}.seeds: must be 'all' or 'first', got {e.seeds!r}")
         if e.checkpoint not in ("best", "last"):
             raise ConfigError(f"{where}.{name}.checkpoint: must be 'best' or 'last', got {e.checkpoint!r}")
-        if isinstance(e.eps_scale, bool) or not isinstance(e.eps_scale, (int, float)) or not e.eps_scale > 0:
-            raise ConfigError(f"{where}.{name}.eps_scale: must be a number > 0 (a multiple of the run's "
-                              f"evaluation eps), got {e.eps_scale!r}")
+        if not in_range(e.eps_scale, 0, 100, lo_open=True):
+            raise ConfigError(f"{where}.{name}.eps_scale: must be a number > 0 (a finite multiple of the run's "
+                              f"evaluation eps, at most 100), got {e.eps_scale!r}")
         out.append(e)
     return out
 
@@ -95,9 +97,19 @@ def _diagnostics(data, where) -> dict:
             raise ConfigError(f"{where}.{kind}: must map options ({', '.join(DIAGNOSTIC_KEYS[kind])}) to values")
         _refuse_unknown(options, DIAGNOSTIC_KEYS[kind], f"{where}.{kind}")
         for key, value in options.items():
-            if key != "attack" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ConfigError(f"{where}.{kind}.{key}: must be an integer >= 0, got {value!r}")
+            if key != "attack":
+                check_number(f"{where}.{kind}.{key}", value, 0, LIMITS.get(key, MAX_ITERS), integer=True)
     return {kind: dict(options) for kind, options in data.items()}
+
+
+def _cost(data, where) -> dict:
+    """The cost table: {train | eval | diagnostics: {name: seconds}}, every number finite and >= 0."""
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError(f"{where}: must map train, eval and diagnostics to {{name: seconds}}")
+    for section, table in data.items():
+        for key, value in table.items():
+            check_number(f"{where}.{section}.{key}", value, 0, 10 ** 9)
+    return dict(data)
 
 
 def suite_path(name) -> Path:
@@ -128,7 +140,7 @@ def load_suite(name, *, smoke: bool = False) -> Suite:
             raise ConfigError(f"{where}.recipes.{method}: {recipe} does not exist")
     suite = Suite(name=str(data.get("suite", where)), file=path, device=str(data.get("device", "auto")),
                   recipes=recipes, seeds=check_seeds(data["seeds"], f"{where}.seeds"),
-                  evals=_evals(data["evals"], f"{where}.evals"), cost=dict(data["cost"]),
+                  evals=_evals(data["evals"], f"{where}.evals"), cost=_cost(data["cost"], f"{where}.cost"),
                   sweeps=data.get("sweeps") or {},
                   diagnostics=_diagnostics(data.get("diagnostics") or {}, f"{where}.diagnostics"))
     if smoke:
@@ -141,7 +153,7 @@ def load_suite(name, *, smoke: bool = False) -> Suite:
         suite.overrides = [str(o) for o in s.get("overrides", [])]
         if "evals" in s:
             suite.evals = _evals(s["evals"], f"{where}.smoke.evals")
-        suite.cost = dict(s.get("cost", suite.cost))
+        suite.cost = _cost(s.get("cost", suite.cost), f"{where}.smoke.cost")
         suite.sweeps = s.get("sweeps", suite.sweeps) or {}
         if "diagnostics" in s:
             suite.diagnostics = _diagnostics(s["diagnostics"] or {}, f"{where}.smoke.diagnostics")
