@@ -85,7 +85,7 @@ def test_figures_command_writes_every_figure_for_tiny_runs(tmp_path, capsys, mon
     (project / "viz" / "__init__.py").write_text("raise ImportError('the working directory's own viz')\n")
     monkeypatch.chdir(project)
     code = main(["figures", *map(str, runs), "--out", str(out), "--grid", "3", "--n", "32", "--attack", "pgd2",
-                 "--examples", "2", "--hessian-iters", "3", "--formats", "png,pdf,svg"])
+                 "--examples", "2", "--hessian-iters", "3", "--formats", "png,pdf,svg", "--check"])
     assert code == 0, capsys.readouterr().err
     names = {p.stem for p in out.glob("*.png")}
     expected = {"kl_toy_simplex", "kl_toy_loss", "loss_terms", "val_accuracy", "landscape_weight",

@@ -45,6 +45,8 @@ def _plain(text: str) -> str:
 def _tick_texts(ax):
     """(text artist, location) of every tick label drawn: visible, non-empty, inside the view."""
     out = []
+    if not ax.axison:
+        return out
     for axis in (ax.xaxis, ax.yaxis):
         low, high = sorted(axis.get_view_interval())
         span = max(high - low, 1e-300)
@@ -71,6 +73,9 @@ def _texts(fig, renderer):
     for ax in fig.axes:
         if ax.name == "3d":
             continue
+        if not ax.axison:   # axis("off"): neither its labels nor its ticks are drawn
+            tick_labels.update((id(ax.xaxis.label), id(ax.yaxis.label), id(ax.xaxis.offsetText),
+                                id(ax.yaxis.offsetText)))
         for axis in (ax.xaxis, ax.yaxis):
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
                 tick_labels.update((id(tick.label1), id(tick.label2)))

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .style import styled, PALETTE, figure, method_color
+from .style import PALETTE, figure, integer_ticks, method_color, plain_log_ticks, styled
 
 
 def _triangle(ax):
@@ -17,7 +17,10 @@ def _triangle(ax):
     ax.set_xlim(-0.12, 1.12)
     ax.set_ylim(-0.1, 0.95)
     ax.set_aspect("equal")
-    ax.axis("off")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():   # the frame off, the axis labels kept (the layout makes room for them)
+        spine.set_visible(False)
 
 
 # the weight share's colour ramp: blue at 0 (β only), green halfway, vermillion at 1 (α only)
@@ -113,8 +116,7 @@ def plot_kl_meeting_simplex(record, preset="double"):
             ax.plot(*to_plane(runs[kind]["q0"]), "s", mfc="none", mec="black", ms=6, label="Q start (initial)")
             if row == 0:
                 ax.set_title(name, fontsize=7)
-        axes[row, 0].text(-0.2, 0.45, label, rotation=90, ha="center", va="center", fontsize=7,
-                          transform=axes[row, 0].transAxes)
+        axes[row, 0].set_ylabel(label, fontsize=7, labelpad=16)  # clear of the "class 0" corner label
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=6)
     fig.colorbar(sc, ax=axes[:, -1], shrink=0.7, label="AMR weight α/(α+β): where P and Q meet")
     return fig
@@ -125,20 +127,29 @@ def matplotlib_colormap():
     return LinearSegmentedColormap.from_list("amr_weight", RAMP)
 
 
+LOSS_FLOOR = 1e-10   # below this a KL of float64 probabilities is round-off, not a distance
+
+
 @styled
 def plot_kl_toy_loss(arrays, meta, preset="single"):
-    """AMR along the flow for each (alpha, beta), both arguments free (solid) or Q fixed (dashed)."""
-    fig, axes = figure(preset, aspect=0.7)
+    """AMR along the flow for each (alpha, beta), both arguments free (solid) or Q fixed (dashed).
+    Values under LOSS_FLOOR are round-off (they jump between 1e-15 and 1e-33): each curve stops there."""
+    fig, axes = figure(preset, aspect=0.9)
     ax = axes[0, 0]
     for i, run in enumerate(meta["runs"]):
         color = PALETTE[i % len(PALETTE)]
         n = run["index"]
-        ax.plot(arrays[f"loss_{n}_both"], color=color, label=f"α={run['alpha']:g}, β={run['beta']:g}")
-        ax.plot(arrays[f"loss_{n}_p"], color=color, ls="--")
+        for key, ls, label in ((f"loss_{n}_both", "-", f"α={run['alpha']:g}, β={run['beta']:g}"),
+                               (f"loss_{n}_p", "--", None)):
+            vals = np.asarray(arrays[key], dtype=float)
+            ax.plot(np.where(vals >= LOSS_FLOOR, vals, np.nan), color=color, ls=ls, label=label)
     ax.set_yscale("log")
+    ax.set_ylim(bottom=LOSS_FLOOR)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("gradient-flow step")
-    ax.set_ylabel("αKL(P||Q) + βKL(Q||P)")
-    ax.legend(fontsize=6, title="solid: P and Q move; dashed: Q fixed", title_fontsize=6)
+    ax.set_ylabel(f"αKL(P||Q) + βKL(Q||P)  (to {LOSS_FLOOR:g})")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=6,
+               title="solid: P and Q move; dashed: Q fixed", title_fontsize=6)
     return fig
 
 
@@ -202,22 +213,30 @@ def plot_loss_terms_grid(run_dirs, preset="double"):
     fig, axes = figure(preset, aspect=0.3 * nrows, nrows=nrows, ncols=ncols, sharex=True)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
+    every = list(dict.fromkeys(k for run_dir in run_dirs for r in read_metrics(run_dir)[:1] for k in r
+                               if k.startswith("train_") and k != "train_loss"))   # one colour per term
     for ax, run_dir in zip(axes.ravel(), run_dirs):
         records = read_metrics(run_dir)
         epochs = [r["epoch"] + 1 for r in records]
         terms = [k for k in records[0] if k.startswith("train_") and k not in ("train_loss",)] if records else []
-        for i, key in enumerate(["train_loss", *terms]):
+        for key in ["train_loss", *terms]:
+            i = every.index(key) + 1 if key in every else 0
             vals = np.array([r[key] for r in records], dtype=float)
             total = key == "train_loss"  # drawn on top, dashed: it coincides with ce when there is no regulariser
             ax.plot(epochs, np.clip(vals, 1e-8, None), marker=None if total else "o", ls="--" if total else "-",
                     color="black" if total else PALETTE[i % len(PALETTE)], zorder=3 if total else 2,
                     label=key.removeprefix("train_"))
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
+        integer_ticks(ax.xaxis)
         ax.set_title(run_dir.name if hasattr(run_dir, "name") else str(run_dir))
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=5.5)
     for row in axes:
         row[0].set_ylabel("training mean (log)")
+    handles = {}
+    for ax in axes.ravel()[:n]:
+        handles.update(zip(ax.get_legend_handles_labels()[1], ax.get_legend_handles_labels()[0]))
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=6)
     return fig
 
 
@@ -238,5 +257,6 @@ def plot_accuracy_curves(run_dirs, preset="single"):
         ax.plot(epochs, [100 * r["val_pgd"] for r in records], color=color, ls="--", label=f"{run_dir.name} PGD")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
-    ax.legend(fontsize=5.5, ncol=2)
+    integer_ticks(ax.xaxis)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=5.5)
     return fig

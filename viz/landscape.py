@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import PRESETS, figure, method_color, styled
+from .style import PRESETS, figure, method_color, plain_log_ticks, styled
 
 
 def _label(meta):
@@ -113,27 +113,34 @@ def plot_weight_slices(records, preset="single"):
     ax.set_xlabel("step along direction 1 (filter-normalised)")
     ax.set_ylabel("cross-entropy loss")
     ax.set_yscale("log")
-    ax.legend(fontsize=6, ncol=1, loc="upper center")
+    plain_log_ticks(ax.yaxis)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=6)
     return fig
 
 
 @styled
 def plot_smoothness(records, preset="single"):
     """Bars of the two smoothness numbers per run: Hessian top eigenvalue and surface max rise."""
-    fig, axes = figure(preset, aspect=0.55, ncols=2)
+    from matplotlib.patches import Patch
+    panels = [("Hessian top\neigenvalue", lambda m, k: m.get("hessian", {}).get(k, {}).get("eigenvalue", np.nan)),
+              ("loss rise\nover the plane", lambda m, k: m.get("sharpness", {}).get(k, {}).get("max_rise", np.nan))]
+    if any("trace" in m.get("hessian_spectrum", {}).get(k, {}) for _, m in records for k in ("clean", "adv")):
+        panels.insert(1, ("Hessian trace\n(Hutchinson)",
+                          lambda m, k: m.get("hessian_spectrum", {}).get(k, {}).get("trace", np.nan)))
+    fig, axes = figure(preset if len(panels) == 2 else "double", aspect=0.6 if len(panels) == 2 else 0.3,
+                       ncols=len(panels))
     labels = [_label(m) for _, m in records]
     x = np.arange(len(records))
-    for ax, (title, get) in zip(axes[0], [
-            ("Hessian top eigenvalue", lambda m, k: m.get("hessian", {}).get(k, {}).get("eigenvalue", np.nan)),
-            ("loss rise over the plane", lambda m, k: m.get("sharpness", {}).get(k, {}).get("max_rise", np.nan))]):
+    for ax, (title, get) in zip(axes[0], panels):
         for offset, key, hatch in ((-0.2, "clean", None), (0.2, "adv", "///")):
             vals = [get(m, key) for _, m in records]
             ax.bar(x + offset, vals, width=0.4, color=[method_color(m["method"]) for _, m in records],
-                   hatch=hatch, edgecolor="white", label=key if key == "clean" else "adversarial")
+                   hatch=hatch, edgecolor="white")
         ax.set_xticks(x, labels, rotation=30, ha="right")
         ax.set_title(title)
     axes[0, 0].set_ylabel("value (lower is smoother)")
-    axes[0, 1].legend(fontsize=6)
+    fig.legend([Patch(facecolor="0.5", edgecolor="white"), Patch(facecolor="0.5", edgecolor="white", hatch="///")],
+               ["clean loss", "adversarial loss"], loc="outside lower center", ncol=2, fontsize=6)
     return fig
 
 
@@ -151,7 +158,10 @@ def plot_weight_surface_3d(records):
             fig.add_trace(go.Surface(x=arrays["coords"], y=arrays["coords"], z=arrays[key].T, colorscale="Viridis",
                                      showscale=False), row=r, col=c)
     fig.update_scenes(xaxis_title="d1", yaxis_title="d2", zaxis_title="loss")
-    fig.update_layout(width=300 * n, height=320 * rows, margin=dict(l=0, r=0, t=30, b=0), font=dict(size=10))
+    # a page wide (the double preset at plotly's 96 px per inch); titles below the toolbar's strip
+    width = round(PRESETS["double"]["width"] * 96)
+    fig.update_layout(width=width, height=round(width / n * 1.1) * rows + 60, margin=dict(l=0, r=0, t=60, b=0),
+                      font=dict(size=10))
     return fig
 
 
@@ -175,7 +185,8 @@ def plot_interpolation(records, preset="single"):
     axes[0, 0].set_ylabel("loss")
     axes[1, 0].set_ylabel("accuracy")
     axes[1, 0].set_xlabel("t  (0: first checkpoint, 1: second)")
-    axes[0, 0].legend(fontsize=6)
+    plain_log_ticks(axes[0, 0].yaxis)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=6)
     return fig
 
 

@@ -52,6 +52,9 @@ def plot_class_means(records, preset="double"):
         for c, view in enumerate(VIEWS):
             ax = axes[r, c]
             im = ax.imshow(arrays[f"class_mean_{view}"], vmin=0, vmax=1, cmap="Blues")
+            classes = len(arrays[f"class_mean_{view}"])
+            ax.set_xticks(range(0, classes, 3 if classes > 5 else 1))
+            ax.set_yticks(range(0, classes, 3 if classes > 5 else 1))
             if r == 0:
                 ax.set_title(VIEW_LABELS[view])
             if c == 0:
@@ -113,7 +116,7 @@ def plot_distances(records, preset="double"):
             vals = [meta["summary"][v][key] for v in VIEWS]
             ax.bar(x - 0.4 + width * (i + 0.5), vals, width, color=method_color(meta["method"]), label=_name(meta))
         ax.set_xticks(x, ["clean", "initial", "final"])
-        ax.set_title(title + " (lower is better)")
+        ax.set_title(title + "\n(lower is better)")
     axes[0, 0].set_ylabel("mean over examples")
-    axes[0, -1].legend(fontsize=6)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=6)
     return fig

@@ -79,3 +79,23 @@ def styled(plot):
         with paper_style(kwargs.get("preset", default)):
             return plot(*args, **kwargs)
     return wrapper
+
+
+def integer_ticks(axis) -> None:
+    """Ticks on whole numbers only (classes, epochs): matplotlib would put 2.5 or 0.98 there."""
+    from matplotlib.ticker import MaxNLocator
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def plain_log_ticks(axis) -> None:
+    """A log axis labelled with plain numbers (0.1, 1, 2.3), never '6x10^0'; inside one decade the
+    ticks are spaced evenly (there is no power of ten to label). Call it after the data are drawn."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+    low, high = sorted(axis.get_view_interval())
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    if low > 0 and high / low < 10:
+        axis.set_major_locator(MaxNLocator(nbins=4))
+    else:
+        axis.set_major_locator(LogLocator(base=10))
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(NullFormatter())
