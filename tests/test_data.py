@@ -66,18 +66,75 @@ def _write_fake_cifar(root, n=30):
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
 
 
-def test_cifar_reader_holds_out_validation_and_augments_train(tmp_path, monkeypatch):
+def test_cifar_reader_holds_out_validation_and_augments_train(tmp_path):
     _write_fake_cifar(tmp_path)
-    import torchvision
-    # the fake files cannot match torchvision's checksums of the real ones
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    # read by regmix's own reader: random pixels in the published layout pass (no checksum of the real files)
     train = regmix.create_dataset("cifar10", "train", tmp_path, val_size=20)
     val = regmix.create_dataset("cifar10", "val", tmp_path, val_size=20)
     test = regmix.create_dataset("cifar10", "test", tmp_path)
     assert (len(train), len(val), len(test)) == (130, 20, 30)
     assert train.augment and not val.augment and not test.augment
     assert train[0][0].shape == (3, 32, 32)
+
+
+def test_cifar_reader_keeps_the_published_pixel_order_and_reads_cifar100(tmp_path):
+    import pickle
+    _write_fake_cifar(tmp_path)
+    raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes())
+    test = regmix.create_dataset("cifar10", "test", tmp_path)
+    # row i: 1024 red, 1024 green, 1024 blue values, each plane row-major (the published layout)
+    assert torch.equal(test.images[3], torch.from_numpy(raw["data"][3].reshape(3, 32, 32)))
+    assert test.labels.tolist() == raw["labels"]
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name, n in (("train", 40), ("test", 12)):
+        (folder / name).write_bytes(pickle.dumps({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                                                  "fine_labels": [int(v) for v in rng.integers(0, 100, n)],
+                                                  "coarse_labels": [0] * n}, protocol=5))
+    train = regmix.create_dataset("cifar100", "train", tmp_path, val_size=10)
+    assert len(train) == 30 and train.num_classes == 100
+    assert len(regmix.create_dataset("cifar100", "test", tmp_path)) == 12
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch EXPLOITED",))
+
+
+def test_a_cifar_file_carrying_code_is_refused_without_running_it(tmp_path, monkeypatch):
+    import pickle
+    monkeypatch.chdir(tmp_path)
+    _write_fake_cifar(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], "x": _Payload()}))
+    with pytest.raises(ConfigError, match="data_batch_2 refused: it names .*system"):
+        regmix.create_dataset("cifar10", "train", tmp_path, val_size=20)
+    assert not (tmp_path / "EXPLOITED").exists()
+    assert b"system" in path.read_bytes()  # the payload is real: a plain pickle load would run it
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"data": np.zeros((2, 3000), np.uint8), "labels": [0, 1]}, "'data' must be a uint8 array of shape"),
+    ({"data": np.zeros((2, 3072), np.float32), "labels": [0, 1]}, "'data' must be a uint8 array of shape"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, "2 images but 1 labels"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, r"labels must lie in \[0, 9\]"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": ["a", "b"]}, "'labels' must be a list of integers"),
+    ({"pixels": np.zeros((2, 3072), np.uint8)}, "expected a dict with 'data' and 'labels'"),
+    (None, "test_batch is not a readable CIFAR batch"),
+])
+def test_a_malformed_cifar_file_is_refused_in_one_line_naming_it(tmp_path, entry, message):
+    import pickle
+    _write_fake_cifar(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps(entry)[:-3] if entry is None else pickle.dumps(entry))
+    with pytest.raises(ConfigError, match=message) as err:
+        regmix.create_dataset("cifar10", "test", tmp_path)
+    assert "test_batch" in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_4").unlink()
+    with pytest.raises(DatasetNotFound, match="data_batch_4 is missing"):
+        regmix.create_dataset("cifar10", "train", tmp_path)
 
 
 def test_tinyimagenet_reads_the_standard_layout(tmp_path):

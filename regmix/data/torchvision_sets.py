@@ -1,15 +1,16 @@
-"""CIFAR-10/100 (through torchvision) and Tiny ImageNet (the standard folder layout)."""
+"""CIFAR-10/100 (the published pickle files, read by cifar_files; torchvision only to download them) and
+Tiny ImageNet (the standard folder layout)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from . import DATASETS
 from .base import DatasetNotFound, ImageTensorDataset, holdout_split
+from .cifar_files import load_split
 
 CIFAR_VAL_SIZE = 1000
 TINY_VAL_SIZE = 5000
@@ -27,19 +28,20 @@ def _root(data_dir) -> Path:
 
 
 def _cifar(name, split, data_dir, download, augment, val_size):
-    import torchvision
     spec = CIFAR[name]
     root = _root(data_dir)
-    if not (root / spec["folder"]).exists() and not download:
-        raise DatasetNotFound(
-            f"data.data_dir: {name} not found: looked for {root / spec['folder']}; point --data-dir "
-            f"(or data.data_dir) at the folder that holds it, or add --set data.download=true when online")
-    try:
-        raw = getattr(torchvision.datasets, spec["cls"])(str(root), train=split != "test", download=download)
-    except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
-        raise DatasetNotFound(f"data.data_dir: {name} under {root} could not be read ({err})") from None
-    images = torch.from_numpy(raw.data).permute(0, 3, 1, 2).contiguous()
-    labels = np.asarray(raw.targets, dtype=np.int64)
+    if not (root / spec["folder"]).exists():
+        if not download:
+            raise DatasetNotFound(
+                f"data.data_dir: {name} not found: looked for {root / spec['folder']}; point --data-dir "
+                f"(or data.data_dir) at the folder that holds it, or add --set data.download=true when online")
+        import torchvision  # the download only (it checks the archive's md5); the files are read below
+        try:
+            getattr(torchvision.datasets, spec["cls"])(str(root), train=split != "test", download=True)
+        except RuntimeError as err:
+            raise DatasetNotFound(f"data.data_dir: {name} under {root} could not be downloaded ({err})") from None
+    data, labels = load_split(root / spec["folder"], name, split != "test", spec["num_classes"])
+    images = torch.from_numpy(data).contiguous()
     if split != "test":
         index = holdout_split(len(labels), val_size, split)
         images, labels = images[index], labels[index]
