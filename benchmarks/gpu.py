@@ -67,6 +67,50 @@ class Step:
         self.opt.step()
 
 
+class DeviceDataStep:
+    """The trainer's train.fast step (regmix/training/step.py): the data set on the device as uint8 with the
+    CIFAR augmentation made there (random crop with 4 pixels of padding, flip), sums kept on the device, no
+    host read; graph=True captures the forward, attack and backward as one CUDA graph. The optimiser
+    (SGD, the recipes') and the EMA (gated with averaged buffers for pgk and regmix, as their recipes) run
+    after it, as in the trainer."""
+
+    def __init__(self, method, dtype, graph, channels_last, batch, device, model_name, image, batches=8):
+        from regmix.ema import EMA
+        from regmix.training.device_data import crop_flip
+        from regmix.training.step import DeviceStep
+        torch.manual_seed(0)
+        model = regmix.create_model(model_name, 10, 3, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26)).to(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model, self.crop_flip = model, crop_flip
+        n = batch * batches
+        self.images = torch.randint(0, 256, (n, 3, image, image), dtype=torch.uint8, device=device)
+        self.y = torch.randint(0, 10, (n,), device=device)
+        self.draws = (torch.randint(0, 9, (2, n), device=device), torch.rand(n, device=device) < 0.5)
+        self.method = regmix.create_method(method, _threat(method), **OPTIONS.get(method, {}))
+        self.method.setup(n, (3, image, image), device)
+        self.method.start_epoch(0)
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        gated = method in ("pgk", "regmix")
+        self.ema = EMA(model, 0.999, gate=0.82 if gated else None, buffers="average" if gated else "copy")
+        self.step = DeviceStep(model, self.method, model.parameters(), amp=dtype == "bf16", graph=graph)
+        self.step.reset({}, 0, device)
+        self.batch, self.batches, self.channels_last, self.k = batch, batches, channels_last, 0
+
+    def __call__(self):
+        b = self.batch
+        idx = torch.arange((self.k % self.batches) * b, (self.k % self.batches + 1) * b, device=self.y.device)
+        self.k += 1
+        x = self.crop_flip(self.images[idx].float() / 255, self.draws[0][0, idx], self.draws[0][1, idx],
+                           self.draws[1][idx], 4)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.model.train()
+        self.step(x, self.y[idx], idx)
+        self.opt.step()
+        self.ema.update(self.model, self.method.attack_ratio)
+
+
 def step_flops(method, device, model_name="resnet18", image=32, batch=128) -> float:
     """Conv and linear FLOPs of one eager training step (the attack's passes included), counted by
     torch.utils.flop_counter: a property of the method and the model, not of the machine."""
@@ -158,6 +202,48 @@ def measure(device: str, steps: int, *, model_name="resnet18", image=32, batches
     return rows
 
 
+def measure_paths(device, steps, *, methods=("pgd_at", "regmix"), batches=(128, 512), paths=("fast", "graph"),
+                  model_name="resnet18", image=32, flops=None, log=print) -> list:
+    """The train.fast step (DeviceDataStep), eagerly ('fast') and captured ('graph'), bf16 channels_last:
+    rows in the same form as measure()'s, with a 'path' key. A graph's warm-up includes its capture."""
+    rows, sync = [], synchronizer(device)
+    for batch in batches:
+        for path in paths:
+            for method in methods:
+                row = {"method": method, "dtype": "bf16", "compile": False, "channels_last": True, "batch": batch,
+                       "path": path}
+                if path == "graph" and not str(device).startswith("cuda"):
+                    rows.append({**row, "skipped": "CUDA graphs need a CUDA device"})
+                    continue
+                try:
+                    step = DeviceDataStep(method, "bf16", path == "graph", True, batch, device, model_name, image)
+                    start = time.perf_counter()
+                    for _ in range(5):  # 3 eager steps, the capture, a first replay
+                        step()
+                    sync()
+                    warm = time.perf_counter() - start
+                    start = time.perf_counter()
+                    for _ in range(steps):
+                        step()
+                    sync()
+                    per_step = (time.perf_counter() - start) / steps
+                    if path == "graph" and step.step.graph is None and str(device).startswith("cuda"):
+                        raise RuntimeError("the step was not captured")
+                except Exception as exc:
+                    rows.append({**row, "skipped": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"})
+                    log(f"[gpu] {method} {path} batch={batch}: {rows[-1]['skipped']}")
+                    continue
+                row.update(seconds_per_step=per_step, seconds_per_epoch=per_step * math.ceil(EPOCH_IMAGES / batch),
+                           warmup_s=warm)
+                if flops and method in flops:
+                    row["tflops_achieved"] = flops[method] * batch / 128 / per_step / 1e12
+                rows.append(row)
+                log(f"[gpu] {method} {path} bf16 channels_last batch={batch}: {row['seconds_per_epoch']:.2f} s/epoch "
+                    f"(warm-up {warm:.1f} s)")
+                del step
+    return rows
+
+
 def run(scale, device, log=print, budget_s=250) -> dict:
     if not str(device).startswith("cuda") or not torch.cuda.is_available():
         reason = ("skipped: no CUDA device on this machine (run `python -m benchmarks --device cuda` where "
@@ -165,8 +251,10 @@ def run(scale, device, log=print, budget_s=250) -> dict:
         log(f"[gpu] {reason}")
         return {"skipped": reason}
     torch.backends.cudnn.benchmark = True
+    # R2 (2026-11-26) holds the plain step's whole matrix (fp32/bf16, compile, channels_last); here the plain
+    # step is timed in its best form beside the train.fast rows, for a side-by-side reading
     out = measure_all(device, scale.gpu_steps, batches=(128, 512) if scale.name == "full" else (128,),
-                      budget_s=budget_s, log=log)
+                      budget_s=budget_s, log=log, dtypes=("bf16",), compiles=(False,), channels_lasts=(True,))
     return {"device": torch.cuda.get_device_name(torch.device(device)),
             "precision": {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
                           "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}, **out}
@@ -183,11 +271,18 @@ def measure_all(device, steps, *, methods=("pgd_at", "regmix"), batches=(128,), 
         f"matmul rate bf16 {peak_bf16 / 1e12:.0f}, fp32 {peak_fp32 / 1e12:.0f} TFLOP/s")
     busy = {m: gpu_busy_share(m, device, model_name, image) for m in methods}
     log(f"[gpu] share of wall time the GPU computes (eager bf16 channels_last, batch 128): {busy}")
-    rows = measure(device, steps, model_name=model_name, image=image, batches=batches, methods=methods,
-                   budget_s=budget_s, flops=flops, log=log, **kw)
+    # the train.fast step first (eager and captured), then the configurations of the plain step
+    rows = measure_paths(device, steps, methods=methods, batches=batches, model_name=model_name, image=image,
+                         flops=flops, log=log)
+    rows += measure(device, steps, model_name=model_name, image=image, batches=batches, methods=methods,
+                    budget_s=budget_s, flops=flops, log=log, **kw)
     steps_per_epoch = math.ceil(EPOCH_IMAGES / 128)
     timed = [r for r in rows if "seconds_per_epoch" in r]
-    best = min((r["seconds_per_epoch"] for r in timed if r["method"] == "pgd_at" and r["batch"] == 128), default=math.inf)
+
+    def best_of(method, batch):
+        return min((r["seconds_per_epoch"] for r in timed if r["method"] == method and r["batch"] == batch),
+                   default=math.inf)
+    best = best_of("pgd_at", 128)
     return {"model": f"{model_name} (CIFAR)" if model_name == "resnet18" else model_name,
             "data": f"synthetic CIFAR-shaped (3x{image}x{image})", "epoch_images": EPOCH_IMAGES, "rows": rows,
             "step_tflop_batch128": {m: f / 1e12 for m, f in flops.items()},
@@ -197,4 +292,12 @@ def measure_all(device, steps, *, methods=("pgd_at", "regmix"), batches=(128,), 
             "floor_s_per_epoch_bf16": {m: f * steps_per_epoch / peak_bf16 for m, f in flops.items()},
             "estimated_limit": "about 2-4 s per PGD-10 epoch on an H100",
             "targets": [{"name": "PGD-10 AT s/epoch, batch 128 (best configuration)", "value": round(best, 2),
-                         "target": "<= 8", "met": best <= 8, "note": "synthetic data; extrapolated from timed steps"}]}
+                         "target": "<= 8", "met": best <= 8, "note": "synthetic data; extrapolated from timed steps"},
+                        {"name": "RegMix s/epoch, batch 128 (best configuration)", "value": round(best_of("regmix", 128), 2),
+                         "target": "<= 3.5", "met": best_of("regmix", 128) <= 3.5,
+                         "note": "synthetic data; extrapolated from timed steps"}]
+                       + [{"name": f"{m} at batch 512 over its floor (best configuration)",
+                           "value": round(best_of(m, 512) / (flops[m] * steps_per_epoch / peak_bf16), 2),
+                           "target": "<= 3", "met": best_of(m, 512) / (flops[m] * steps_per_epoch / peak_bf16) <= 3,
+                           "note": "floor: counted FLOPs at the measured bf16 matmul rate"}
+                          for m in methods if 512 in batches and best_of(m, 512) < math.inf]}

@@ -184,10 +184,15 @@ def _gpu(g: dict, on_gpu: bool = False) -> list:
                "profiler): " + ", ".join(f"{m} {v}" for m, v in g["gpu_busy_share_eager_bf16_batch128"].items())
                + ". Below 1, the step waits on the host: Python, kernel launches, the attack's small kernels.", ""]
               if g.get("gpu_busy_share_eager_bf16_batch128") else []),
-            "| method | dtype | compile | channels_last | batch | s/epoch | TFLOP/s achieved | warm-up s |",
-            "|---|---|---|---|---|---|---|---|"]
+            "Step: plain is the method's loss, backward and optimiser step on batches already on the card; fast is "
+            "train.fast (regmix/training/step.py: uint8 data on the card, augmentation there, sums kept on the card, "
+            "no host read, the recipes' SGD and EMA); graph is fast with the forward, attack and backward captured "
+            "once as a CUDA graph and replayed.", "",
+            "| method | step | dtype | compile | channels_last | batch | s/epoch | TFLOP/s achieved | warm-up s |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in g["rows"]:
-        head = f"| {r['method']} | {r['dtype']} | {r['compile']} | {r['channels_last']} | {r.get('batch', 128)} |"
+        head = (f"| {r['method']} | {r.get('path', 'plain')} | {r['dtype']} | {r['compile']} | {r['channels_last']} | "
+                f"{r.get('batch', 128)} |")
         if "skipped" in r:
             out.append(f"{head} not measured: {r['skipped']} | | |")
         else:
@@ -211,7 +216,8 @@ def _gpu_reading(g: dict) -> list:
         r = best.get((method, batch))
         if r is None:
             return f"{method} at batch {batch}: not measured"
-        return (f"{method} at batch {batch}: {r['seconds_per_epoch']:.1f} s/epoch ({r['dtype']}, compile {r['compile']}, "
+        return (f"{method} at batch {batch}: {r['seconds_per_epoch']:.1f} s/epoch ({r.get('path', 'plain')} step, "
+                f"{r['dtype']}, compile {r['compile']}, "
                 f"channels_last {r['channels_last']}), {r['seconds_per_epoch'] / floor[method]:.1f}x its floor of "
                 f"{floor[method]:.2f} s")
     batches = sorted({b for _, b in best})

@@ -102,21 +102,27 @@ def test_gpu_section_body_runs_tiny_on_cpu_and_renders():
     from benchmarks.gpu import measure_all
     out = measure_all("cpu", 1, model_name="small_cnn", image=8, matmul_n=64, dtypes=("fp32",), compiles=(False,),
                       channels_lasts=(False, True), log=lambda *_: None)
-    rows = out["rows"]
+    paths = [r for r in out["rows"] if "path" in r]  # the train.fast step's rows come first
+    assert [(r["path"], r["method"]) for r in paths] == [("fast", "pgd_at"), ("fast", "regmix"),
+                                                          ("graph", "pgd_at"), ("graph", "regmix")]
+    assert all(r["seconds_per_epoch"] > 0 for r in paths[:2]) and all("CUDA" in r["skipped"] for r in paths[2:])
+    rows = [r for r in out["rows"] if "path" not in r]
     assert [r["channels_last"] for r in rows] == [True, True, False, False]  # channels_last first
     assert all(r["seconds_per_epoch"] > 0 and r["tflops_achieved"] > 0 for r in rows)
     # PGD-10 AT makes 10 forward + input-gradient passes and one training pass: far more FLOPs than regmix's step
     assert out["step_tflop_batch128"]["pgd_at"] > 2 * out["step_tflop_batch128"]["regmix"]
     spent = measure_all("cpu", 1, model_name="small_cnn", image=8, matmul_n=64, dtypes=("fp32",), compiles=(False,),
                         channels_lasts=(False,), budget_s=0, log=lambda *_: None)["rows"]
+    spent = [r for r in spent if "path" not in r]
     assert len(spent) == 2 and all("skipped" in r for r in spent[1:])  # recorded as skipped, not left out
-    section = {"device": "cpu (test)", "precision": {}, **out, "rows": rows + spent[1:]}
+    section = {"device": "cpu (test)", "precision": {}, **out, "rows": out["rows"] + spent[1:]}
     record = {"command": "test", "record_path": "x.json", "date": "today", "scale": {"name": "smoke"},
               "machine": {"cpu": "c", "cpu_count": 1, "torch": "t", "torch_threads": 1, "device": "cpu",
                           "load_start": [0], "load_end": [0]}, "results": {"gpu": section}}
     page = report.render(record)
-    assert "| regmix | fp32 | False | True | 128 |" in page, page
-    assert "| regmix | fp32 | False | False | 128 | not measured: time budget of 0 s spent |" in page, page
+    assert "| regmix | plain | fp32 | False | True | 128 |" in page, page
+    assert "| regmix | fast | bf16 | False | True | 128 |" in page, page
+    assert "| regmix | plain | fp32 | False | False | 128 | not measured: time budget of 0 s spent |" in page, page
 
 
 def test_bad_arguments_exit_2_with_one_line():

@@ -110,16 +110,34 @@ def _evaluate_point(model, batches, attack_factory, seed):
     return out
 
 
-def _plane_weights(base: dict, d1, d2, ab: torch.Tensor, channels_last: bool) -> dict:
-    """{name: base + a*d1 + b*d2} for each row (a, b) of ab, stacked along a new first dimension
-    (which vmap maps over); one row gives the plain tensors. Same arithmetic as _place."""
-    out = {}
-    for (name, w), u, v in zip(base.items(), d1, d2):
-        stacked = torch.stack([w + float(a) * u + float(b) * v for a, b in ab.tolist()])
-        if channels_last and w.dim() == 4:
-            stacked = torch.stack([t.contiguous(memory_format=torch.channels_last) for t in stacked])
-        out[name] = stacked if len(ab) > 1 else stacked[0]
-    return out
+class PlaneWeights:
+    """The weights theta + a*d1 + b*d2 of many grid points (a, b), made by one matrix product over the
+    flattened parameters, [a b] @ [d1; d2] + theta, then viewed as one stacked tensor per parameter
+    (the leading dimension is the point's, which vmap maps over). The same sums as writing each point's
+    weights into the model, to float32 rounding (tests/test_landscape.py)."""
+
+    def __init__(self, base: dict, d1, d2, channels_last: bool):
+        self.names = list(base)
+        self.shapes = [w.shape for w in base.values()]
+        self.flat = torch.cat([w.reshape(-1) for w in base.values()])
+        self.plane = torch.stack([torch.cat([u.reshape(-1) for u in d1]), torch.cat([v.reshape(-1) for v in d2])])
+        self.channels_last = channels_last
+
+    def __call__(self, ab: torch.Tensor) -> dict:
+        stacked = torch.addmm(self.flat, ab.to(self.plane), self.plane)  # (points, parameters)
+        out, start = {}, 0
+        for name, shape in zip(self.names, self.shapes):
+            n = shape.numel()
+            w = stacked[:, start:start + n].reshape(len(ab), *shape)
+            start += n
+            if self.channels_last and w.dim() == 5:
+                w = torch.stack([t.contiguous(memory_format=torch.channels_last) for t in w])
+            out[name] = w if len(ab) > 1 else w[0]
+        return out
+
+
+# a CUDA pass over many grid points holds (points x batch) images' activations at once: at most this many
+POINT_IMAGES_PER_PASS_CUDA = 32_768
 
 
 def _batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, progress=None):
@@ -127,19 +145,24 @@ def _batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, pro
 
     The model is called functionally (torch.func.functional_call) with the grid point's weights, so
     its own parameters are never written; with several points per pass, vmap maps the call over the
-    stacked weights. Inference mode, eval mode (BatchNorm uses its running statistics, as in the plain
-    path). On a CPU, 4-d weights and inputs go channels-last, which oneDNN's convolutions run faster.
+    stacked weights (PlaneWeights: one matrix product makes a pass's weights). Inference mode, eval mode
+    (BatchNorm uses its running statistics, as in the plain path). The sums stay on the device until the
+    surface is done. On a CPU, 4-d weights and inputs go channels-last, which oneDNN's convolutions run
+    faster.
     """
-    from torch.func import functional_call, vmap
+    from torch.func import functional_call, vmap  # torch.func loads functorch: only the landscape needs it
 
     base = {name: p.detach() for name, p in model.named_parameters()}
     buffers = {name: b for name, b in model.named_buffers()}
     channels_last = all(xb.dim() == 4 and not xb.is_cuda for xb, _ in batches)
     if channels_last:
         batches = [(xb.contiguous(memory_format=torch.channels_last), yb) for xb, yb in batches]
+    device = batches[0][0].device
     grid = torch.tensor([[a, b] for a in coords for b in coords], dtype=torch.float64)
     n = sum(len(yb) for _, yb in batches)
-    loss, acc = np.zeros(len(grid)), np.zeros(len(grid))
+    total = torch.zeros(len(grid), dtype=torch.float64, device=device)
+    correct = torch.zeros(len(grid), dtype=torch.long, device=device)
+    weights_of = PlaneWeights(base, d1, d2, channels_last)
 
     def call(weights, xb):
         return functional_call(model, (weights, buffers), (xb,))
@@ -147,20 +170,20 @@ def _batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, pro
     with model_mode(model, training=False), torch.inference_mode():
         for start in range(0, len(grid), points_per_batch):
             ab = grid[start:start + points_per_batch]
-            weights = _plane_weights(base, d1, d2, ab, channels_last)
-            forward = call if len(ab) == 1 else vmap(call, in_dims=(0, None))
-            total, correct = torch.zeros(len(ab), dtype=torch.float64), torch.zeros(len(ab), dtype=torch.long)
+            k = len(ab)
+            weights = weights_of(ab.to(device))
+            forward = call if k == 1 else vmap(call, in_dims=(0, None))
             for xb, yb in batches:
-                logits = forward(weights, xb).float().reshape(len(ab), len(yb), -1)
-                per = F.cross_entropy(logits.flatten(0, 1), yb.repeat(len(ab)), reduction="none").view(len(ab), -1)
+                logits = forward(weights, xb).float().reshape(k, len(yb), -1)
+                per = F.cross_entropy(logits.flatten(0, 1), yb.repeat(k), reduction="none").view(k, -1)
                 # summed per batch in float32 then accumulated in float64, like loss_and_accuracy
-                total += per.sum(1).double().cpu()
-                correct += (logits.argmax(2) == yb).sum(1).cpu()
-            loss[start:start + len(ab)] = (total / n).numpy()
-            acc[start:start + len(ab)] = (correct.double() / n).numpy()
+                total[start:start + k] += per.sum(1).double()
+                correct[start:start + k] += (logits.argmax(2) == yb).sum(1)
             if progress is not None:
-                progress(start + len(ab), len(grid))
+                progress(start + k, len(grid))
     shape = (len(coords), len(coords))
+    loss = (total / n).cpu().numpy()
+    acc = (correct.double() / n).cpu().numpy()
     return loss.reshape(shape), acc.reshape(shape)
 
 
@@ -174,8 +197,8 @@ def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int =
     attack factory (model -> attack) is given: the attack is run against each perturbed model.
 
     fast (the default) evaluates the clean surface functionally, points_per_batch grid points per
-    forward pass (default 1 on a CPU, where batching points measured no faster; 8 on a GPU, not
-    measured here); it
+    forward pass (default 1 on a CPU, where batching points measured no faster; on a GPU as many as
+    POINT_IMAGES_PER_PASS_CUDA images' activations allow, the whole grid of a small model); it
     equals the plain path (fast=False, one point at a time with the weights written into the model)
     to float32 rounding (tests/test_landscape.py: loss within 1e-5 relative). Adversarial surfaces
     always use the plain path: an attack needs a whole model per point.
@@ -192,7 +215,12 @@ def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int =
     # torch.func's functional calls refuse TorchScript modules (a model loaded from a .pt archive)
     fast = fast and not isinstance(model, torch.jit.ScriptModule)
     if fast:
-        per_batch = int(points_per_batch or (8 if device.type == "cuda" else 1))
+        if points_per_batch:
+            per_batch = int(points_per_batch)
+        elif device.type == "cuda":  # as many points per pass as the activations allow
+            per_batch = max(1, min(total, POINT_IMAGES_PER_PASS_CUDA // max(1, min(len(y), batch_size))))
+        else:
+            per_batch = 1
         clean_progress = progress if attack is None else None
         out["loss"], out["acc"] = _batched_clean_surface(model, batches, d1, d2, coords, per_batch, clean_progress)
         if attack is None:
