@@ -251,3 +251,50 @@ def test_the_sliders_start_at_the_runs_weights_and_hold_the_method_defaults(runs
         assert getattr(ex, name).max >= max(16.0, RegMix.defaults[name])
     ex.alpha.value = RegMix.defaults["alpha"]
     assert ex.alpha.value == RegMix.defaults["alpha"]
+
+
+def test_explorer_figures_send_the_browser_lists_never_buffers(runs, tmp_path):
+    """A numpy array in a FigureWidget goes to the browser as a binary buffer; in a figure's first
+    state that raced the widget model on a cold run (blank simplex and weighting figures). Every
+    explorer figure is built and updated from lists, and keeps plotly's toolbar off its titles."""
+    from viz.check import check_plotly
+    from viz.explorers.widgets import has_arrays, sent_arrays
+    amr = AMRWeightExplorer(runs["regmix"], examples=2, export_dir=tmp_path)
+    land = LandscapeExplorer(runs, grids=(3,), n=8, attack="none", hessian_iters=0, export_dir=tmp_path,
+                             autocompute=False)
+    dist = DistributionExplorer(runs, n=8, export_dir=tmp_path)
+    figures = [amr.simplex, amr.weighting, amr.terms, amr.softmax, land.contour, land.surface3d, dist.figure]
+    messages = []
+    for fig in figures:
+        assert not sent_arrays(fig)
+        fig.observe(lambda change: messages.append(has_arrays(change.new)),
+                    names=["_py2js_restyle", "_py2js_relayout", "_py2js_update", "_py2js_addTraces"])
+    amr.alpha.value, amr.beta.value, amr.temperature.value = 3.0, 0.5, 2.0
+    land.compute("regmix", 3).join(timeout=300)
+    land.run.value = "regmix"
+    dist.example.value = 1
+    assert messages and not any(messages)                 # every update went out as lists
+    for fig in figures:
+        assert check_plotly(fig, size=False) == [], fig.layout.title.text
+
+
+def test_amr_loss_terms_are_on_a_log_axis_with_their_values_written(runs, tmp_path):
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, export_dir=tmp_path)
+    ex.alpha.value, ex.beta.value, ex.gamma.value = 1.0, 1.0, 0.0
+    terms = ex.loss_terms()
+    assert ex.terms.layout.yaxis.type == "log"
+    assert list(ex.term_bars.text) == [f"{terms[k]:.2g}" for k in ("ce", "amr_final_init", "amr_init_final", "agr")]
+    assert min(ex.term_bars.y) > 0                        # gamma = 0 sits at the floor, labelled 0
+
+
+def test_landscape_explorer_never_shows_another_runs_surface(runs, tmp_path):
+    # grid 4: no other test computes it, so the standard run has no surface at it
+    ex = LandscapeExplorer(runs, grids=(4,), n=8, attack="none", hessian_iters=0, export_dir=tmp_path,
+                           autocompute=False)
+    ex.compute("regmix", 4).join(timeout=300)
+    ex.run.value = "regmix"
+    assert ex.shown == ("regmix", 4) and ex.contour_surface.z is not None
+    assert "regmix" in ex.contour.layout.title.text and "smoothness of regmix" in ex.numbers.value
+    ex.run.value = "standard"                            # no surface of this run yet
+    assert ex.shown is None and ex.contour_surface.z is None and ex.surface3d_surface.z is None
+    assert ex.contour.layout.title.text.startswith("standard") and "regmix" not in ex.numbers.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -129,4 +130,8 @@ def _save_plotly(fig, targets, dpi, preset, aspect):
     # one browser for all formats: starting one per file costs seconds each
     for scale in sorted(set(scales)):
         chosen = [t for t, s in zip(targets, scales) if s == scale]
-        pio.write_images([fig] * len(chosen), [str(t) for t in chosen], width=width, height=height, scale=scale)
+        with warnings.catch_warnings():
+            # plotly passes its default browser options even to the session export_session keeps open,
+            # and kaleido warns that it ignores them (a red box under every export in a notebook)
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored", category=UserWarning)
+            pio.write_images([fig] * len(chosen), [str(t) for t in chosen], width=width, height=height, scale=scale)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import ipywidgets as W
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
@@ -27,6 +26,7 @@ from . import sweep_lookup
 from .export_bar import ExportBar
 from .finetune import FineTune
 from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
+from .widgets import figure_widget
 
 VIEW_COLORS = {"clean": PALETTE[2], "init": PALETTE[0], "final": PALETTE[3]}
 TERM_LABELS = {"ce": "CE(final)", "amr_final_init": "α·KL(final‖init)", "amr_init_final": "β·KL(init‖final)",
@@ -35,6 +35,7 @@ CORNERS = np.array([[0, 0], [1, 0], [0.5, math.sqrt(3) / 2], [0, 0]])
 # the default toy pair: the final adversarial output flipped to class 1, the initial one still on class 0
 DEFAULT_PAIR = kl_toy.PAIRS["P, Q confident, disagree"]
 RATIOS = np.linspace(0.0, 1.0, 101)  # alpha/(alpha+beta) grid of the precomputed traces
+TERM_FLOOR = 1e-6                    # where a zero loss term is drawn on the log axis
 
 
 def _slider(name, value, low, high, step, description):
@@ -78,11 +79,14 @@ class AMRWeightExplorer:
         # only alpha/(alpha+beta) decides where these end (alpha + beta sets the speed): computed once
         self.traces = kl_toy.kl_weighting(RATIOS, pairs={"explorer": (p0, q0)})
         self.weighting = self._weighting_figure()
-        self.terms = go.FigureWidget(layout=dict(width=420, height=330, margin=dict(l=50, r=10, t=40, b=40),
-                                                 title="loss terms on the shown examples",
-                                                 yaxis_title="value (batchmean)", template="plotly_white"))
-        self.terms.add_bar(x=list(TERM_LABELS.values()), y=[0] * 4,
-                           marker_color=[PALETTE[7], PALETTE[3], PALETTE[0], PALETTE[2]])
+        # the KL terms are ~0.5% of the cross-entropy: on a linear axis they are one-pixel slivers
+        self.terms = figure_widget(width=420, height=330, margin=dict(l=60, r=10, t=50, b=40),
+                                   title=dict(text="loss terms on the shown examples", font=dict(size=13)),
+                                   yaxis=dict(title="value (batchmean, log scale)", type="log"),
+                                   template="plotly_white")
+        self.terms.add_bar(x=list(TERM_LABELS.values()), y=[1e-12] * 4, text=[""] * 4, textposition="outside",
+                           marker_color=[PALETTE[7], PALETTE[3], PALETTE[0], PALETTE[2]], name="terms")
+        self.term_bars = self.terms.data[0]
         self.softmax = self._softmax_figure()
         self.accuracy = W.HTML()
         self.term_table = W.HTML()
@@ -139,29 +143,30 @@ class AMRWeightExplorer:
     # ------------------------------------------------------------------ drawing
 
     def _simplex_figure(self):
-        fig = go.FigureWidget(layout=dict(width=420, height=330, margin=dict(l=10, r=10, t=40, b=10),
-                                          template="plotly_white", showlegend=True,
-                                          legend=dict(orientation="h", y=-0.02, font=dict(size=10)),
-                                          xaxis=dict(visible=False, range=[-0.08, 1.08]),
-                                          yaxis=dict(visible=False, scaleanchor="x", range=[-0.08, 0.95])))
-        fig.add_scatter(x=CORNERS[:, 0], y=CORNERS[:, 1], mode="lines+text", line=dict(color="black", width=1),
-                        text=["class 0", "class 1", "class 2", ""], textposition="bottom center",
-                        showlegend=False, hoverinfo="skip")
+        fig = figure_widget(width=420, height=330, margin=dict(l=10, r=10, t=40, b=10),
+                            template="plotly_white", showlegend=True,
+                            legend=dict(orientation="h", y=-0.02, font=dict(size=10)),
+                            xaxis=dict(visible=False, range=[-0.08, 1.08]),
+                            yaxis=dict(visible=False, scaleanchor="x", range=[-0.08, 0.95]))
+        fig.add_scatter(x=CORNERS[:, 0].tolist(), y=CORNERS[:, 1].tolist(), mode="lines+text",
+                        line=dict(color="black", width=1), text=["class 0", "class 1", "class 2", ""],
+                        textposition="bottom center", showlegend=False, hoverinfo="skip", name="simplex")
         fig.add_scatter(mode="lines", line=dict(color="#999", width=1), name="push on P (Q fixed)", hoverinfo="skip")
         fig.add_scatter(mode="lines", line=dict(color=PALETTE[3], width=2), name="P = f(x+d_final)")
         fig.add_scatter(mode="lines", line=dict(color=PALETTE[0], width=2, dash="dash"), name="Q = f(x+d_init)")
         fig.add_scatter(mode="markers", marker=dict(symbol="star", size=12, color="black"), name="meeting point")
         fig.add_scatter(mode="markers", marker=dict(symbol="star-open", size=12, color="black"),
                         name="meeting point, target detached")
+        self.simplex_traces = dict(zip(("field", "P", "Q", "meeting", "detached"), fig.data[1:]))
         return fig
 
     def _weighting_figure(self):
         """Left: a unimodal P fitted to a fixed two-peaked Q at the current alpha/(alpha+beta); right:
         the traces against alpha/(alpha+beta) with the current value marked."""
         fit, runs = self.traces["fit"], self.traces["meetings"]["explorer"]
-        fig = go.FigureWidget(make_subplots(rows=1, cols=2, horizontal_spacing=0.12, column_widths=[0.42, 0.58],
-                                            subplot_titles=["unimodal P fitted to a fixed two-peaked Q",
-                                                            "against the AMR weight α/(α+β)"]))
+        fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, column_widths=[0.42, 0.58],
+                            subplot_titles=["unimodal P fitted to a fixed two-peaked Q",
+                                            "against the AMR weight α/(α+β)"])
         classes = list(range(len(fit["target"])))
         fig.add_bar(x=classes, y=fit["target"], marker_color="#bbb", name="Q: fixed two-peaked output", row=1, col=1)
         fig.add_scatter(x=classes, y=fit["q"][0], mode="lines+markers", line=dict(color=PALETTE[3], width=2),
@@ -183,12 +188,15 @@ class AMRWeightExplorer:
         fig.update_layout(width=900, height=330, template="plotly_white", margin=dict(l=40, r=10, t=70, b=40),
                           legend=dict(orientation="v", x=1.02, y=1, font=dict(size=10)),
                           title=dict(text="what α/(α+β) changes", y=0.98, font=dict(size=13)))
-        return fig
+        widget = figure_widget(fig)
+        names = ("target", "fit", "p_true", "entropy", "share_both", "share_detached", "now_line", "now")
+        self.weighting_traces = dict(zip(names, widget.data))
+        return widget
 
     def _softmax_figure(self):
         n = len(self.y)
-        fig = go.FigureWidget(make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.03,
-                                            subplot_titles=[f"example {i}, label {int(c)}" for i, c in enumerate(self.y)]))
+        fig = make_subplots(rows=1, cols=n, shared_yaxes=True, horizontal_spacing=0.03,
+                            subplot_titles=[f"example {i}, label {int(c)}" for i, c in enumerate(self.y)])
         classes = list(range(self.logits["clean"].shape[1]))
         for i in range(n):
             for view in VIEWS:
@@ -203,7 +211,11 @@ class AMRWeightExplorer:
         fig.update_layout(width=min(260 * n + 120, 1100), height=300, barmode="group", template="plotly_white",
                           margin=dict(l=40, r=10, t=60, b=30), legend=dict(orientation="h", y=1.25),
                           title=dict(text="softmax(z / T) that the KL terms compare", y=0.97, font=dict(size=13)))
-        return fig
+        widget = figure_widget(fig)
+        # (example, view) -> its bar trace; every example's ground-truth marker follows its three views
+        self.softmax_bars = {(i, view): widget.data[i * (len(VIEWS) + 1) + k]
+                             for i in range(n) for k, view in enumerate(VIEWS)}
+        return widget
 
     def _draw_simplex(self, w):
         flow = kl_toy.gradient_flow(self.p0, self.q0, w["alpha"], w["beta"], steps=200)
@@ -216,45 +228,44 @@ class AMRWeightExplorer:
         xs = np.column_stack([base[:, 0], ends[:, 0], np.full(len(base), np.nan)]).ravel()
         ys = np.column_stack([base[:, 1], ends[:, 1], np.full(len(base), np.nan)]).ravel()
         P, Q = kl_toy.to_plane(flow["P"]), kl_toy.to_plane(flow["Q"])
+        t = self.simplex_traces
         with self.simplex.batch_update():
-            self.simplex.data[1].update(x=xs, y=ys)
-            self.simplex.data[2].update(x=P[:, 0], y=P[:, 1])
-            self.simplex.data[3].update(x=Q[:, 0], y=Q[:, 1])
-            self.simplex.data[4].update(x=[P[-1, 0]], y=[P[-1, 1]])
+            t["field"].update(x=xs, y=ys)
+            t["P"].update(x=P[:, 0], y=P[:, 1])
+            t["Q"].update(x=Q[:, 0], y=Q[:, 1])
+            t["meeting"].update(x=[P[-1, 0]], y=[P[-1, 1]])
             r = kl_toy.weight_share(w["alpha"], w["beta"])
             if r is None:
-                self.simplex.data[5].update(x=[], y=[])
+                t["detached"].update(x=[], y=[])
             else:
                 detached = self.traces["meetings"]["explorer"]["detached"]["meeting"]
                 point = kl_toy.to_plane(detached[int(np.argmin(np.abs(RATIOS - r)))])
-                self.simplex.data[5].update(x=[point[0]], y=[point[1]])
+                t["detached"].update(x=[point[0]], y=[point[1]])
             self.simplex.layout.title = f"AMR toy on the simplex: α={w['alpha']:.2f}, β={w['beta']:.2f}"
 
     def _draw_softmax(self, w):
         probs = {v: softmax(self.logits[v], w["temperature"]) for v in VIEWS}
         with self.softmax.batch_update():
-            k = 0
-            for i in range(len(self.y)):
-                for view in VIEWS:
-                    self.softmax.data[k].y = probs[view][i]
-                    k += 1
-                k += 1  # the ground-truth trace
+            for (i, view), bars in self.softmax_bars.items():
+                bars.y = probs[view][i]
             tuned = f", after a {self.tuned_with['steps']}-step fine-tune" if self.tuned_with else ""
             self.softmax.layout.title.text = f"softmax(z / T) at T={w['temperature']:.2f}{tuned}"
 
     def _draw_weighting(self, w):
         r = kl_toy.weight_share(w["alpha"], w["beta"])
+        t = self.weighting_traces
         with self.weighting.batch_update():
             if r is None:  # alpha = beta = 0: no AMR, nothing to mark
-                self.weighting.data[1].y = [0] * len(self.traces["fit"]["target"])
-                self.weighting.data[6].update(x=[], y=[])
-                self.weighting.data[7].update(x=[], y=[])
+                t["fit"].y = [0] * len(self.traces["fit"]["target"])
+                t["now_line"].update(x=[], y=[])
+                t["now"].update(x=[], y=[])
                 self.weighting.layout.title.text = "what α/(α+β) changes: α = β = 0, AMR is off"
                 return
             i = int(np.argmin(np.abs(RATIOS - r)))
-            self.weighting.data[1].y = self.traces["fit"]["q"][i]
-            self.weighting.data[6].update(x=[r, r])
-            self.weighting.data[7].update(x=[RATIOS[i]] * 4, y=[self.weighting.data[k].y[i] for k in range(2, 6)])
+            t["fit"].y = self.traces["fit"]["q"][i]
+            t["now_line"].update(x=[r, r], y=[0, 1.02])
+            curves = ("p_true", "entropy", "share_both", "share_detached")
+            t["now"].update(x=[RATIOS[i]] * 4, y=[t[k].y[i] for k in curves])
             self.weighting.layout.title.text = (f"what α/(α+β) changes: now {r:.2f} "
                                                 f"(α={w['alpha']:.2f}, β={w['beta']:.2f})")
 
@@ -265,7 +276,9 @@ class AMRWeightExplorer:
         self._draw_weighting(w)
         self._draw_softmax(w)
         with self.terms.batch_update():
-            self.terms.data[0].y = [terms[k] for k in TERM_LABELS]
+            # a log axis cannot show 0 (gamma = 0): such a term sits at the floor, its label says 0
+            self.term_bars.y = [max(terms[k], TERM_FLOOR) for k in TERM_LABELS]
+            self.term_bars.text = [f"{terms[k]:.2g}" for k in TERM_LABELS]
         total = sum(terms.values())
         self.term_table.value = ("<b>loss on the shown examples</b><br>" + "<br>".join(
             f"{TERM_LABELS[k]}: {v:.4f}" for k, v in terms.items()) + f"<br>total: {total:.4f}")

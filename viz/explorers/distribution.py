@@ -14,6 +14,7 @@ from regmix.sources import source_label
 
 from ..style import method_color
 from .export_bar import ExportBar
+from .widgets import figure_widget
 from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
 
 
@@ -43,8 +44,8 @@ class DistributionExplorer:
         self.mode = W.ToggleButtons(options=["example", "class"], description="show")
         self.example = W.IntSlider(value=0, min=0, max=len(self.labels) - 1, description="example")
         self.klass = W.Dropdown(options=list(range(self.num_classes)), description="class")
-        self.figure = go.FigureWidget(make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.04,
-                                                    subplot_titles=[LABELS[v] for v in VIEWS]))
+        self.figure = figure_widget(make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.04,
+                                                  subplot_titles=[LABELS[v] for v in VIEWS]))
         self.figure.update_layout(width=1000, height=340, barmode="group", template="plotly_white",
                                   margin=dict(l=50, r=10, t=70, b=40), legend=dict(orientation="h", y=1.22))
         self.figure.update_yaxes(range=[0, 1.05])

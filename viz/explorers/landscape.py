@@ -11,7 +11,6 @@ from pathlib import Path
 
 import ipywidgets as W
 import numpy as np
-import plotly.graph_objects as go
 
 from regmix.diagnostics import compute, load_record
 from regmix.diagnostics.runs import resolve_device
@@ -19,6 +18,7 @@ from regmix.sources import source_label
 
 from .background import BackgroundJob, Cancelled
 from .export_bar import ExportBar
+from .widgets import figure_widget
 
 SURFACES = {"clean": "loss", "adversarial": "adv_loss"}
 
@@ -61,6 +61,7 @@ class LandscapeExplorer:
         self.device = resolve_device(device)
         self.autocompute = autocompute
         self.cache, self.job, self.job_key, self.cancelled = {}, None, None, set()
+        self.shown = None  # (run, grid) whose surface the views show; None while they are empty
         self.run = W.Dropdown(options=list(self.runs), description="run")
         self.surface = W.ToggleButtons(options=list(SURFACES), description="loss")
         self.grid = W.Dropdown(options=list(grids), value=grids[0], description="resolution")
@@ -73,15 +74,19 @@ class LandscapeExplorer:
                                       tooltip="stop at the next grid point; nothing is written")
         self.cancel_button.on_click(lambda _: self.cancel())
         self.numbers = W.HTML(layout=W.Layout(width="260px"))
-        common = dict(template="plotly_white", height=400, margin=dict(l=50, r=10, t=40, b=40))
-        self.contour = go.FigureWidget(layout=dict(width=430, xaxis_title="along d1", yaxis_title="along d2",
-                                                   yaxis_scaleanchor="x", **common))
-        self.contour.add_contour(colorscale="Viridis", contours_coloring="heatmap", colorbar=dict(title="loss"))
+        common = dict(template="plotly_white", height=400, margin=dict(l=50, r=10, t=70, b=40))
+        self.contour = figure_widget(width=430, xaxis_title="along d1", yaxis_title="along d2",
+                                     yaxis_scaleanchor="x", **common)
+        self.contour.add_contour(colorscale="Viridis", contours_coloring="heatmap", colorbar=dict(title="loss"),
+                                 name="surface")
         self.contour.add_scatter(x=[0], y=[0], mode="markers", marker=dict(symbol="cross", color="red", size=9),
                                  name="trained weights", showlegend=False)
-        self.surface3d = go.FigureWidget(layout=dict(width=430, scene=dict(xaxis_title="d1", yaxis_title="d2",
-                                                                            zaxis_title="loss"), **common))
-        self.surface3d.add_surface(colorscale="Viridis", showscale=False)
+        self.contour_surface = self.contour.data[0]
+        # the 3D view keeps plotly's toolbar (its camera buttons), with a top margin that clears the title
+        self.surface3d = figure_widget(width=430, scene=dict(xaxis_title="d1", yaxis_title="d2", zaxis_title="loss"),
+                                       toolbar=True, **common)
+        self.surface3d.add_surface(colorscale="Viridis", showscale=False, name="surface")
+        self.surface3d_surface = self.surface3d.data[0]
         self.export = ExportBar({"contour": self.contour, "surface": self.surface3d}, export_dir, prefix="landscape_")
         for control in (self.run, self.surface, self.grid):
             control.observe(lambda _: self.update(), names="value")
@@ -185,6 +190,9 @@ class LandscapeExplorer:
                 self.compute(run, grid)
             else:
                 self.status.value = f"no {grid}x{grid} surface of {run} yet: press compute"
+            # never another run's surface under this run's name: the views are emptied until this one is in
+            self._clear(f"{run}, {grid}x{grid}: " + ("computing..." if self.job is not None and self.job.running
+                                                      else "no surface yet"))
             self._show_buttons()
             return
         self._show_buttons()
@@ -199,27 +207,47 @@ class LandscapeExplorer:
         coords, z = arrays["coords"], np.asarray(arrays[key])
         title = f"{run}, {self.surface.value} loss"
         with self.contour.batch_update():
-            self.contour.data[0].update(x=coords, y=coords, z=z.T)
+            self.contour_surface.update(x=coords, y=coords, z=z.T, visible=True)
             self.contour.layout.title = title
         with self.surface3d.batch_update():
-            self.surface3d.data[0].update(x=coords, y=coords, z=z.T)
+            self.surface3d_surface.update(x=coords, y=coords, z=z.T, visible=True)
             self.surface3d.layout.title = title
-        self.numbers.value = smoothness_html(meta)
+        self.numbers.value = smoothness_html(meta, run)
+        self.shown = (run, grid)
+
+    def _clear(self, message: str):
+        """Empty both views and the numbers, titled with what is awaited."""
+        for fig, trace in ((self.contour, self.contour_surface), (self.surface3d, self.surface3d_surface)):
+            with fig.batch_update():
+                trace.update(x=None, y=None, z=None, visible=False)
+                fig.layout.title = message
+        self.numbers.value = f"<i>smoothness of {message}</i>"
+        self.shown = None
 
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
 
 
-def smoothness_html(meta) -> str:
-    """The record's smoothness numbers, clean and adversarial (lower is smoother)."""
-    names = [("Hessian λ_max", lambda k: meta.get("hessian", {}).get(k, {}).get("eigenvalue")),
-             ("max rise", lambda k: meta.get("sharpness", {}).get(k, {}).get("max_rise")),
-             ("mean rise", lambda k: meta.get("sharpness", {}).get(k, {}).get("mean_rise")),
-             ("curvature at 0", lambda k: meta.get("sharpness", {}).get(k, {}).get("curvature")),
-             ("basin fraction", lambda k: meta.get("sharpness", {}).get(k, {}).get("basin"))]
+def smoothness_html(meta, run: str | None = None) -> str:
+    """The record's smoothness numbers, clean and adversarial (lower is smoother), headed by the run
+    they belong to; the Hessian's trace and spectrum edges when the record has them."""
+    def entry(group, key):
+        return lambda k: meta.get(group, {}).get(k, {}).get(key)
+    names = [("Hessian λ_max", entry("hessian", "eigenvalue")),
+             ("Hessian trace", entry("hessian_spectrum", "trace")),
+             ("Hessian λ_min (SLQ)", entry("hessian_spectrum", "min")),
+             ("max rise", entry("sharpness", "max_rise")),
+             ("mean rise", entry("sharpness", "mean_rise")),
+             ("curvature at 0", entry("sharpness", "curvature")),
+             ("basin fraction", entry("sharpness", "basin"))]
+    if not meta.get("hessian_spectrum"):
+        names = [n for n in names if "trace" not in n[0] and "SLQ" not in n[0]]
     rows = "".join(f"<tr><td>{label}</td>" + "".join(
         f"<td>{get(k):.4g}</td>" if isinstance(get(k), (int, float)) else "<td>-</td>" for k in ("clean", "adv"))
         + "</tr>" for label, get in names)
-    return ("<b>smoothness</b> (lower is smoother; basin: higher is flatter)<table style='font-size:12px'>"
+    who = run or meta.get("run", "?")
+    grid = f", {meta['grid']}x{meta['grid']}" if "grid" in meta else ""
+    return (f"<b>smoothness of {who}</b>{grid} (lower is smoother; basin: higher is flatter)"
+            "<table style='font-size:12px'>"
             f"<tr><th></th><th>clean</th><th>adv.</th></tr>{rows}</table>")
