@@ -12,7 +12,11 @@ from contextlib import nullcontext
 import torch
 
 import regmix
+from regmix.ema import EMA
+from regmix.training.device_data import crop_flip
+from regmix.training.step import DeviceStep
 
+from .profiling import device_busy_share
 from .timing import synchronizer
 from .train_step import OPTIONS  # the recipes' options (regmix with AGR)
 
@@ -75,9 +79,6 @@ class DeviceDataStep:
     after it, as in the trainer."""
 
     def __init__(self, method, dtype, graph, channels_last, batch, device, model_name, image, batches=8):
-        from regmix.ema import EMA
-        from regmix.training.device_data import crop_flip
-        from regmix.training.step import DeviceStep
         torch.manual_seed(0)
         model = regmix.create_model(model_name, 10, 3, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26)).to(device)
         if channels_last:
@@ -121,27 +122,19 @@ def step_flops(method, device, model_name="resnet18", image=32, batch=128) -> fl
     return float(counter.get_total_flops())
 
 
-def gpu_busy_share(method, device, model_name="resnet18", image=32, batch=128, steps=5):
-    """Kernel time on the device over wall time, eager bf16 channels_last: near 1 means the GPU computes
-    all the time; far below, the host (Python, launches) is what the step waits for. None on a CPU."""
+def gpu_busy_share(method, device, model_name="resnet18", image=32, batch=128, steps=5, path="plain"):
+    """Kernel time on the device over wall time, bf16 channels_last, of the plain step (eager) or of the
+    train.fast step ('fast', or 'graph': captured): near 1 means the GPU computes all the time; far below,
+    the host (Python, launches) is what the step waits for. None on a CPU."""
     if not str(device).startswith("cuda"):
         return None
-    from torch.profiler import ProfilerActivity, profile
-    step = Step(method, "bf16", False, True, batch, device, model_name, image)
-    for _ in range(3):
+    if path == "plain":
+        step = Step(method, "bf16", False, True, batch, device, model_name, image)
+    else:
+        step = DeviceDataStep(method, "bf16", path == "graph", True, batch, device, model_name, image)
+    for _ in range(5):
         step()
-    torch.cuda.synchronize()
-    try:
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            torch.cuda.synchronize()
-            wall = time.perf_counter() - start
-        kernels = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages())  # microseconds
-        return round(kernels / 1e6 / wall, 3)
-    except Exception as exc:  # the profiler is a help here, not the measurement
-        return f"failed: {type(exc).__name__}: {exc}"
+    return device_busy_share(step, steps)
 
 
 def matmul_rate(device, dtype=torch.bfloat16, n=8192, repeats=10) -> float:
@@ -271,6 +264,9 @@ def measure_all(device, steps, *, methods=("pgd_at", "regmix"), batches=(128,), 
         f"matmul rate bf16 {peak_bf16 / 1e12:.0f}, fp32 {peak_fp32 / 1e12:.0f} TFLOP/s")
     busy = {m: gpu_busy_share(m, device, model_name, image) for m in methods}
     log(f"[gpu] share of wall time the GPU computes (eager bf16 channels_last, batch 128): {busy}")
+    busy_paths = {path: {m: gpu_busy_share(m, device, model_name, image, path=path) for m in methods}
+                  for path in ("fast", "graph")} if str(device).startswith("cuda") else {}
+    log(f"[gpu] the same for the train.fast step, eager and captured: {busy_paths}")
     # the train.fast step first (eager and captured), then the configurations of the plain step
     rows = measure_paths(device, steps, methods=methods, batches=batches, model_name=model_name, image=image,
                          flops=flops, log=log)
@@ -287,6 +283,7 @@ def measure_all(device, steps, *, methods=("pgd_at", "regmix"), batches=(128,), 
             "data": f"synthetic CIFAR-shaped (3x{image}x{image})", "epoch_images": EPOCH_IMAGES, "rows": rows,
             "step_tflop_batch128": {m: f / 1e12 for m, f in flops.items()},
             "gpu_busy_share_eager_bf16_batch128": busy,
+            "gpu_busy_share_fast_bf16_batch128": busy_paths,
             "matmul_tflops": {"bf16": peak_bf16 / 1e12, "fp32": peak_fp32 / 1e12},
             # the floor: the epoch's counted FLOPs at the card's measured bf16 matrix-product rate
             "floor_s_per_epoch_bf16": {m: f * steps_per_epoch / peak_bf16 for m, f in flops.items()},

@@ -31,3 +31,24 @@ def profile_shares(fn) -> dict:
         kind = next((name for name, keys in CATEGORIES if any(k in event.key for k in keys)), "other")
         shares[kind] = shares.get(kind, 0.0) + t
     return {k: round(v / total, 4) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])} if total else {}
+
+
+def device_busy_share(fn, repeats: int = 1):
+    """Kernel time on the CUDA device over wall time while fn runs `repeats` times (torch profiler): near 1,
+    the card computes all the time; far below, the host (Python, launches, reads back) sets the pace."""
+    import time
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    try:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - start
+        kernels = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages())  # microseconds
+        return round(kernels / 1e6 / wall, 3)
+    except Exception as exc:  # the profiler is a help here, not the measurement
+        return f"failed: {type(exc).__name__}: {exc}"

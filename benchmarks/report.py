@@ -89,7 +89,10 @@ def _attack(a: dict, on_gpu: bool = False) -> list:
 
 def _eval(e: dict, on_gpu: bool = False) -> list:
     out = []
-    out += [f"{e['points']} test digits; the benchmark's model at eps {e['eps']} (chosen by bisection so that PGD-20 "
+    repeated = e.get("repeated", 1)
+    points = (f"{e['points']} points ({e['points'] // repeated} test digits repeated {repeated} times, so that the "
+              "card and not the host sets the pace)" if repeated > 1 else f"{e['points']} test digits")
+    out += [f"{points}; the benchmark's model at eps {e['eps']} (chosen by bisection so that PGD-20 "
             f"leaves about 50% robust); clean accuracy {100 * e['clean_accuracy']:.1f}%. Both paths stop attacking "
             "a point at its first fooling iterate (`PGD(stop_on_success=True)`); plain PGD-20 (every point, all steps, "
             "the final iterate) is shown for reference.", "",
@@ -97,6 +100,9 @@ def _eval(e: dict, on_gpu: bool = False) -> list:
     for k, tm in e["timings"].items():
         out.append(f"| {k} | {_s(tm)} | {100 * e['accuracy_under_attack'][k]:.1f}% |")
     out += ["", *_targets(e["targets"]), "", f"Plain PGD-20 / compacted: {e['plain_pgd20_vs_compacted']:.2f}x.", ""]
+    if e.get("gpu_busy_share"):
+        out += ["Share of the wall time the card spends in kernels (torch profiler): "
+                + ", ".join(f"{k} {v}" for k, v in e["gpu_busy_share"].items()) + ".", ""]
     return out
 
 
@@ -184,6 +190,11 @@ def _gpu(g: dict, on_gpu: bool = False) -> list:
                "profiler): " + ", ".join(f"{m} {v}" for m, v in g["gpu_busy_share_eager_bf16_batch128"].items())
                + ". Below 1, the step waits on the host: Python, kernel launches, the attack's small kernels.", ""]
               if g.get("gpu_busy_share_eager_bf16_batch128") else []),
+            *(["The same share for the train.fast step (bf16, channels_last, batch 128): "
+               + "; ".join(f"{path}: " + ", ".join(f"{m} {v}" for m, v in shares.items())
+                           for path, shares in g["gpu_busy_share_fast_bf16_batch128"].items())
+               + " (a captured graph's kernels are counted where the profiler sees them inside a replay).", ""]
+              if g.get("gpu_busy_share_fast_bf16_batch128") else []),
             "Step: plain is the method's loss, backward and optimiser step on batches already on the card; fast is "
             "train.fast (regmix/training/step.py: uint8 data on the card, augmentation there, sums kept on the card, "
             "no host read, the recipes' SGD and EMA); graph is fast with the forward, attack and backward captured "
