@@ -141,3 +141,33 @@ def test_ensure_records_reuses_what_exists_and_computes_nothing_else(tmp_path):
     unfinished.config_path.write_text(yaml.safe_dump({"method": {"name": "regmix"}}))
     with pytest.raises(ConfigError, match="^runs: .* has no best checkpoint"):
         ensure_records([unfinished.path])
+
+
+def test_flows_at_large_weights_stay_bounded_and_end_where_the_share_says():
+    """Fixed steps of 0.5 at alpha = beta = 16 zig-zagged P and Q into a corner neither started near;
+    the bounded, backtracking step follows the flow, whose end depends on alpha/(alpha+beta) alone."""
+    p0, q0 = kl_toy.PAIRS["P, Q confident, disagree"]
+    small, large = kl_toy.gradient_flow(p0, q0, 1.0, 1.0), kl_toy.gradient_flow(p0, q0, 16.0, 16.0)
+    for flow in (small, large):
+        assert np.all(np.diff(flow["loss"]) <= 0)                      # never climbs
+        assert np.all(flow["P"] > 0) and np.allclose(flow["P"].sum(1), 1)
+    np.testing.assert_allclose(large["P"][-1], small["P"][-1], atol=1e-9)  # alpha + beta: only the speed
+    np.testing.assert_allclose(large["P"][-1], large["Q"][-1], atol=1e-6)
+    assert large["P"][-1].max() < 0.6                                      # in no corner
+    # alpha 11.55, beta 0.5 used to end on class 2; it ends where the finely stepped flow meets
+    flow = kl_toy.gradient_flow(p0, q0, 11.55, 0.5, lr=0.05, steps=3000)
+    meeting = kl_toy.meeting_trace(p0, q0, [11.55 / 12.05], lr=0.02, max_steps=200000)
+    assert meeting["converged"]
+    np.testing.assert_allclose(flow["P"][-1], meeting["meeting"][0], atol=2e-3)
+    # Q fixed: P ends on Q, the minimiser of either KL, at any weights
+    np.testing.assert_allclose(kl_toy.gradient_flow(p0, q0, 16.0, 16.0, move="p")["P"][-1], q0, atol=1e-4)
+    with pytest.raises(ValueError, match="lr"):
+        kl_toy.gradient_flow(p0, q0, 1, 1, lr=0)
+
+
+@pytest.mark.parametrize("r", [0.0, 0.3, 0.5, 0.9, 1.0])
+def test_the_detached_flow_meets_at_the_analytic_point(r):
+    p0, q0 = kl_toy.PAIRS["P, Q confident, disagree"]
+    trace = kl_toy.meeting_trace(p0, q0, [r], detach_target=True)
+    assert trace["converged"]
+    np.testing.assert_allclose(trace["meeting"][0], kl_toy.detached_meeting_point(p0, q0, r, 1 - r), atol=1e-5)

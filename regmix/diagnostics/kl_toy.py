@@ -61,29 +61,60 @@ def amr_gradients(u, v, alpha: float, beta: float):
     return gu, gv
 
 
+MAX_LOGIT_STEP = 0.25   # no logit moves further than this in one step
+
+
 def gradient_flow(p0, q0, alpha: float, beta: float, *, lr: float = 0.5, steps: int = 200,
                   move: str = "both") -> dict:
-    """Explicit Euler steps of the flow on the logits. move: 'both' (gradients through both
-    arguments, regmix's default), 'p' (Q a fixed target) or 'q' (P fixed).
+    """Gradient flow on the logits, integrated with a bounded, backtracking step. move: 'both'
+    (gradients through both arguments, regmix's default), 'p' (Q a fixed target) or 'q' (P fixed).
 
-    Returns P, Q (steps+1, 3) and loss (steps+1,).
+    The step is lr / (alpha + beta): alpha + beta only sets the flow's speed, so the path and its end
+    depend on alpha/(alpha+beta) alone, as they do for the exact flow. No logit moves further than
+    MAX_LOGIT_STEP in a step, and a step that would raise the loss is halved until it does not:
+    fixed steps at alpha = beta = 16 made P and Q zig-zag into a corner neither started near.
+
+    Returns P, Q (steps+1, 3) and loss (steps+1,), the loss never increasing.
     """
     if move not in MOVES:
         raise ValueError(f"move: must be one of {', '.join(MOVES)}, got {move!r}")
     if alpha < 0 or beta < 0:
         raise ValueError(f"alpha, beta: must be >= 0, got {alpha}, {beta}")
+    if lr <= 0:
+        raise ValueError(f"lr: must be > 0, got {lr}")
     u, v = logits_of(p0), logits_of(q0)
-    ps, qs, losses = [softmax(u)], [softmax(v)], [amr(u, v, alpha, beta)]
+    loss = amr(u, v, alpha, beta)
+    ps, qs, losses = [softmax(u)], [softmax(v)], [loss]
+    h = lr / (alpha + beta) if alpha + beta > 0 else 0.0
     for _ in range(steps):
         gu, gv = amr_gradients(u, v, alpha, beta)
-        if move in ("both", "p"):
-            u = u - lr * gu
-        if move in ("both", "q"):
-            v = v - lr * gv
+        du = h * gu if move in ("both", "p") else np.zeros_like(u)
+        dv = h * gv if move in ("both", "q") else np.zeros_like(v)
+        largest = max(np.abs(du).max(), np.abs(dv).max())
+        if largest > MAX_LOGIT_STEP:
+            du, dv = du * (MAX_LOGIT_STEP / largest), dv * (MAX_LOGIT_STEP / largest)
+        for _halving in range(30):
+            new = amr(u - du, v - dv, alpha, beta)
+            if new <= loss:
+                break
+            du, dv = du / 2, dv / 2
+        else:  # no step lowers the loss (round-off at the minimum): stay
+            du, dv, new = 0 * du, 0 * dv, loss
+        u, v, loss = u - du, v - dv, new
         ps.append(softmax(u))
         qs.append(softmax(v))
-        losses.append(amr(u, v, alpha, beta))
+        losses.append(loss)
     return {"P": np.array(ps), "Q": np.array(qs), "loss": np.array(losses)}
+
+
+def detached_meeting_point(p0, q0, alpha: float, beta: float) -> np.ndarray:
+    """Where P and Q meet with the target side of each term detached (alpha moves only Q, beta only
+    P), in closed form: d/dt (alpha u + beta v) = 0 along that flow, and at the meeting point u = v
+    (up to a constant), so they meet at softmax(r log p0 + (1 - r) log q0), r = alpha/(alpha+beta)."""
+    r = weight_share(alpha, beta)
+    if r is None:
+        raise ValueError("alpha, beta: at least one must be > 0")
+    return softmax(r * logits_of(p0) + (1 - r) * logits_of(q0))
 
 
 def simplex_grid(resolution: int = 12, margin: float = 0.02) -> np.ndarray:

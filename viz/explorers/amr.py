@@ -218,7 +218,8 @@ class AMRWeightExplorer:
         return widget
 
     def _draw_simplex(self, w):
-        flow = kl_toy.gradient_flow(self.p0, self.q0, w["alpha"], w["beta"], steps=200)
+        # small steps: the drawn path is the flow, not its discretisation (numpy on 3-vectors: milliseconds)
+        flow = kl_toy.gradient_flow(self.p0, self.q0, w["alpha"], w["beta"], lr=0.1, steps=800)
         field = kl_toy.velocity_field(self.q0, w["alpha"], w["beta"], resolution=8)
         base = kl_toy.to_plane(field["P"])
         tip = kl_toy.to_plane(field["P"] + field["velocity"])
