@@ -78,6 +78,15 @@ class EvalConfig:
     steps: int = 10
     every: int = 1
     max_points: Optional[int] = None    # validate on the first N validation points only
+    # masking caught while training (regmix/training/monitor.py): on the first monitor_points validation
+    # points (0: off), PGD-10 against a stronger attack (PGD on CE with monitor_restarts restarts, then on the
+    # CW margin, monitor_steps steps each) and against FGSM; a gap above masking_threshold (a fraction: 0.1
+    # is 10 points of accuracy) is a warning in the log, metrics.jsonl and status.json
+    monitor_points: int = 200
+    monitor_steps: int = 20
+    monitor_restarts: int = 1
+    masking_threshold: float = 0.1
+    select: str = "pgd"                 # best.pt on: pgd (validation PGD-10) | strong (the monitor's strong attack)
 
 
 @dataclass
@@ -100,6 +109,8 @@ class TrainConfig:
     deterministic: bool = False
     sync_batchnorm: bool = False        # distributed runs: BatchNorm statistics over all ranks
     loggers: List[str] = field(default_factory=list)   # also send metrics to: tensorboard, mlflow
+    stop_on_overfit: bool = False       # end the run at the first epoch whose FGSM-to-PGD gap on the monitor
+                                        # subset passes eval.masking_threshold (catastrophic overfitting)
 
 
 @dataclass
@@ -301,6 +312,7 @@ def validate(config: Config):
     from .methods import METHODS, create_method
     from .models import MODELS
 
+    check_numbers(config)
     DATASETS.get(config.data.name)
     if config.data.val_size is not None:
         if config.data.name in FIXED_SPLITS:
@@ -314,7 +326,6 @@ def validate(config: Config):
     checks = [
         ("name", bool(config.name) and "/" not in config.name and config.name not in (".", ".."),
          "a non-empty folder name without '/'"),
-    check_numbers(config)
         ("data.batch_size", config.data.batch_size >= 1, "an integer >= 1"),
         ("data.eval_batch_size", config.data.eval_batch_size >= 1, "an integer >= 1"),
         ("data.num_workers", config.data.num_workers >= 0, "an integer >= 0"),
@@ -330,6 +341,15 @@ def validate(config: Config):
          "positive epochs"),
         ("eval.every", config.eval.every >= 1, "an integer >= 1"),
         ("eval.max_points", config.eval.max_points is None or config.eval.max_points >= 1, "null or an integer >= 1"),
+        ("eval.monitor_points", 0 <= config.eval.monitor_points <= 10 ** 7, "an integer in [0, 10000000] (0: off)"),
+        ("eval.monitor_steps", 1 <= config.eval.monitor_steps <= 10 ** 4, "an integer in [1, 10000]"),
+        ("eval.monitor_restarts", 1 <= config.eval.monitor_restarts <= 100, "an integer in [1, 100]"),
+        ("eval.masking_threshold", 0 < config.eval.masking_threshold <= 1, "a number in (0, 1]"),
+        ("eval.select", config.eval.select in ("pgd", "strong"), "one of pgd, strong"),
+        ("eval.select", config.eval.select == "pgd" or config.eval.monitor_points > 0,
+         "pgd when eval.monitor_points is 0 (strong is measured on the monitor subset)"),
+        ("train.stop_on_overfit", not config.train.stop_on_overfit or config.eval.monitor_points > 0,
+         "false when eval.monitor_points is 0 (the FGSM-to-PGD gap is measured on the monitor subset)"),
         ("train.seed", 0 <= config.train.seed <= 2 ** 31 - 1, "an integer in [0, 2**31 - 1]"),
         ("train.loggers", set(config.train.loggers) <= set(LOGGERS), f"a list of {', '.join(LOGGERS)} (or empty)"),
         ("train.epochs", 1 <= config.train.epochs <= 100000, "an integer in [1, 100000]"),
@@ -360,28 +380,6 @@ SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
 LOGGERS = ("tensorboard", "mlflow")
 FIXED_SPLITS = ("mnist5k", "digits")   # embedded datasets: their validation split is part of the data
 
-
-def dotted_get(mapping: dict, key: str):
-    """mapping['a']['b'] for key 'a.b'; None where a part is missing."""
-    node = mapping
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def resolved_dict(data: dict) -> dict:
-    """A saved config (config.yaml, a checkpoint's) as a resolved dict: fields added since and method
-    defaults filled in, so a run written before config.yaml held resolved values compares equal."""
-    try:
-        return _build(Config, data).resolved().to_dict()
-    except ConfigError:  # a config this version cannot read is compared as it stands
-        return data
-
-
-def save_config(config: Config, path):
-    """Write config.yaml resolved (method defaults filled in)."""
 # Every number of the config with its documented range: (field, low, high, check_number options). A value
 # outside, NaN or infinite is refused before any folder is created. A new numeric field adds a row here.
 NUMBER_RANGES = [
@@ -427,5 +425,27 @@ def check_numbers(config: Config):
     except ConfigError as err:
         raise ConfigError(re.sub(r"^threat\.", "eval.", str(err))) from None
 
+
+def dotted_get(mapping: dict, key: str):
+    """mapping['a']['b'] for key 'a.b'; None where a part is missing."""
+    node = mapping
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def resolved_dict(data: dict) -> dict:
+    """A saved config (config.yaml, a checkpoint's) as a resolved dict: fields added since and method
+    defaults filled in, so a run written before config.yaml held resolved values compares equal."""
+    try:
+        return _build(Config, data).resolved().to_dict()
+    except ConfigError:  # a config this version cannot read is compared as it stands
+        return data
+
+
+def save_config(config: Config, path):
+    """Write config.yaml resolved (method defaults filled in)."""
     from .checkpoint import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(config.resolved().to_dict(), sort_keys=False))

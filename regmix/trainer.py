@@ -43,6 +43,7 @@ from .training.claim import claim
 from .training.data import IndexedDataset, check_pixel_range
 from .training.errors import TrainingDiverged, TrainingStopped
 from .training.metrics_log import MetricsLog, truncate_metrics
+from .training.monitor import masking_history, monitor_flags, monitor_record, overfit
 from .training.schedule import lr_factor, make_optimizer
 
 __all__ = ["Trainer", "train", "TrainingDiverged", "TrainingStopped", "lr_factor", "resolve_device"]
@@ -234,17 +235,29 @@ class Trainer:
     # ------------------------------------------------------------ the loop
 
     def validate(self, epoch: int) -> dict:
-        """Clean and PGD accuracy on the validation split, sharded over ranks and summed. The PGD
-        random starts draw from an RNG seeded by (seed, epoch, rank): the same after a resume."""
-        threat = self.config.eval_threat()
+        """Clean and PGD accuracy on the validation split, sharded over ranks and summed, and the masking
+        monitor (training/monitor.py) on its first eval.monitor_points points. The random starts draw
+        from an RNG seeded by (seed, epoch, rank): the same after a resume."""
+        c = self.config
+        threat = c.eval_threat()
         x, y = self.val_points
-        seed = (self.config.train.seed * 1_000_003 + 7919 * (epoch + 1) + self.rank) % 2 ** 63
+        # this rank's points are validation points rank, rank + world, ...: those below monitor_points
+        n = min(len(y), max(0, -(-(c.eval.monitor_points - self.rank) // self.world)))
+        seed = (c.train.seed * 1_000_003 + 7919 * (epoch + 1) + self.rank) % 2 ** 63
         with seeded_rng(seed, self.device):
             flags = robust_flags(self.eval_model, x, y, {"pgd": lambda m: PGD(m, threat)}, device=self.device,
-                                 batch_size=self.config.data.eval_batch_size)
-        counts = dist.all_reduce_sum(torch.tensor([flags["clean"].sum(), flags["pgd"].sum(), len(y)],
-                                                  dtype=torch.float64, device=self.device))
-        return {"val_clean": (counts[0] / counts[2]).item(), "val_pgd": (counts[1] / counts[2]).item()}
+                                 batch_size=c.data.eval_batch_size)
+            monitor = monitor_flags(self.eval_model, x[:n], y[:n], flags["clean"][:n], flags["pgd"][:n], threat,
+                                    steps=c.eval.monitor_steps, restarts=c.eval.monitor_restarts,
+                                    device=self.device, batch_size=c.data.eval_batch_size) if c.eval.monitor_points else {}
+        counts = dist.all_reduce_sum(torch.tensor([flags["clean"].sum(), flags["pgd"].sum(), len(y),
+                                                   *[f.sum() for f in monitor.values()], n],
+                                                  dtype=torch.float64, device=self.device)).tolist()
+        record = {"val_clean": counts[0] / counts[2], "val_pgd": counts[1] / counts[2]}
+        if monitor:
+            record.update(monitor_record({k: v / max(counts[-1], 1) for k, v in zip(monitor, counts[3:-1])},
+                                         c.eval.masking_threshold))
+        return record
 
     def _reduce_flags(self, nonfinite: bool) -> tuple:
         """Every rank learns whether any rank saw a non-finite loss or a stop signal."""
@@ -338,6 +351,8 @@ class Trainer:
             log = MetricsLog(self.run, active=main, loggers=c.train.loggers)
             with self._signals():
                 for epoch in range(self.start_epoch, c.train.epochs):
+                    if self.best.get("stopped_on_overfit"):  # train.stop_on_overfit ended the run
+                        break
                     self._epoch(epoch, log)
         except TrainingStopped:
             self._write_status("stopped")
@@ -359,17 +374,29 @@ class Trainer:
         last = epoch + 1 == c.train.epochs
         if (epoch + 1) % c.eval.every == 0 or last:
             record.update(self.validate(epoch))
-            # PGD accuracy selects; clean accuracy breaks ties (a standard model is 0 under PGD)
-            if (record["val_pgd"], record["val_clean"]) > (self.best["val_pgd"], self.best["val_clean"]):
-                self.best = {"val_pgd": record["val_pgd"], "val_clean": record["val_clean"], "epoch": epoch + 1}
+            # eval.select's accuracy (PGD-10, or the monitor's strong attack) selects; clean accuracy breaks
+            # ties (a standard model is 0 under PGD)
+            key = "val_pgd" if c.eval.select == "pgd" else "val_monitor_strong"
+            if (record[key], record["val_clean"]) > (self.best.get(key, -1.0), self.best["val_clean"]):
+                self.best = {"val_pgd": record["val_pgd"], "val_clean": record["val_clean"], "epoch": epoch + 1,
+                             key: record[key]}
                 if main:
                     atomic_save(self._best_state(epoch + 1, record), self.run.checkpoint("best"))
+            if c.train.stop_on_overfit and overfit(record, c.eval.masking_threshold):
+                self.best["stopped_on_overfit"] = epoch + 1
+        stopping = bool(self.best.get("stopped_on_overfit"))
         log({"kind": "epoch", "epoch": epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"], **record})
         log.flush()
-        self._save_last(epoch + 1, 0, None, complete=last)
+        self._save_last(epoch + 1, 0, None, complete=last or stopping)
         shown = {k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))}
         self._print(f"epoch {epoch + 1}/{c.train.epochs} {shown}")
-        if self._stop_signal is not None and not last:
+        if record.get("masking_warning"):
+            self._print(f"warning: epoch {epoch + 1}: {record['masking_warning']}")
+            self._write_status("running")  # status.json lists every flagged epoch
+        if stopping:
+            self._print(f"stopped after epoch {epoch + 1} (train.stop_on_overfit): the FGSM-to-PGD gap passed "
+                        f"eval.masking_threshold; best.pt holds epoch {self.best['epoch']}")
+        if self._stop_signal is not None and not last and not stopping:
             raise self._stopped(f"after epoch {epoch + 1};")
 
     def _best_state(self, epoch, record):
@@ -385,7 +412,9 @@ class Trainer:
         if not dist.is_main():
             return
         try:
-            self.run.write_status(state, best=self.best, epochs=self.config.train.epochs, **extra)
+            masking = masking_history(self.run.metrics("epoch"))  # epochs the monitor flagged
+            self.run.write_status(state, best=self.best, epochs=self.config.train.epochs,
+                                  **({"masking": masking} if masking else {}), **extra)
         except OSError:
             if state in ("running", "complete"):
                 raise

@@ -1,0 +1,155 @@
+"""The masking monitor (regmix/training/monitor.py): a model engineered to mask is flagged and a healthy
+one is not; eval.select = strong and train.stop_on_overfit follow what the epoch records say."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+import regmix
+import regmix.trainer as trainer_module
+from regmix.attacks import PGD
+from regmix.evaluation.flags import robust_flags, stack
+from regmix.rundir import RunDir
+from regmix.trainer import Trainer, train
+from regmix.training.monitor import masking_history, monitor_flags, monitor_record, overfit
+
+from conftest import tiny_config
+
+
+class Linear(torch.nn.Module):
+    """A linear classifier; `scale` multiplies its logits. At scale 1e4 the softmax saturates: the
+    cross-entropy's gradient is exactly 0 at every confidently classified point (PGD-CE and FGSM cannot
+    move), while the CW margin's is not."""
+
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.fc, self.scale = torch.nn.Linear(64, 10), scale
+
+    def forward(self, x):
+        return self.scale * self.fc(x.flatten(1))
+
+
+@pytest.fixture(scope="module")
+def digits_linear():
+    x, y = stack(DataLoader(regmix.create_dataset("digits", "train"), batch_size=2000))
+    xv, yv = stack(DataLoader(regmix.create_dataset("digits", "val"), batch_size=2000))
+    torch.manual_seed(0)
+    model = Linear()
+    optimizer = torch.optim.Adam(model.parameters(), 0.05)
+    for _ in range(100):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model, xv, yv
+
+
+def monitor(model, x, y, eps=0.05):
+    threat = regmix.ThreatModel("linf", eps, steps=10)
+    torch.manual_seed(1)
+    flags = robust_flags(model, x, y, {"pgd": lambda m: PGD(m, threat)})
+    mon = monitor_flags(model, x, y, flags["clean"], flags["pgd"], threat, steps=20, restarts=1, device="cpu",
+                        batch_size=500)
+    return monitor_record({k: v.float().mean().item() for k, v in mon.items()}, threshold=0.1)
+
+
+def test_a_saturated_model_is_flagged_and_a_healthy_one_is_not(digits_linear):
+    model, x, y = digits_linear
+    healthy = monitor(model, x, y)
+    assert healthy["val_monitor_flagged"] == 0.0 and "masking_warning" not in healthy
+    assert healthy["val_monitor_pgd_gap"] < 0.05 and healthy["val_monitor_pgd"] < 0.9  # a real attack bites
+    model.scale = 1e4  # same decisions, same true robustness: only the gradients of the CE vanish
+    try:
+        masked = monitor(model, x, y)
+    finally:
+        model.scale = 1.0
+    assert masked["val_monitor_flagged"] == 1.0 and "gradient masking" in masked["masking_warning"]
+    assert masked["val_monitor_pgd"] > healthy["val_monitor_pgd"] + 0.1        # PGD-10 is fooled ...
+    assert masked["val_monitor_strong"] == pytest.approx(healthy["val_monitor_strong"], abs=0.03)  # ... the margin is not
+
+
+def test_the_fgsm_gap_is_the_overfitting_signature():
+    record = monitor_record({"pgd": 0.05, "strong": 0.04, "fgsm": 0.80}, threshold=0.1)
+    assert record["val_monitor_fgsm_gap"] == pytest.approx(0.75) and overfit(record, 0.1)
+    assert "catastrophic overfitting" in record["masking_warning"] and "gradient masking" not in record["masking_warning"]
+    calm = monitor_record({"pgd": 0.60, "strong": 0.55, "fgsm": 0.65}, threshold=0.1)
+    assert not overfit(calm, 0.1) and calm["val_monitor_flagged"] == 0.0
+    assert masking_history([{"epoch": 0, **calm}, {"epoch": 3, **record}]) == [
+        {"epoch": 4, "warning": record["masking_warning"]}]
+
+
+# scripted validation records, one per epoch: (clean, pgd, strong, fgsm)
+SCRIPT = [(0.9, 0.50, 0.45, 0.55),
+          (0.9, 0.70, 0.40, 0.72),   # PGD-10 at its best, but masked: the strong attack finds 0.40
+          (0.9, 0.60, 0.55, 0.62),   # the best under the strong attack
+          (0.9, 0.10, 0.08, 0.80),   # catastrophic overfitting: FGSM high, PGD collapsed
+          (0.9, 0.65, 0.60, 0.66)]
+
+
+def scripted(self, epoch):
+    clean, pgd, strong, fgsm = SCRIPT[epoch]
+    return {"val_clean": clean, "val_pgd": pgd,
+            **monitor_record({"pgd": pgd, "strong": strong, "fgsm": fgsm}, self.config.eval.masking_threshold)}
+
+
+def scripted_run(tmp_path, monkeypatch, name, select="pgd", **train_options):
+    monkeypatch.setattr(Trainer, "validate", scripted)
+    config = tiny_config(tmp_path, "standard", name=name, data={"batch_size": 512}, eval={"select": select},
+                         train={"epochs": len(SCRIPT), **train_options})
+    return config, train(config)
+
+
+@pytest.mark.parametrize("select, epoch", [("pgd", 2), ("strong", 5)])
+def test_select_chooses_best_on_pgd_or_on_the_strong_attack(tmp_path, monkeypatch, select, epoch):
+    _, run = scripted_run(tmp_path, monkeypatch, select, select=select)
+    best = torch.load(run / "best.pt", weights_only=True)
+    assert best["epoch"] == epoch
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "complete" and status["best"]["epoch"] == epoch
+    assert [m["epoch"] for m in status["masking"]] == [2, 4]  # every flagged epoch, with its warning
+
+
+def test_stop_on_overfit_ends_the_run_at_the_flagged_epoch_and_stays_stopped(tmp_path, monkeypatch, capsys):
+    config, run = scripted_run(tmp_path, monkeypatch, "stop", stop_on_overfit=True)
+    epochs = [r["epoch"] for r in RunDir(run).metrics("epoch")]
+    assert epochs == [0, 1, 2, 3]  # epoch 4 (index 3) flagged, epoch 5 never trained
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "complete" and status["best"]["stopped_on_overfit"] == 4
+    assert status["best"]["epoch"] == 2
+    assert "stopped after epoch 4 (train.stop_on_overfit)" in capsys.readouterr().out
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["complete"] and last["epoch"] == 4
+    Trainer(config, resume=True).fit()  # a resumed stopped run trains nothing more
+    assert [r["epoch"] for r in RunDir(run).metrics("epoch")] == [0, 1, 2, 3]
+
+
+def test_without_the_option_training_goes_on_through_the_flag(tmp_path, monkeypatch):
+    _, run = scripted_run(tmp_path, monkeypatch, "go_on")
+    assert [r["epoch"] for r in RunDir(run).metrics("epoch")] == [0, 1, 2, 3, 4]
+
+
+def test_the_monitor_runs_in_training_and_resumes_exactly(tmp_path, monkeypatch):
+    from same_run import assert_same_run
+
+    def config(root):
+        return tiny_config(root, "fgsm_rs", data={"batch_size": 256}, eval={"steps": 2, "monitor_points": 64,
+                                                                             "monitor_steps": 3},
+                           train={"epochs": 2, "checkpoint_every": 3})
+    whole = train(config(tmp_path / "whole"))
+    record = RunDir(whole).metrics("epoch")[-1]
+    assert {"val_monitor_pgd", "val_monitor_strong", "val_monitor_fgsm", "val_monitor_pgd_gap",
+            "val_monitor_fgsm_gap", "val_monitor_flagged"} <= set(record)
+    assert record["val_monitor_strong"] <= record["val_monitor_pgd"]
+    parts = config(tmp_path / "parts")
+
+    def kill(step):
+        if step == 5:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(trainer_module.faults, "at_step", kill)
+    with pytest.raises(KeyboardInterrupt):
+        train(parts)
+    monkeypatch.undo()
+    Trainer(parts, resume=True).fit()
+    assert_same_run(whole, parts.run_dir)
