@@ -192,15 +192,36 @@ def _wrap(model, *, dataset, threat, num_classes, name, kind, location=None, dev
     if threat is None:
         raise ConfigError(f"threat: a {kind} model needs its threat model, e.g. threat='linf:8/255' or 'l2:0.5'")
     threat = parse_threat(threat)
-    classes = dataset_classes(dataset) if num_classes is None else int(num_classes)
-    if classes < 2:
-        raise ConfigError(f"num_classes: must be an integer >= 2, got {num_classes!r}")
+    expected = dataset_classes(dataset)
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes != expected):
+        raise ConfigError(f"num_classes: the {kind} model has {num_classes!r} classes; {dataset} has {expected}")
+    classes = expected
     model = model.to(device).eval()
     config = config or _external_config(name, dataset, threat, kind)
     info = {"checkpoint": kind, "checkpoint_file": Path(location).name if location else None, "ema": False,
             "epoch": None, **(info or {})}
     return ExternalModel(model=model, dataset=dataset, num_classes=classes, threat=threat, name=name, kind=kind,
                          location=None if location is None else str(location), config=config, info=info)
+
+
+def check_fits(model: nn.Module, x: torch.Tensor, num_classes: int, field: str = "source") -> None:
+    """One forward pass on the first image of `x` (the dataset's): refused with one line unless the
+    model takes that input and gives num_classes logits, before any attack runs on it."""
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = x.device
+    try:
+        with torch.no_grad(), model_mode(model, training=False):
+            out = model(x[:1].to(device))
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise ConfigError(f"{field}: the model does not take this dataset's images (shape "
+                          f"{tuple(x.shape[1:])}): {first_line(err)}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != num_classes:
+        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"{field}: the model gives {shape} outputs per image; the dataset has "
+                          f"{num_classes} classes")
 
 
 # ---------------------------------------------------------------- files

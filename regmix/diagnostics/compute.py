@@ -79,7 +79,7 @@ def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10"
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
-    x, y = fixed_subset(config, split, n, data_dir=data_dir)
+    x, y = fixed_subset(config, split, n, data_dir=data_dir, model=model)
     threat = eval_threat(config, eps)
     factory = attack_factory(attack, threat)
     surface = L.weight_landscape(model, x, y, grid=grid, span=span, seed=seed, include_bias_bn=include_bias_bn,
@@ -107,7 +107,7 @@ def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, sp
     start = time.time()
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
-    x, y = fixed_subset(config, split, examples, data_dir=data_dir)
+    x, y = fixed_subset(config, split, examples, data_dir=data_dir, model=model)
     threat = eval_threat(config, eps)
     surface = L.input_landscape(model, x, y, eps=threat.eps, grid=grid, span=span, seed=seed)
     meta = _base_meta(run_dir, config, which, split, len(y), device, "fgsm-direction")
@@ -132,7 +132,8 @@ def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, att
     model_b, config_b = load_run(other, which, device)
     if config_b.data.name != config.data.name:
         raise ConfigError(f"other: {other} was trained on {config_b.data.name}, {run_dir} on {config.data.name}")
-    x, y = fixed_subset(config, split, n, data_dir=data_dir)
+    x, y = fixed_subset(config, split, n, data_dir=data_dir, model=model_a)
+    fixed_subset(config, split, 1, data_dir=data_dir, model=model_b)
     threat = eval_threat(config, eps)
     line = L.interpolate_models(model_a, model_b, x, y, steps=steps, t_min=t_min, t_max=t_max,
                                 attack=attack_factory(attack, threat), seed=seed, progress=progress)
@@ -150,7 +151,7 @@ def softmax_run_record(run_dir, *, n=512, final_steps=1, seed=0, split="test", w
     overridden)."""
     device = resolve_device(device)
     model, config = load_run(run_dir, which, device)
-    x, y = fixed_subset(config, split, n, data_dir=data_dir)
+    x, y = fixed_subset(config, split, n, data_dir=data_dir, model=model)
     threat = config.training_threat()
     if eps is not None:
         threat = threat.with_(eps=eps, step=threat.step * eps / threat.eps if threat.eps else eps)

@@ -23,8 +23,9 @@ def load_run(source, which: str = "best", device="cpu", ema: bool = True):
     return loaded.model, loaded.config
 
 
-def fixed_subset(config, split: str = "test", n: int = 512, *, data_dir=None):
-    """The first n points of a split (a fixed subset: the same points for every run and every call)."""
+def fixed_subset(config, split: str = "test", n: int = 512, *, data_dir=None, model=None):
+    """The first n points of a split (a fixed subset: the same points for every run and every call).
+    model: checked against them (classes, input shape: sources.check_fits) before any work."""
     from ..data import create_dataset
     if n < 1:
         raise ConfigError(f"n: must be an integer >= 1, got {n}")
@@ -32,7 +33,11 @@ def fixed_subset(config, split: str = "test", n: int = 512, *, data_dir=None):
                         val_size=config.data.val_size)
     n = min(n, len(ds))
     xs, ys = zip(*(ds[i] for i in range(n)))
-    return torch.stack(xs), torch.as_tensor([int(v) for v in ys])
+    x, y = torch.stack(xs), torch.as_tensor([int(v) for v in ys])
+    if model is not None:
+        from ..sources import check_fits
+        check_fits(model, x, ds.num_classes)
+    return x, y
 
 
 def attack_factory(spec: str, threat: ThreatModel):

@@ -19,7 +19,7 @@ from ..checks import MAX_BATCH, MAX_POINTS, MAX_RESTARTS, check_number
 from ..data import create_dataset
 from ..registry import ConfigError
 from ..rundir import RunDir
-from ..sources import load_source
+from ..sources import check_fits, load_source
 from ..threat import parse_number
 from .flags import attack_flags, clean_flags
 from .records import VERSION, environment, flags_key, record_stem, save_record
@@ -116,6 +116,7 @@ def evaluate_run(path, *, attacks="clean,pgd20,cw20,aa", n: Optional[int] = None
     specs = [s.at(threat) for s in specs]
     dataset = create_dataset(config.data.name, split, data_dir or config.data.data_dir, augment=False)
     x, y = _first_points(dataset, n)
+    check_fits(model, x, dataset.num_classes)  # classes and input shape, before any attack
     # every attack built before any work: a bad option or a missing AutoAttack fails here
     built = {s.name: s.build(model, threat, step=step, restarts=restarts, seed=seed, device=device,
                              batch_size=batch_size) for s in specs[1:]}
