@@ -38,14 +38,15 @@ from regmix.rundir import RunDir
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "regmix" / "configs" / "cifar10"
 METHODS = ("standard", "fgsm_rs", "pgd_at", "trades", "mart", "pgk", "regmix")
-# per mode: images written, points evaluated, attack steps, diagnostics sizes, stage limits (s)
+# per mode: images written, points evaluated, attack steps, diagnostics sizes, limits (s) of a training stage
+# (--tiny: all seven methods in one) and of an AutoAttack stage
 MODES = {
     "tiny": dict(train_images=200, test_images=100, val=40, n=32, n_aa=8, attacks="clean,pgd2,cw2",
                  overrides=["model.name=small_cnn", "model.options.width=4", "threat.steps=1", "eval.steps=2",
                             "data.batch_size=64", "data.num_workers=0", "train.amp=none",
                             "train.channels_last=false"],
                  weight={"grid": 3, "n": 16, "attack": "none", "hessian_iters": 2}, softmax={"n": 16},
-                 explorer=dict(n=8, grid=3, attack="none", hessian_iters=2), limit=240, aa_limit=240),
+                 explorer=dict(n=8, grid=3, attack="none", hessian_iters=2), limit=600, aa_limit=240),
     "full": dict(train_images=20000, test_images=10000, val=1000, n=500, n_aa=200, attacks="clean,pgd20,cw20",
                  overrides=[], weight={"grid": 5, "n": 256, "attack": "pgd10", "hessian_iters": 10},
                  softmax={"n": 256}, explorer=dict(n=64, grid=5, attack="fgsm", hessian_iters=5),
@@ -290,9 +291,11 @@ def main(argv=None) -> int:
     smoke = [*regmix, "study", str(suite), "--smoke", "--out", str(study)]
     stage("plan", [*smoke, "--dry-run"], 120, numbers=lambda o: {"lines": len(o.splitlines())})
     # 3. each method trained, evaluated (clean, PGD, CW) and diagnosed (landscape + Hessian, softmax)
-    for method in METHODS:
-        stage(f"train:{method}", [*smoke, "--methods", method, "--evals", "whole"], mode["limit"],
-              numbers=lambda o, m=method: run_numbers(study, [m])[m])
+    # (with --tiny in one process: seven start-ups of torch cost more than the training on a busy CI machine)
+    for group in ([list(METHODS)] if args.tiny else [[m] for m in METHODS]):
+        stage("train" if len(group) > 1 else f"train:{group[0]}",
+              [*smoke, "--methods", ",".join(group), "--evals", "whole"], mode["limit"],
+              numbers=lambda o, g=group: run_numbers(study, g) if len(g) > 1 else run_numbers(study, g)[g[0]])
     aa_methods = ["regmix"] if args.tiny else list(METHODS)  # AutoAttack on one method in CI (minutes per run)
     reason = "pyautoattack not installed (nor fra31's autoattack)" if aa_missing else None
     for name in ("apgd", "autoattack"):
