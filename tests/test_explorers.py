@@ -102,24 +102,37 @@ def test_explorers_run_where_the_device_is(runs, tmp_path):
 
 
 def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tmp_path):
-    ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=3, export_dir=tmp_path)
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=3, finetune_points=16, export_dir=tmp_path)
     original = {k: v.clone() for k, v in ex.model.state_dict().items()}
     before = np.array(ex.softmax.data[0].y)
+    assert "the trained model" in ex.softmax.layout.title.text
+    ex.alpha.value, ex.beta.value, ex.gamma.value = 2.0, 0.5, 0.0
     job = ex.fine_tune()
     assert job.thread is not None and job.thread.daemon
-    job.join(timeout=120)
+    job.join(timeout=300)
     assert not job.running and job.error is None
-    assert ex.progress.value == 3 and len(job.losses) == 3
+    assert ex.progress.value == 6 and len(job.losses) == 3        # 3 steps, then 3 of the control
     assert not np.allclose(np.array(ex.softmax.data[0].y), before)
     assert all(np.allclose(original[k], v) for k, v in job.source.state_dict().items())  # a copy was trained
-    assert "fine-tune" in ex.softmax.layout.title.text
+    assert "fine-tuned 3 steps at α=2, β=0.5, γ=0 from the trained weights" in ex.softmax.layout.title.text
+    c = job.comparison
+    assert c["n"] == 16 and c["own"] == {k: ex.options[k] for k in ("alpha", "beta", "gamma", "temperature")}
+    assert {"clean", "pgd10"} <= set(c["before"]) == set(c["after"]) == set(c["control"])
+    assert "control" in ex.fine_result.value and f"{100 * c['after']['pgd10']:.1f}%" in ex.fine_result.value
+    # a second fine-tune starts from the trained weights again, not from the first one's
+    second = ex.fine_tune(steps=1).join(timeout=300)
+    assert second.source is ex.trained and second.comparison["before"] == c["before"]
+    assert "fine-tuned 1 steps" in ex.softmax.layout.title.text
+    ex.reset()
+    assert ex.model is ex.trained and np.allclose(np.array(ex.softmax.data[0].y), before)
+    assert "the trained model" in ex.softmax.layout.title.text
     # the widget's default: the run's own optimiser at the run's own learning rate (not Adam at half of it)
     assert ex.fine_optimizer.value == "run"
     assert type(job.optimizer) is torch.optim.Adam and job.optimizer.param_groups[0]["lr"] == ex.config.optim.lr
 
 
 def test_fine_tune_stop_button_stops_after_the_current_step(runs, tmp_path):
-    ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=6, export_dir=tmp_path)
+    ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=6, finetune_points=8, export_dir=tmp_path)
     # the event: the progress bar reaching step 2 presses stop (never a sleep)
     ex.progress.observe(lambda change: ex.fine_stop.click() if change.new == 2 else None, names="value")
     job = ex.fine_tune().join(timeout=120)

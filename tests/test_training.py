@@ -153,3 +153,34 @@ def test_every_metrics_record_also_goes_to_the_configured_loggers(tmp_path, monk
     assert seen["names"] == (["tensorboard"], run_dir)
     assert seen["records"] == [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert seen["closed"] == 1
+
+
+def test_finetune_trains_a_copy_and_the_comparison_has_its_control(tmp_path):
+    """regmix.training.finetune: the given model untouched, the same batches for the same seed;
+    regmix.diagnostics.finetune_comparison: the chosen weights beside the run's own, accuracy before
+    and after on the same fixed validation points."""
+    from regmix.diagnostics.finetune import finetune_comparison, validation_subset
+    from regmix.diagnostics.runs import load_run
+    from regmix.registry import ConfigError
+    from regmix.training.finetune import finetune
+    run = train(tiny_config(tmp_path, "regmix", train={"epochs": 1, "progress": False}, eval={"max_points": 32}))
+    model, config = load_run(run, device="cpu")
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    a, losses_a, _ = finetune(model, config, {"alpha": 2.0}, steps=2, batch_size=16)
+    b, losses_b, _ = finetune(model, config, {"alpha": 2.0}, steps=2, batch_size=16)
+    assert len(losses_a) == 2 and losses_a == losses_b                     # same seed: same batches
+    assert all(torch.equal(original[k], v) for k, v in model.state_dict().items())
+    assert any(not torch.equal(original[k], v) for k, v in a.state_dict().items())
+    with pytest.raises(ConfigError, match="steps"):
+        finetune(model, config, {}, steps=0)
+    x1, _ = validation_subset(config, 8)
+    x2, _ = validation_subset(config, 8)
+    assert torch.equal(x1, x2)
+    seen = []
+    c = finetune_comparison(model, config, {"alpha": 2.0, "beta": 0.5}, steps=2, n=8, attack="pgd2", batch_size=16,
+                            on_step=lambda s, total, loss: seen.append((s, total)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert len(c["losses"]) == len(c["control_losses"]) == 2
+    assert c["own"] == {"alpha": config.method.options["alpha"], "beta": config.method.options["beta"]}
+    for key in ("before", "after", "control"):
+        assert set(c[key]) == {"clean", "pgd2"} and all(0 <= v <= 1 for v in c[key].values())

@@ -49,12 +49,13 @@ class AMRWeightExplorer:
     sweep_dir: an alpha x beta sweep folder (regmix sweep) for the robust accuracy, optional."""
 
     def __init__(self, run_dir, *, examples: int = 4, sweep_dir=None, finetune_steps: int = 50,
-                 export_dir="figures/explorers", p0=DEFAULT_PAIR[0], q0=DEFAULT_PAIR[1], seed: int = 0,
-                 device="auto"):
+                 finetune_points: int = 256, export_dir="figures/explorers", p0=DEFAULT_PAIR[0],
+                 q0=DEFAULT_PAIR[1], seed: int = 0, device="auto"):
         # a run directory, or any model source (regmix.sources: an ExternalModel, a TorchScript file)
         self.run_dir = run_dir if isinstance(run_dir, ExternalModel) else Path(run_dir)
         self.device = resolve_device(device)  # auto: CUDA when there is one
         self.model, self.config = load_run(self.run_dir, device=self.device)
+        self.trained = self.model  # every fine-tune starts here; reset() comes back here
         self.x, self.y = spread_subset(self.config, examples)
         self.threat = self.config.training_threat()
         self.seed, self.p0, self.q0 = seed, p0, q0
@@ -63,7 +64,8 @@ class AMRWeightExplorer:
         self.options = resolved_options("regmix", own, self.threat)
         self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=seed,
                                   start=prior_start(self.config))
-        self.finetune_steps, self.job, self.tuned_with = finetune_steps, None, None
+        self.finetune_steps, self.finetune_points, self.job, self.tuned_with = finetune_steps, finetune_points, None, None
+        self.before = None  # the trained model's accuracy on the fine-tune's validation points, once measured
         self.sweep_dir = Path(sweep_dir) if sweep_dir else None
         self.sweep_points = sweep_lookup.load_points(self.sweep_dir) if self.sweep_dir else []
         self.sweep_keys = sweep_lookup.swept_keys(self.sweep_dir) if self.sweep_dir else []
@@ -90,9 +92,15 @@ class AMRWeightExplorer:
         self.softmax = self._softmax_figure()
         self.accuracy = W.HTML()
         self.term_table = W.HTML()
-        self.fine_button = W.Button(description="fine-tune", icon="play", tooltip="a short RegMix fine-tune "
-                                    "at these weights, in the background", button_style="warning")
+        self.fine_button = W.Button(description="fine-tune", icon="play", button_style="warning",
+                                    tooltip="from the trained weights: the budget at these weights and the same "
+                                            "budget at the run's own (control), PGD accuracy before and after")
         self.fine_button.on_click(lambda _: self.fine_tune())
+        self.fine_steps = W.BoundedIntText(value=finetune_steps, min=1, max=100000, description="steps",
+                                           layout=W.Layout(width="160px"))
+        self.reset_button = W.Button(description="reset", icon="undo", tooltip="back to the trained model")
+        self.reset_button.on_click(lambda _: self.reset())
+        self.fine_result = W.HTML()
         self.fine_optimizer = W.Dropdown(options=[("run's optimiser and lr", "run"), ("Adam, half the lr", "adam-half")],
                                          value="run", layout=W.Layout(width="190px"))
         self.fine_stop = W.Button(description="stop", icon="stop", tooltip="stop after the current step")
@@ -110,7 +118,9 @@ class AMRWeightExplorer:
             W.HBox([self.simplex, self.terms]),
             self.weighting,
             self.softmax,
-            W.HBox([self.fine_button, self.fine_optimizer, self.fine_stop, self.progress, self.fine_status]),
+            W.HBox([self.fine_steps, self.fine_button, self.fine_optimizer, self.fine_stop, self.reset_button,
+                    self.progress, self.fine_status]),
+            self.fine_result,
             self.export.widget,
         ])
         self.update()
@@ -249,8 +259,7 @@ class AMRWeightExplorer:
         with self.softmax.batch_update():
             for (i, view), bars in self.softmax_bars.items():
                 bars.y = probs[view][i]
-            tuned = f", after a {self.tuned_with['steps']}-step fine-tune" if self.tuned_with else ""
-            self.softmax.layout.title.text = f"softmax(z / T) at T={w['temperature']:.2f}{tuned}"
+            self.softmax.layout.title.text = f"softmax(z / T) at T={w['temperature']:.2f}: {self.model_label()}"
 
     def _draw_weighting(self, w):
         r = kl_toy.weight_share(w["alpha"], w["beta"])
@@ -301,20 +310,33 @@ class AMRWeightExplorer:
 
     # ------------------------------------------------------------------ fine-tune
 
+    def model_label(self) -> str:
+        """What the shown outputs come from: the trained model, or what was fine-tuned from it."""
+        if not self.tuned_with:
+            return "the trained model"
+        t = self.tuned_with
+        return (f"fine-tuned {t['steps']} steps at α={t['alpha']:g}, β={t['beta']:g}, γ={t['gamma']:g} "
+                "from the trained weights")
+
     def fine_tune(self, steps: int | None = None) -> FineTune:
-        """Start a background fine-tune at the slider weights; returns the job (join() it to wait)."""
+        """From the trained weights (never on top of an earlier fine-tune): `steps` batches (default:
+        the steps box) at the slider weights and, as the control, the same budget at the run's own
+        weights; PGD accuracy on fixed validation points before and after. Runs in the background;
+        returns the job (join() it to wait)."""
         if self.job is not None and self.job.running:
             self.fine_status.value = "already running"
             return self.job
-        steps = steps or self.finetune_steps
-        self.progress.max, self.progress.value = steps, 0
+        steps = int(steps or self.fine_steps.value)
+        self.progress.max, self.progress.value = 2 * steps, 0
         self.fine_button.disabled = True
-        weights = self.weights()
+        weights = {k: v for k, v in self.weights().items()}
         self.fine_status.value = "training " + ", ".join(f"{k}={v:g}" for k, v in weights.items())
+        self.fine_result.value = ""
 
         def progress(step, total, loss):
             self.progress.value = step
-            self.fine_status.value = f"step {step}/{total}, loss {loss:.3f}"
+            phase = "chosen weights" if step <= steps else "run's own weights (control)"
+            self.fine_status.value = f"step {step}/{total} ({phase}), loss {loss:.3f}"
 
         def done(job):
             self.fine_button.disabled = False
@@ -325,14 +347,44 @@ class AMRWeightExplorer:
             self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=self.seed,
                                       start=prior_start(self.config))
             self.tuned_with = {"steps": len(job.losses), **weights}
-            self.fine_status.value = f"done: {len(job.losses)} steps, last loss {job.losses[-1]:.3f}" if job.losses else "stopped"
+            if job.comparison is not None:
+                self.before = job.comparison["before"]
+                self.fine_result.value = comparison_html(job.comparison)
+            self.fine_status.value = (f"done: {len(job.losses)} steps, last loss {job.losses[-1]:.3f}"
+                                      if job.losses else "stopped")
             self.update()
 
-        self.job = FineTune(self.model, self.config, weights, steps=steps, seed=self.seed,
-                            optimizer=self.fine_optimizer.value,
-                            on_progress=progress, on_done=done).start()
+        self.job = FineTune(self.trained, self.config, weights, steps=steps, seed=self.seed,
+                            optimizer=self.fine_optimizer.value, control=True, n=self.finetune_points,
+                            before=self.before, on_progress=progress, on_done=done).start()
         return self.job
+
+    def reset(self):
+        """Back to the trained model."""
+        if self.job is not None and self.job.running:
+            self.fine_status.value = "stop the fine-tune first"
+            return
+        self.model, self.tuned_with = self.trained, None
+        self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=self.seed,
+                                  start=prior_start(self.config))
+        self.fine_result.value, self.fine_status.value = "", "reset to the trained model"
+        self.update()
 
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
+
+
+def comparison_html(c: dict) -> str:
+    """The fine-tune's answer: accuracy of the trained model, after the budget at the chosen weights
+    and after the same budget at the run's own weights."""
+    def row(name, acc):
+        return (f"<tr><td>{name}</td><td>{100 * acc['clean']:.1f}%</td>"
+                f"<td><b>{100 * acc[c['attack']]:.1f}%</b></td></tr>")
+    chosen = ", ".join(f"{k}={v:g}" for k, v in c["weights"].items())
+    own = ", ".join(f"{k}={v:g}" for k, v in c["own"].items())
+    return (f"<b>{c['steps']} fine-tune steps from the trained weights</b> "
+            f"({c['n']} fixed validation points, {c['attack']})"
+            "<table style='font-size:12px'><tr><th></th><th>clean</th><th>robust</th></tr>"
+            + row("trained model", c["before"]) + row(f"fine-tuned at {chosen}", c["after"])
+            + row(f"control: same budget at the run's own {own}", c["control"]) + "</table>")
