@@ -33,6 +33,23 @@ class Profile:
     eval_points: int | None   # validation points per epoch while training (None: all)
     paper_methods: tuple      # the runs 05_paper_figures compares
 
+    @property
+    def note(self) -> str:
+        """What the profile's numbers are for, said on screen where the notebook shows its profile."""
+        if self.name == "ci":
+            return (f"quick profile (REGMIX_PROFILE=ci): {self.epochs}-epoch runs on {self.eval_points} validation "
+                    f"points, {self.grid}x{self.grid} landscapes. Its numbers only check that this notebook runs; "
+                    "they are not results (the full profile, or the study in docs/results, gives those).")
+        return ("full profile: the demo recipes as they are (one seed each); the study's five-seed numbers "
+                "are in docs/results.")
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name!r}): {self.note}"
+
+    def _repr_html_(self) -> str:
+        color = "#D55E00" if self.name == "ci" else "#333"
+        return f"<div style='border-left:4px solid {color};padding-left:8px'><b>{self.name}</b>: {self.note}</div>"
+
 
 PROFILES = {
     # seconds per notebook on two CPU cores: what CI executes

@@ -318,18 +318,18 @@ class AMRWeightExplorer:
         return (f"fine-tuned {t['steps']} steps at α={t['alpha']:g}, β={t['beta']:g}, γ={t['gamma']:g} "
                 "from the trained weights")
 
-    def fine_tune(self, steps: int | None = None) -> FineTune:
+    def fine_tune(self, steps: int | None = None, weights: dict | None = None) -> FineTune:
         """From the trained weights (never on top of an earlier fine-tune): `steps` batches (default:
-        the steps box) at the slider weights and, as the control, the same budget at the run's own
-        weights; PGD accuracy on fixed validation points before and after. Runs in the background;
-        returns the job (join() it to wait)."""
+        the steps box) at the slider weights (or at `weights` over them, the sliders left where they
+        are) and, as the control, the same budget at the run's own weights; PGD accuracy on fixed
+        validation points before and after. Runs in the background; returns the job (join() to wait)."""
         if self.job is not None and self.job.running:
             self.fine_status.value = "already running"
             return self.job
         steps = int(steps or self.fine_steps.value)
         self.progress.max, self.progress.value = 2 * steps, 0
         self.fine_button.disabled = True
-        weights = {k: v for k, v in self.weights().items()}
+        weights = {**self.weights(), **(weights or {})}
         self.fine_status.value = "training " + ", ".join(f"{k}={v:g}" for k, v in weights.items())
         self.fine_result.value = ""
 
@@ -367,7 +367,7 @@ class AMRWeightExplorer:
         self.model, self.tuned_with = self.trained, None
         self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=self.seed,
                                   start=prior_start(self.config))
-        self.fine_result.value, self.fine_status.value = "", "reset to the trained model"
+        self.fine_status.value = "reset to the trained model (the table above is the last fine-tune's answer)"
         self.update()
 
     def _ipython_display_(self):
