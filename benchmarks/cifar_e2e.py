@@ -38,8 +38,8 @@ from regmix.rundir import RunDir
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "regmix" / "configs" / "cifar10"
 METHODS = ("standard", "fgsm_rs", "pgd_at", "trades", "mart", "pgk", "regmix")
-# per mode: images written, points evaluated, attack steps, diagnostics sizes, limits (s) of a training stage
-# (--tiny: all seven methods in one) and of an AutoAttack stage
+# per mode: images written, points evaluated, attack steps, diagnostics sizes, limits (s) of the training stage
+# (all seven methods) and of an AutoAttack stage
 MODES = {
     "tiny": dict(train_images=200, test_images=100, val=40, n=32, n_aa=8, attacks="clean,pgd2,cw2",
                  overrides=["model.name=small_cnn", "model.options.width=4", "threat.steps=1", "eval.steps=2",
@@ -50,7 +50,7 @@ MODES = {
     "full": dict(train_images=20000, test_images=10000, val=1000, n=500, n_aa=200, attacks="clean,pgd20,cw20",
                  overrides=[], weight={"grid": 5, "n": 256, "attack": "pgd10", "hessian_iters": 10},
                  softmax={"n": 256}, explorer=dict(n=64, grid=5, attack="fgsm", hessian_iters=5),
-                 limit=90, aa_limit=60),
+                 limit=240, aa_limit=60),
 }
 
 
@@ -141,9 +141,14 @@ def run_child(cmd, log_path: Path, limit: float, cwd: Path, env: dict):
         try:
             code = child.wait(timeout=limit)
         except subprocess.TimeoutExpired:
+            code = "timeout"
+        except BaseException:  # stopped from outside (SIGTERM, Ctrl-C): the stage's processes go too
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
-            code = "timeout"
+            raise
+        if code == "timeout":
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
     return code, log_path.read_text(errors="replace")
 
 
@@ -212,6 +217,10 @@ def _floats(value):
         yield value
 
 
+class Stopped(BaseException):
+    """SIGTERM (the caller's time limit) while a stage ran."""
+
+
 def missing(*modules) -> list:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
@@ -227,8 +236,8 @@ def main(argv=None) -> int:
     p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                    help="train.fast=true (data on the device, captured CUDA step); default: on with cuda")
     p.add_argument("--budget", type=float, default=None,
-                   help="seconds for the whole command (default: none with --tiny, else 285); a stage gets at most "
-                        "what is left, and one that cannot start is an error")
+                   help="seconds for the whole command (default: none with --tiny, else 225, under gpu_lease.sh's 240 s "
+                        "limit); a stage gets at most what is left, and one that cannot start is an error")
     p.add_argument("--explorers", type=Path, default=None, help=argparse.SUPPRESS)  # the explorers stage's child
     args = p.parse_args(argv)
     if args.explorers is not None:
@@ -243,7 +252,7 @@ def main(argv=None) -> int:
         return 2
     if args.fast is None:
         args.fast = args.device == "cuda"
-    budget = args.budget if args.budget is not None else (None if args.tiny else 285.0)
+    budget = args.budget if args.budget is not None else (None if args.tiny else 225.0)
     out = args.out.resolve()
     if out.exists() and any(out.iterdir()):
         print(f"error: --out: {out} is not empty; give a new folder", file=sys.stderr)
@@ -252,12 +261,9 @@ def main(argv=None) -> int:
     start = time.time()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
-    aa_missing = missing("pyautoattack") and missing("autoattack")
     log = Log(out, {"device": args.device, "tiny": args.tiny, "fast": args.fast, "train_images": train_images,
                     "test_images": test_images, "budget_s": budget, "python": platform.python_version(),
                     "command": " ".join(["python -m benchmarks.cifar_e2e", *(argv if argv is not None else sys.argv[1:])])})
-    study, suite, results = out / "study", out / "suite.yaml", out / "results"
-    regmix = [sys.executable, "-m", "regmix"]
 
     def stage(name, cmd, limit, numbers=None, skip=None):
         if skip:
@@ -268,7 +274,12 @@ def main(argv=None) -> int:
         limit = limit if left is None else min(limit, left)
         path = out / "logs" / f"{name.replace(':', '_')}.log"
         t0 = time.time()
-        code, output = run_child(cmd, path, limit, out, env)
+        try:
+            code, output = run_child(cmd, path, limit, out, env)
+        except Stopped as stop:
+            log.add(name, time.time() - t0, "error", error=f"stopped from outside ({stop}), its processes killed",
+                    log=str(path))
+            raise
         seconds = time.time() - t0
         try:
             found = numbers(output) if numbers else {}
@@ -279,6 +290,30 @@ def main(argv=None) -> int:
         error = f"timed out after {limit:.0f} s" if code == "timeout" else first_error_line(output, code)
         return log.add(name, seconds, "error", error=error, numbers=found, log=str(path))
 
+    def stop(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)  # `timeout` sends it: the stage running is recorded, its processes killed
+    try:
+        stages(args, mode, log, stage, out, train_images, test_images)
+    except (Stopped, KeyboardInterrupt) as err:
+        log.add("stopped", time.time() - start, "error",
+                error=f"stopped from outside ({err or 'Ctrl-C'}); the stages after it did not run")
+    total = time.time() - start
+    failed = [s["name"] for s in log.stages if s["status"] == "error"]
+    log.meta["total_s"] = round(total, 1)
+    log.save()
+    summary = f"cifar_e2e: {len(log.stages)} stages in {total:.0f} s; " + \
+        (f"FAILED: {', '.join(failed)}" if failed else "all ok or skipped (reasons above)")
+    print(summary, flush=True)
+    with log.text.open("a") as f:
+        f.write(summary + "\n")
+    return 1 if failed else 0
+
+
+def stages(args, mode, log, stage, out, train_images, test_images):
+    study, suite, results = out / "study", out / "suite.yaml", out / "results"
+    regmix = [sys.executable, "-m", "regmix"]
     # 1. the data set's files
     t0 = time.time()
     try:
@@ -290,13 +325,17 @@ def main(argv=None) -> int:
     suite.write_text(suite_yaml(args, mode, out / "data"))
     smoke = [*regmix, "study", str(suite), "--smoke", "--out", str(study)]
     stage("plan", [*smoke, "--dry-run"], 120, numbers=lambda o: {"lines": len(o.splitlines())})
-    # 3. each method trained, evaluated (clean, PGD, CW) and diagnosed (landscape + Hessian, softmax)
-    # (with --tiny in one process: seven start-ups of torch cost more than the training on a busy CI machine)
-    for group in ([list(METHODS)] if args.tiny else [[m] for m in METHODS]):
-        stage("train" if len(group) > 1 else f"train:{group[0]}",
-              [*smoke, "--methods", ",".join(group), "--evals", "whole"], mode["limit"],
-              numbers=lambda o, g=group: run_numbers(study, g) if len(g) > 1 else run_numbers(study, g)[g[0]])
+    # 3. every method trained, evaluated (clean, PGD, CW) and diagnosed (landscape + Hessian, softmax) in one
+    # process (seven start-ups of torch and CUDA cost more than seven 1-epoch trainings); where that stage
+    # failed, each method still unfinished gets a stage of its own (the study resumes: finished work is kept)
+    stage("train", [*smoke, "--evals", "whole"], mode["limit"], numbers=lambda o: run_numbers(study, METHODS))
+    for method in METHODS:
+        found = run_numbers(study, [method])[method]
+        if found["state"] != "complete" or "whole" not in found or len(found.get("diagnostics", [])) < 2:
+            stage(f"train:{method}", [*smoke, "--methods", method, "--evals", "whole"], mode["limit"] / 2,
+                  numbers=lambda o, m=method: run_numbers(study, [m])[m])
     aa_methods = ["regmix"] if args.tiny else list(METHODS)  # AutoAttack on one method in CI (minutes per run)
+    aa_missing = missing("pyautoattack") and missing("autoattack")
     reason = "pyautoattack not installed (nor fra31's autoattack)" if aa_missing else None
     for name in ("apgd", "autoattack"):
         stage(name, [*smoke, "--methods", ",".join(aa_methods), "--evals", name, "--no-train"], mode["aa_limit"],
@@ -315,16 +354,6 @@ def main(argv=None) -> int:
                         *(["--tiny"] if args.tiny else []), "--explorers", str(study)], 240,
           numbers=lambda o: json.loads(o.split("EXPLORERS ", 1)[1].splitlines()[0]),
           skip=f"{', '.join(no_widgets)} not installed" if no_widgets else None)
-    total = time.time() - start
-    failed = [s["name"] for s in log.stages if s["status"] == "error"]
-    log.meta["total_s"] = round(total, 1)
-    log.save()
-    summary = f"cifar_e2e: {len(log.stages)} stages in {total:.0f} s; " + \
-        (f"FAILED: {', '.join(failed)}" if failed else "all ok or skipped (reasons above)")
-    print(summary, flush=True)
-    with log.text.open("a") as f:
-        f.write(summary + "\n")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
