@@ -128,12 +128,15 @@ def gpu_busy_share(method, device, model_name="resnet18", image=32, batch=128, s
     the host (Python, launches) is what the step waits for. None on a CPU."""
     if not str(device).startswith("cuda"):
         return None
-    if path == "plain":
-        step = Step(method, "bf16", False, True, batch, device, model_name, image)
-    else:
-        step = DeviceDataStep(method, "bf16", path == "graph", True, batch, device, model_name, image)
-    for _ in range(5):
-        step()
+    try:
+        if path == "plain":
+            step = Step(method, "bf16", False, True, batch, device, model_name, image)
+        else:
+            step = DeviceDataStep(method, "bf16", path == "graph", True, batch, device, model_name, image)
+        for _ in range(5):
+            step()
+    except Exception as exc:  # a step that fails here is recorded as failed in its timed row too
+        return f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     return device_busy_share(step, steps)
 
 

@@ -48,7 +48,9 @@ def device_busy_share(fn, repeats: int = 1):
                 fn()
             torch.cuda.synchronize()
             wall = time.perf_counter() - start
-        kernels = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages())  # microseconds
+        # the kernels' own events only: an operator's self_device_time_total counts its kernels a second time
+        kernels = sum(e.self_device_time_total for e in prof.key_averages()
+                      if e.device_type == torch.autograd.DeviceType.CUDA)  # microseconds
         return round(kernels / 1e6 / wall, 3)
     except Exception as exc:  # the profiler is a help here, not the measurement
         return f"failed: {type(exc).__name__}: {exc}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from contextlib import contextmanager
 from typing import Callable, Dict
 
 import torch
@@ -50,3 +51,17 @@ def ratio(timings: Dict[str, dict], a: str, b: str) -> float:
 def target(name: str, value: float, op: str, limit: float, note: str = "") -> dict:
     met = value <= limit if op == "<=" else value >= limit
     return {"name": name, "value": round(value, 4), "target": f"{op} {limit}", "met": bool(met), "note": note}
+
+
+@contextmanager
+def full_fp32(device):
+    """TF32 off for cuDNN and matrix products inside the block (CUDA); nothing to do on a CPU."""
+    if not str(device).startswith("cuda"):
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -96,6 +96,8 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     amp: str = "none"                   # none | bf16 (CUDA only)
     channels_last: bool = False
+    fast: bool = False                  # data on the device, no host sync inside a step, CUDA graph (trainer.py)
+    cuda_graph: bool = True             # with fast on CUDA: capture the step once and replay it
     ema: bool = False
     ema_decay: float = 0.999
     ema_gate: Optional[float] = None    # FGSM-PGK's gated decay on the batch's acc_final/acc_init (0.82 CIFAR-10,
@@ -365,6 +367,9 @@ def validate(config: Config):
         ("train.log_every", config.train.log_every >= 1, "an integer >= 1"),
         ("train.checkpoint_every", config.train.checkpoint_every >= 0, "an integer >= 0"),
         ("train.on_nonfinite", config.train.on_nonfinite in ("stop", "skip"), "one of stop, skip"),
+        ("train.on_nonfinite", not (config.train.fast and config.train.on_nonfinite == "skip"),
+         "stop with train.fast=true (skipping a step needs a per-step read of the loss; the fast step reads "
+         "it once per log interval)"),
         ("train.device", config.train.device == "auto" or config.train.device.split(":")[0] in ("cpu", "cuda"),
          "auto, cpu, cuda or cuda:N"),
     ]

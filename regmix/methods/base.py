@@ -124,8 +124,12 @@ def attack_ratio(logits_final, logits_init, y) -> torch.Tensor:
     return torch.where(correct[1] > 0, correct[0] / correct[1].clamp_min(1), torch.ones_like(correct[0]))
 
 
-def batch_accuracy(logits, y) -> float:
-    """Accuracy over the global batch (all ranks of a distributed run)."""
+def batch_accuracy(logits, y) -> torch.Tensor:
+    """Accuracy over the global batch (all ranks of a distributed run), a float32 tensor on the logits'
+    device: nothing is read back to the host, so a training step never waits on it."""
     from ..distributed import all_reduce_sum
-    counts = all_reduce_sum(torch.stack([(logits.argmax(1) == y).sum(), torch.tensor(len(y), device=y.device)]).float())
-    return (counts[0] / counts[1]).item()
+    # the batch size is made on the device (torch.full), not copied from the host: a CUDA graph capture
+    # refuses host-to-device copies of pageable memory
+    total = torch.full((), len(y), dtype=torch.long, device=y.device)
+    counts = all_reduce_sum(torch.stack([(logits.argmax(1) == y).sum(), total]).float())
+    return counts[0] / counts[1]

@@ -1,0 +1,157 @@
+"""train.fast (data on the device, no host read inside a step; on CUDA a captured step) against the
+DataLoader path, on the CPU in float32: the same losses, weights, EMA and metrics, step for step."""
+import pytest
+import torch
+
+from regmix.data.base import random_crop_flip
+from regmix.registry import ConfigError
+from regmix.trainer import Trainer, TrainingDiverged, train
+from regmix.training.device_data import crop_flip
+
+from conftest import tiny_config
+from same_run import assert_same_run, assert_same_tensors, metrics_without_timing
+
+METHODS = ["standard", "pgd_at", "fgsm_rs", "trades", "mart", "pgk", "regmix"]
+
+
+def _options(**train_options):  # noqa: D103
+    return dict(train={"epochs": 1, "ema": True, "log_every": 1, **train_options},
+                optim={"name": "sgd", "lr": 0.05}, schedule={"name": "cosine"})
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fast_step_gives_the_loader_paths_losses_and_weights(tmp_path, method):
+    loader = train(tiny_config(tmp_path / "loader", method, **_options()))
+    fast = train(tiny_config(tmp_path / "fast", method, **_options(fast=True)))
+    a = torch.load(loader / "last.pt", weights_only=True)
+    b = torch.load(fast / "last.pt", weights_only=True)
+    for part in ("model", "ema", "optimizer", "method", "step"):
+        assert_same_tensors(a[part], b[part], part)
+    steps = [r for r in metrics_without_timing(loader) if r["kind"] == "step"]
+    assert len(steps) > 10 and {"loss", "lr"} <= set(steps[0])
+    assert metrics_without_timing(loader) == metrics_without_timing(fast)
+
+
+def test_a_fast_run_interrupted_and_resumed_equals_one_never_stopped(tmp_path):
+    """With the augmentation on the device (its draws seeded by the epoch alone)."""
+    options = _options(fast=True, epochs=3, checkpoint_every=3)
+    options["data"] = {"augment": True}
+    whole = train(tiny_config(tmp_path / "whole", "regmix", **options))
+    config = tiny_config(tmp_path / "parts", "regmix", **options)
+    trainer = Trainer(config)
+    stop_at = int(1.5 * trainer.steps_per_epoch)
+    original = trainer._apply_update
+
+    def update():
+        if trainer.step + 1 > stop_at:
+            raise KeyboardInterrupt
+        original()
+
+    trainer._apply_update = update
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    resumed = Trainer(config, resume=True)
+    assert (resumed.start_epoch, resumed.start_batch) != (0, 0)
+    resumed.fit()
+    assert_same_run(whole, config.run_dir)
+
+
+def test_device_crop_and_flip_equal_the_per_example_augmentation():
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 8, 8)
+    top, left = torch.tensor([0, 1, 2, 3, 4, 0]), torch.tensor([4, 3, 2, 1, 0, 2])
+    flip = torch.tensor([True, False, True, False, True, False])
+    out = crop_flip(x, top, left, flip, padding=2)
+
+    def one(i):  # random_crop_flip with its draws fixed to (top, left, flip)
+        draws = iter([torch.tensor([int(top[i]), int(left[i])]), torch.tensor(0.0 if flip[i] else 0.9)])
+        original_randint, original_rand = torch.randint, torch.rand
+        torch.randint, torch.rand = (lambda *a, **k: next(draws)), (lambda *a, **k: next(draws))
+        try:
+            return random_crop_flip(x[i], 2, True)
+        finally:
+            torch.randint, torch.rand = original_randint, original_rand
+
+    for i in range(len(x)):
+        assert torch.equal(out[i], one(i)), i
+
+
+def test_device_augmentation_draws_every_offset_and_both_flips():
+    from regmix.data.base import ImageTensorDataset
+    from regmix.data.sampler import EpochSampler
+    from regmix.training.device_data import DeviceBatches
+    images = torch.randint(0, 256, (400, 3, 8, 8), dtype=torch.uint8)
+    ds = ImageTensorDataset(images, torch.arange(400) % 10, name="fake", num_classes=10, mean=(0.5,) * 3,
+                            std=(0.25,) * 3, augment=True, crop_padding=2, flip=True)
+    batches = DeviceBatches(ds, EpochSampler(len(ds), 64, seed=0), "cpu", seed=0)
+    batches.set_epoch(0)
+    top, left, flip = batches.draws
+    assert set(top.tolist()) == set(range(5)) == set(left.tolist())
+    assert 0.4 < flip.float().mean() < 0.6
+    x, y, index = batches.batch(1)
+    assert x.shape == (64, 3, 8, 8) and x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.equal(y, ds.labels[index])
+    first = batches.draws
+    batches.set_epoch(0)
+    assert all(torch.equal(a, b) for a, b in zip(first, batches.draws))  # seeded by the epoch alone
+    batches.set_epoch(1)
+    assert not torch.equal(first[0], batches.draws[0])
+
+
+def test_fast_refuses_skipping_non_finite_steps(tmp_path):
+    with pytest.raises(ConfigError, match="train.on_nonfinite"):
+        tiny_config(tmp_path, "standard", train={"fast": True, "on_nonfinite": "skip"})
+
+
+def test_a_non_finite_loss_stops_a_fast_run_at_the_next_read(tmp_path):
+    config = tiny_config(tmp_path, "standard", train={"fast": True, "log_every": 4, "epochs": 1})
+    trainer = Trainer(config)
+    original = trainer.method.loss
+    calls = {"n": 0}
+
+    def loss(*args, **kwargs):
+        calls["n"] += 1
+        total, terms = original(*args, **kwargs)
+        return (total * float("nan"), terms) if calls["n"] == 2 else (total, terms)
+
+    trainer.method.loss = loss
+    with pytest.raises(TrainingDiverged, match=r"not finite at 3 step\(s\) up to step 4"):  # steps 2-4: NaN weights after 2
+        trainer.fit()
+    assert calls["n"] == 4  # read at the log interval, not at the bad step
+    assert not (config.run_dir / "best.pt").exists()
+
+
+class HostRead(AssertionError):
+    pass
+
+
+def _refuse_host_reads(monkeypatch):
+    """Every Python-level way of reading a tensor's value back to the host raises: what a CUDA graph
+    capture refuses (and what makes an eager GPU step wait)."""
+    def refuse(name):
+        def read(self, *args, **kwargs):
+            raise HostRead(f"Tensor.{name} inside the step")
+        return read
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy", "cpu"):
+        monkeypatch.setattr(torch.Tensor, name, refuse(name))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_fast_step_never_reads_the_device(tmp_path, monkeypatch, method):
+    """The whole step of every method (attack, loss, backward, optimiser, EMA, the prior's update) runs
+    with every host read refused, so on CUDA it can be captured as a graph."""
+    config = tiny_config(tmp_path, method, **_options(fast=True, ema_gate=0.82 if method in ("pgk", "regmix") else None,
+                                                      ema_buffers="average"))
+    trainer = Trainer(config)
+    trainer.method.start_epoch(0)
+    trainer.device_batches.set_epoch(0)
+    trainer.device_step.reset({}, 0, "cpu")
+    batches = [trainer.device_batches.batch(b) for b in range(2)]
+    with monkeypatch.context() as m:
+        _refuse_host_reads(m)
+        for x, y, index in batches:
+            trainer.device_step(x, y, index)
+            trainer._apply_update()
+    sums, seen, bad = trainer.device_step.read()
+    assert seen == sum(len(y) for _, y, _ in batches) and bad == 0 and sums["loss"] > 0
+    trainer.close()
