@@ -2,7 +2,7 @@
 
 # run_study's argument names -> this command's flags, for its error messages
 FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE", "part": "--part",
-         "evals": "--evals", "eval_device": "--eval-device", "merge": "--merge"}
+         "evals": "--evals", "eval_device": "--eval-device", "merge": "--merge", "sweeps": "--sweeps"}
 
 
 def add_parser(sub):
@@ -20,6 +20,9 @@ def add_parser(sub):
     p.add_argument("--methods", default=None, help="comma-separated methods (default: all of the suite's)")
     p.add_argument("--part", choices=["main", "sweeps", "all"], default="main",
                    help="main: the methods x seeds table (default); sweeps: the suite's sweeps and ablations; all: both")
+    p.add_argument("--sweeps", default=None,
+                   help="comma-separated sweeps of the suite to run, in this order (with --part sweeps or all; "
+                        "default: all of them, in the suite's order)")
     p.add_argument("--evals", default=None,
                    help="comma-separated evaluations of the suite to run now (default: all), e.g. the cheap ones "
                         "first; a later run without it does the rest")
@@ -71,8 +74,12 @@ def run(args):
         # tests only: stop after that many trainings/evaluations, as an interruption would
         stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
         evals = [e.strip() for e in args.evals.split(",") if e.strip()] if args.evals is not None else None
+        sweeps = [w.strip() for w in args.sweeps.split(",") if w.strip()] if args.sweeps is not None else None
+        if sweeps is not None and not sweeps:
+            raise ConfigError("sweeps: give at least one sweep")
         run_study(suite, out, methods=methods, seeds=seeds, part=args.part, evals=evals, dry_run=args.dry_run,
-                  stop_after=int(stop_after) if stop_after else None, eval_device=args.eval_device, train=not args.no_train)
+                  stop_after=int(stop_after) if stop_after else None, eval_device=args.eval_device, train=not args.no_train,
+                  sweeps=sweeps)
 
 
 def write_results_folder(suite, out, args):

@@ -72,6 +72,8 @@ SOFTMAX = [f"{k}, {v}" for v in ("clean", "final") for k in ("p(true)", "CE to o
 MAIN = ("", "")   # (sweep, variant) of the main table
 NO_SMOOTHING = {"regmix": ("regmix_no_smoothing", "no_label_smoothing"), "pgk": ("pgk_no_smoothing", "no_label_smoothing"),
                 "pgd_at": MAIN}
+FIVE_STEP = {"regmix": ("regmix_5step", "multistep_attack"), "pgk": ("pgk_5step", "multistep_attack")}
+WIDTH32 = {m: (f"{m}_width32", "width32") for m in ("regmix", "pgk", "pgd_at")}
 
 CLAIMS = [
     {"id": "robustness", "claim": "RegMix is more robust than FGSM-PGK and PGD-AT",
@@ -99,6 +101,28 @@ CLAIMS = [
     {"id": "softmax_no_smoothing", "claim": "RegMix's softmax is closer to the ground truth, label smoothing off",
      "against": ["pgk", "pgd_at"], "primary": ["CE to one-hot, clean", "CE to one-hot, final"], "metrics": SOFTMAX,
      "groups": NO_SMOOTHING},
+    # issue 20's controls: the attack, the EMA and the smoothing held equal
+    {"id": "equal_attack", "claim": "RegMix's gain over FGSM-PGK at equal attack strength (both with the 5-step "
+                                    "final attack)",
+     "against": ["pgk"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": FIVE_STEP},
+    {"id": "pgd_at_ema_ls", "claim": "EMA and label smoothing make PGD-AT more robust",
+     "subject": ("PGD-AT + EMA + smoothing", "pgd_at", ("pgd_at_ema_ls", "ema_ls")),
+     "against": [("PGD-AT", "pgd_at", MAIN)], "primary": ["PGD-20", "APGD-CE+APGD-T"],
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+    {"id": "pgd_at_ema", "claim": "EMA alone makes PGD-AT more robust",
+     "subject": ("PGD-AT + EMA", "pgd_at", ("pgd_at_ema", "ema")),
+     "against": [("PGD-AT", "pgd_at", MAIN)], "primary": ["PGD-20", "APGD-CE+APGD-T"],
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+    {"id": "regmix_vs_controlled_pgd_at", "claim": "RegMix (5-step attack) is more robust than PGD-AT with the same "
+                                                   "EMA and smoothing",
+     "subject": ("RegMix, 5-step", "regmix", FIVE_STEP["regmix"]),
+     "against": [("PGD-AT + EMA + smoothing", "pgd_at", ("pgd_at_ema_ls", "ema_ls"))],
+     "primary": ["PGD-20", "APGD-CE+APGD-T"], "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+    {"id": "architecture", "claim": "RegMix is more robust than FGSM-PGK and PGD-AT on another architecture "
+                                    "(small_cnn width 32)",
+     "against": ["pgk", "pgd_at"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": WIDTH32},
 ]
 
 
@@ -110,27 +134,35 @@ def values(results: dict, method: str, metric: str, where=MAIN) -> List[float]:
     return [v for v in found if v is not None and not (isinstance(v, float) and math.isnan(v))]
 
 
-def evaluate_claims(results: dict) -> List[dict]:
+def _sides(claim: dict):
+    """(subject, [against...]) of a claim, each (label, method, (sweep, variant)). By default the subject is
+    RegMix and each name in `against` a method, in the group `groups` gives it (else the main table)."""
+    groups = claim.get("groups") or {}
+    subject = claim.get("subject") or ("RegMix", "regmix", groups.get("regmix", MAIN))
+    against = [o if isinstance(o, tuple) else (o, o, groups.get(o, MAIN)) for o in claim["against"]]
+    return subject, against
+
+
+def evaluate_claims(results: dict, claims=None) -> List[dict]:
     out = []
-    for claim in CLAIMS:
-        groups = claim.get("groups") or {}
-        rows = []
-        for other in claim["against"]:
+    for claim in CLAIMS if claims is None else claims:
+        (subject, method, where), rows = _sides(claim)[0], []
+        for label, other, other_where in _sides(claim)[1]:
             for metric in claim["metrics"]:
-                a = values(results, "regmix", metric, groups.get("regmix", MAIN))
-                b = values(results, other, metric, groups.get(other, MAIN))
+                a = values(results, method, metric, where)
+                b = values(results, other, metric, other_where)
                 if not a or not b:
-                    rows.append({"against": other, "metric": metric, "verdict": "no data", "a": a, "b": b})
+                    rows.append({"against": label, "metric": metric, "verdict": "no data", "a": a, "b": b})
                     continue
                 row = compare(a, b, higher_is_better=METRICS[metric][1])
-                rows.append({"against": other, "metric": metric, "a": a, "b": b, **row})
+                rows.append({"against": label, "metric": metric, "a": a, "b": b, **row})
         primary = [r for r in rows if r["metric"] in claim["primary"]]
         verdicts = {r["verdict"] for r in primary}
         answer = ("no data" if not primary or verdicts == {"no data"} else
                   "does not hold" if "reversed" in verdicts else
                   "holds" if verdicts == {"holds"} else "unclear")
         out.append({"id": claim["id"], "claim": claim["claim"], "primary": claim["primary"], "answer": answer,
-                    "rows": rows})
+                    "subject": subject, "rows": rows})
     return out
 
 
@@ -157,15 +189,17 @@ def write_claims(results: dict, dest: Path) -> Path:
     lines = ["# The paper's claims on this study", "",
              f"Suite `{results['suite']}`; regenerate with `{results.get('command') or 'regmix study ... --results'}`.",
              "Per-seed values (one per trained model) compared with Welch's t-test (p) and a 95% bootstrap "
-             "interval of the difference (RegMix minus the other, 10,000 resamples of the seeds). A comparison "
+             "interval of the difference (the subject, RegMix unless a claim names another, minus the other; 10,000 "
+             "resamples of the seeds). A comparison "
              "holds or is reversed only when p < 0.05 and the interval excludes 0; otherwise it is unclear. "
              "A claim holds when every primary comparison holds and does not hold when one is reversed.", "",
              "| claim | answer | decided by |", "|---|---|---|"]
     for c in results["claims"]:
         lines.append(f"| {c['claim']} | **{c['answer']}** | {', '.join(c['primary'])} |")
     for c in results["claims"]:
+        who = c.get("subject", "RegMix")
         lines += ["", f"## {c['claim']}: {c['answer']}", "",
-                  "| against | metric | RegMix | other | RegMix - other | 95% interval | Welch p | seeds | verdict |",
+                  f"| against | metric | {who} | other | {who} - other | 95% interval | Welch p | seeds | verdict |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in c["rows"]:
             mark = " (primary)" if r["metric"] in c["primary"] else ""

@@ -60,11 +60,16 @@ class EvalTask:
 
 
 def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
-         seeds: Optional[Sequence[int]] = None, part: str = "main") -> tuple:
+         seeds: Optional[Sequence[int]] = None, part: str = "main", sweeps: Optional[Sequence[str]] = None) -> tuple:
     """(runs, evals) of the main table ('main'), the suite's sweeps ('sweeps') or both ('all'); every
-    run's config is loaded and validated here, before any work."""
+    run's config is loaded and validated here, before any work. sweeps: only these of the suite's sweeps,
+    in this order (default: all of them, in the suite's order)."""
     if part not in PARTS:
         raise ConfigError(f"part: must be one of {', '.join(PARTS)}, got {part!r}")
+    for name in sweeps or ():
+        if name not in suite.sweeps:
+            raise ConfigError(f"sweeps: {name!r} is not a sweep of suite {suite.name}{suggest(name, suite.sweeps)}; "
+                              f"it has {', '.join(suite.sweeps) or 'none'}")
     from ..config import load_config
     methods = list(suite.recipes) if not methods else list(methods)
     for m in methods:
@@ -88,7 +93,8 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
         for method in methods:
             add(method, "", "", [], seeds, suite.evals, suite.diagnostics)
     if part in ("sweeps", "all"):
-        for sweep, entry in suite.sweeps.items():
+        for sweep in (sweeps or suite.sweeps):
+            entry = suite.sweeps[sweep]
             if entry["method"] not in methods:
                 continue
             specs = [e for e in suite.evals if e.name in (entry.get("evals") or [e.name for e in suite.evals])]
@@ -261,7 +267,7 @@ def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]
 
 def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", evals=None, dry_run: bool = False,
               log: Callable = print, stop_after: Optional[int] = None, progress: Optional[bool] = None,
-              eval_device: Optional[str] = None, train: bool = True) -> dict:
+              eval_device: Optional[str] = None, train: bool = True, sweeps=None) -> dict:
     """Plan, state the cost, then train, evaluate and report what is not done yet. part: main|sweeps|all.
     evals: names of the suite's evaluations to run now (default: all of them). progress: a bar over the
     runs (regmix.progress.progress_bar: None shows it in a terminal or notebook only).
@@ -271,6 +277,7 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
     skipped with its evaluations (a copy of the folder evaluated elsewhere holds only some runs).
     dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
     that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
+    sweeps: names of the suite's sweeps to run (with part sweeps or all), in that order (default: all).
     Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|untrained|evaluated},
     'report': path}.
     """
@@ -282,7 +289,7 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
             resolve_device(eval_device)
         except (ConfigError, RuntimeError) as err:
             raise ConfigError(f"eval_device: {str(err).partition(': ')[2] or err}") from None
-    runs, evals = plan(suite, out, methods, seeds, part)
+    runs, evals = plan(suite, out, methods, seeds, part, sweeps)
     if only is not None:  # a subset of the evaluations now (the cheap ones first, say); the rest later
         names = [e.name for e in suite.evals]
         for name in only:
