@@ -45,6 +45,10 @@ def run(model, scale, device="cpu", log=print) -> dict:
         surfaces["regmix_fast_loop"] = weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
                                                         batch_size=len(y), points_per_batch=1)["loss"]
 
+    def ours_fast_graph():  # one grid point per replay of a captured pass
+        surfaces["regmix_fast_graph"] = weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
+                                                         batch_size=len(y), points_per_batch=1, cuda_graph=True)["loss"]
+
     def ours_plain():
         surfaces["regmix_plain"] = weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
                                                     batch_size=len(y), fast=False)["loss"]
@@ -52,6 +56,7 @@ def run(model, scale, device="cpu", log=print) -> dict:
     contenders = {"loss_landscapes": theirs, "regmix_fast": ours_fast, "regmix_plain": ours_plain}
     if str(device).startswith("cuda"):  # on a CPU one point per pass is already the fast path's default
         contenders["regmix_fast_loop"] = ours_fast_loop
+        contenders["regmix_fast_graph"] = ours_fast_graph
     timings = alternate(contenders, repeats=scale.repeats, warmup=scale.warmup, device=device)
     # Their rows: odd i evaluate j = 0..steps-1 (our columns), even i evaluate j = 1..steps (one
     # column further; the overlap is our columns 1..steps-1). docs: ../shared/docs/stack.md.
@@ -69,15 +74,21 @@ def run(model, scale, device="cpu", log=print) -> dict:
     with full_fp32(device):
         ours_fast(), ours_plain()
         exact_fast, exact_plain = surfaces["regmix_fast"], surfaces["regmix_plain"]
+        if "regmix_fast_graph" in contenders:
+            ours_fast_graph()
+            exact_graph = surfaces["regmix_fast_graph"]
     profile = {"regmix_fast": profile_shares(ours_fast), "loss_landscapes": profile_shares(theirs)}
     out = {"profile": profile, "grid": f"{steps} x {steps}", "points": len(y), "batch": len(y), "timings": timings,
            "targets": [target("regmix fast speed / loss-landscapes speed", ratio(timings, "loss_landscapes", "regmix_fast"),
                               ">=", 1.5 if not str(device).startswith("cuda") else 5.0)],
            "fast_vs_plain_speedup": ratio(timings, "regmix_plain", "regmix_fast"),
-           **({"one_point_per_pass_vs_loss_landscapes": ratio(timings, "loss_landscapes", "regmix_fast_loop")}
+           **({"one_point_per_pass_vs_loss_landscapes": ratio(timings, "loss_landscapes", "regmix_fast_loop"),
+               "captured_point_vs_loss_landscapes": ratio(timings, "loss_landscapes", "regmix_fast_graph")}
               if "regmix_fast_loop" in timings else {}),
            "max_abs_gap_vs_loss_landscapes": gap,
            "max_abs_gap_fast_vs_plain": float(np.abs(exact_fast - exact_plain).max()),
+           **({"max_abs_gap_captured_vs_plain": float(np.abs(exact_graph - exact_plain).max())}
+              if "regmix_fast_graph" in contenders else {}),
            "max_abs_gap_fast_vs_plain_default_precision": float(np.abs(fast - plain).max()),
            "checks": {"agrees_with_loss_landscapes": gap <= 1e-4 * max(1.0, float(np.abs(fast).max())),
                       "fast_equals_plain": bool(np.allclose(exact_fast, exact_plain, rtol=1e-5, atol=0))}}

@@ -140,7 +140,46 @@ class PlaneWeights:
 POINT_IMAGES_PER_PASS_CUDA = 32_768
 
 
-def _batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, progress=None):
+def _captured_points(call, weights_of, batches, grid, total, correct, progress=None):
+    """One grid point per replay of a CUDA graph that makes the point's weights (PlaneWeights, from a
+    static [a, b]) and runs the clean pass over every batch: the host copies [a, b] in, replays, and
+    copies the two sums out, a few launches per point however deep the model."""
+    device = total.device
+    grid = grid.to(device)
+    point = grid[:1].clone()
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+
+    def body():
+        weights = weights_of(point)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        hits = torch.zeros((), dtype=torch.long, device=device)
+        for xb, yb in batches:
+            logits = call(weights, xb).float()
+            # summed per batch in float32 then accumulated in float64, like loss_and_accuracy
+            loss_sum += F.cross_entropy(logits, yb, reduction="none").sum().double()
+            hits += (logits.argmax(1) == yb).sum()
+        sums[0].copy_(loss_sum)
+        sums[1].copy_(hits)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):  # warm-up outside the capture: cuDNN's choices, lazy initialisation
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+    for i in range(len(grid)):
+        point.copy_(grid[i:i + 1])
+        graph.replay()
+        total[i].copy_(sums[0])
+        correct[i].copy_(sums[1])
+        if progress is not None:
+            progress(i + 1, len(grid))
+
+
+def _batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, progress=None, cuda_graph=False):
     """Clean loss and accuracy at every grid point, points_per_batch points per forward pass.
 
     The model is called functionally (torch.func.functional_call) with the grid point's weights, so
@@ -168,7 +207,10 @@ def _batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, pro
         return functional_call(model, (weights, buffers), (xb,))
 
     with model_mode(model, training=False), torch.inference_mode():
-        for start in range(0, len(grid), points_per_batch):
+        captured = cuda_graph and points_per_batch == 1 and device.type == "cuda"
+        if captured:
+            _captured_points(call, weights_of, batches, grid, total, correct, progress)
+        for start in range(0, 0 if captured else len(grid), points_per_batch):
             ab = grid[start:start + points_per_batch]
             k = len(ab)
             weights = weights_of(ab.to(device))
@@ -190,7 +232,7 @@ def _batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, pro
 def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int = 21, span: float = 1.0,
                      directions=None, seed: int = 0, include_bias_bn: bool = False,
                      attack: Optional[AttackFactory] = None, batch_size: int = 256, progress=None,
-                     fast: bool = True, points_per_batch: Optional[int] = None) -> dict:
+                     fast: bool = True, points_per_batch: Optional[int] = None, cuda_graph: bool = False) -> dict:
     """Loss and accuracy at theta + a*d1 + b*d2 for a, b on a grid (both axes the same coordinates).
 
     Returns arrays: coords (G,), loss and acc (G, G) indexed [a, b], and adv_loss, adv_acc when an
@@ -200,8 +242,9 @@ def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int =
     forward pass (default 1 on a CPU, where batching points measured no faster; on a GPU as many as
     POINT_IMAGES_PER_PASS_CUDA images' activations allow, the whole grid of a small model); it
     equals the plain path (fast=False, one point at a time with the weights written into the model)
-    to float32 rounding (tests/test_landscape.py: loss within 1e-5 relative). Adversarial surfaces
-    always use the plain path: an attack needs a whole model per point.
+    to float32 rounding (tests/test_landscape.py: loss within 1e-5 relative). With cuda_graph and one
+    point per pass on a GPU, the pass is captured once as a CUDA graph and replayed for each point.
+    Adversarial surfaces always use the plain path: an attack needs a whole model per point.
     """
     coords = np.linspace(-span, span, grid) if coords is None else np.asarray(coords, dtype=float)
     if points_per_batch is not None and (isinstance(points_per_batch, bool) or int(points_per_batch) < 1):
@@ -222,7 +265,8 @@ def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int =
         else:
             per_batch = 1
         clean_progress = progress if attack is None else None
-        out["loss"], out["acc"] = _batched_clean_surface(model, batches, d1, d2, coords, per_batch, clean_progress)
+        out["loss"], out["acc"] = _batched_clean_surface(model, batches, d1, d2, coords, per_batch, clean_progress,
+                                                         cuda_graph=cuda_graph)
         if attack is None:
             return {"coords": coords, **out}
     with evaluation_state(model) as base:
