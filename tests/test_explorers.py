@@ -212,6 +212,9 @@ def test_landscape_explorer_computes_once_and_shows_the_record(runs, tmp_path):
     ex.surface.value = "adversarial"
     assert np.allclose(np.array(ex.surface3d.data[0].z), arrays["adv_loss"].T)
     assert "Hessian" in ex.numbers.value and f"{meta['hessian']['adv']['eigenvalue']:.4g}" in ex.numbers.value
+    # beside the top eigenvalue: the trace (Hutchinson) and the spectrum's lower edge (Lanczos)
+    assert f"{meta['hessian_spectrum']['adv']['trace']:.4g}" in ex.numbers.value
+    assert f"{meta['hessian_spectrum']['clean']['min']:.4g}" in ex.numbers.value
 
 
 def test_export_bar_writes_the_chosen_format(tmp_path):

@@ -89,7 +89,8 @@ def test_figures_command_writes_every_figure_for_tiny_runs(tmp_path, capsys, mon
     assert code == 0, capsys.readouterr().err
     names = {p.stem for p in out.glob("*.png")}
     expected = {"kl_toy_simplex", "kl_toy_loss", "loss_terms", "val_accuracy", "landscape_weight",
-                "landscape_weight_slices", "landscape_smoothness", "landscape_input", "landscape_interpolation",
+                "landscape_weight_slices", "landscape_smoothness", "landscape_hessian_density", "landscape_input",
+                "landscape_interpolation",
                 "softmax_distances", "softmax_reliability", "softmax_true_class_hist", "softmax_class_means",
                 "softmax_examples"}
     assert expected <= names

@@ -63,6 +63,8 @@ def render_all(paths, out, *, formats=("pdf", "svg", "png"), log=print, check=No
         save(LV.plot_weight_contours(weight), "landscape_weight")
         save(LV.plot_weight_slices(weight), "landscape_weight_slices")
         save(LV.plot_smoothness(weight), "landscape_smoothness")
+        if any(m.get("hessian_spectrum") for _, m in weight):
+            save(LV.plot_hessian_density(weight), "landscape_hessian_density")
         if plotly_export_available():
             try:
                 save(LV.plot_weight_surface_3d(weight), "landscape_weight_3d")

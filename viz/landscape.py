@@ -144,6 +144,36 @@ def plot_smoothness(records, preset="single"):
     return fig
 
 
+@styled
+def plot_hessian_density(records, preset="double"):
+    """The Hessian's eigenvalue density (stochastic Lanczos quadrature, regmix.diagnostics.hessian),
+    clean and adversarial loss side by side, one line per run; the legend gives each run's trace
+    (Hutchinson) and top eigenvalue (power iteration) beside the density's edges."""
+    from regmix.diagnostics.hessian import density_from_record
+    keys = [k for k in ("clean", "adv") if any(k in m.get("hessian_spectrum", {}) for _, m in records)]
+    fig, axes = figure(preset, aspect=0.36, ncols=max(len(keys), 1), sharey=True)
+    for ax, key in zip(axes[0], keys):
+        for _, meta in records:
+            spectrum = meta.get("hessian_spectrum", {}).get(key)
+            if not spectrum:
+                continue
+            grid, density = density_from_record(spectrum)
+            top = meta.get("hessian", {}).get(key, {}).get("eigenvalue")
+            label = f"{_label(meta)}, {'clean' if key == 'clean' else 'adv.'}: trace {spectrum['trace']:.3g}" + (f", $\\lambda_{{max}}$ {top:.3g}" if top else "")
+            ax.plot(grid, np.maximum(density, 1e-6), color=method_color(meta["method"]), label=label)
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=1e-5)
+        plain_log_ticks(ax.yaxis)
+        ax.set_title(f"{'clean' if key == 'clean' else 'adversarial'} loss")
+        ax.set_xlabel("Hessian eigenvalue")
+    axes[0, 0].set_ylabel("density (SLQ, smoothed)")
+    handles = {}
+    for ax in axes[0]:
+        handles.update({label: h for h, label in zip(*ax.get_legend_handles_labels())})
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=2, fontsize=6)
+    return fig
+
+
 def plot_weight_surface_3d(records):
     """Interactive (plotly) surfaces of the clean and adversarial loss, one scene per run."""
     import plotly.graph_objects as go

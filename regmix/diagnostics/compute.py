@@ -19,6 +19,7 @@ from ..registry import ConfigError
 from ..rundir import RunDir
 from ..sources import source_home
 from . import landscape as L
+from .hessian import hessian_spectrum
 from .records import save_record
 from .runs import attack_factory, eval_threat, fixed_subset, load_run, resolve_device
 from .softmax import softmax_record
@@ -91,10 +92,15 @@ def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10"
     if factory is not None:
         meta["sharpness"]["adv"] = L.surface_sharpness(surface["coords"], surface["adv_loss"])
     if hessian_iters:
+        # beside the top eigenvalue: the trace (Hutchinson, hessian_iters samples) and the eigenvalue
+        # density (stochastic Lanczos quadrature, hessian_iters steps from two vectors)
+        spectrum = dict(samples=hessian_iters, steps=hessian_iters, runs=2, seed=seed)
         meta["hessian"] = {"clean": L.hessian_top_eigenvalue(model, x, y, iters=hessian_iters, seed=seed)}
+        meta["hessian_spectrum"] = {"clean": hessian_spectrum(model, x, y, **spectrum)}
         if factory is not None:
             x_adv = factory(model)(x.to(device), y.to(device))
             meta["hessian"]["adv"] = L.hessian_top_eigenvalue(model, x_adv, y, iters=hessian_iters, seed=seed)
+            meta["hessian_spectrum"]["adv"] = hessian_spectrum(model, x_adv, y, **spectrum)
     meta["wall_s"] = round(time.time() - start, 2)
     return save_record(out or default_path(run_dir, "weight"), "landscape_weight", surface, meta)
 
