@@ -132,8 +132,23 @@ def _refuse_host_reads(monkeypatch):
         def read(self, *args, **kwargs):
             raise HostRead(f"Tensor.{name} inside the step")
         return read
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy", "cpu"):
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy", "cpu",
+                 "new_tensor"):
         monkeypatch.setattr(torch.Tensor, name, refuse(name))
+    # nor is a tensor made from host data (on a GPU a copy from pageable memory, which a capture refuses)
+    as_tensor = torch.as_tensor
+
+    def from_tensor_only(data, *args, **kwargs):
+        if not isinstance(data, torch.Tensor):
+            raise HostRead("torch.as_tensor of host data inside the step")
+        return as_tensor(data, *args, **kwargs)
+    def made_from_host(name):
+        def make(*args, **kwargs):
+            raise HostRead(f"{name} inside the step")
+        return make
+    monkeypatch.setattr(torch, "tensor", made_from_host("torch.tensor"))
+    monkeypatch.setattr(torch, "as_tensor", from_tensor_only)
+    monkeypatch.setattr(torch, "from_numpy", made_from_host("torch.from_numpy"))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -146,10 +161,12 @@ def test_the_fast_step_never_reads_the_device(tmp_path, monkeypatch, method):
     trainer.method.start_epoch(0)
     trainer.device_batches.set_epoch(0)
     trainer.device_step.reset({}, 0, "cpu")
-    batches = [trainer.device_batches.batch(b) for b in range(2)]
+    batches = [trainer.device_batches.batch(b) for b in range(3)]
+    trainer.device_step(*batches[0])  # the first step learns the terms' names (on CUDA: an eager warm-up step)
+    trainer._apply_update()
     with monkeypatch.context() as m:
         _refuse_host_reads(m)
-        for x, y, index in batches:
+        for x, y, index in batches[1:]:
             trainer.device_step(x, y, index)
             trainer._apply_update()
     sums, seen, bad = trainer.device_step.read()
