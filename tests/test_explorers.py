@@ -235,6 +235,11 @@ def test_export_bar_exports_a_figure_widget(runs, tmp_path):
     ex.export.choice.value = "loss_terms"
     paths = ex.export.export("svg")
     assert paths == [tmp_path / "amr_loss_terms.svg"] and "α·KL" in paths[0].read_text()
+    # every figure the explorer exports: a preset's width, fonts embedded as TrueType (viz.check)
+    from viz.check import check_pdf
+    for name in ex.export.figures:
+        [pdf] = ex.export.export("pdf", name)
+        assert check_pdf(pdf) == [], name
 
 
 def test_explorers_take_a_model_regmix_did_not_train(tmp_path, monkeypatch):
