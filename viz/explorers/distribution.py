@@ -18,6 +18,9 @@ from .widgets import figure_widget
 from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
 
 
+GROUP = "border-left:1px solid #bbb;padding-left:6px"   # the first column of a view's group
+
+
 class DistributionExplorer:
     """runs: {name: source} or a list of sources (run directories, or any model regmix.sources.load_source
     returns, such as an nn.Module with its dataset and threat). Every run is shown the same n test
@@ -102,11 +105,14 @@ class DistributionExplorer:
                 true_p = p[:, truth].mean()
                 acc = (p.argmax(1) == truth).mean()
                 ce = -np.log(np.clip(p[:, truth], 1e-12, None)).mean()
-                cells.append(f"<td>{true_p:.3f}</td><td>{ce:.3f}</td><td>{100 * acc:.0f}%</td>")
-            rows.append(f"<tr><td>{run} ({self.methods[run]})</td>{''.join(cells)}</tr>")
-        head = "".join(f"<th colspan=3>{LABELS[v]}</th>" for v in VIEWS)
-        sub = "<th></th>" + "<th>p(true)</th><th>CE to truth</th><th>correct</th>" * 3
-        self.table.value = (f"<table style='font-size:12px'><tr><th>run</th>{head}</tr><tr>{sub}</tr>"
+                cells.append(f"<td style='{GROUP}'>{true_p:.3f}</td><td>{ce:.3f}</td><td>{100 * acc:.0f}%</td>")
+            rows.append(f"<tr><td style='text-align:left'>{run} ({self.methods[run]})</td>{''.join(cells)}</tr>")
+        # explicit alignment and a rule per group: JupyterLab's own table style set the group headers
+        # off the columns they head
+        head = "".join(f"<th colspan=3 style='{GROUP};text-align:center'>{LABELS[v]}</th>" for v in VIEWS)
+        sub = f"<th style='{GROUP}'>p(true)</th><th>CE to truth</th><th>correct</th>" * 3
+        self.table.value = (f"<table style='font-size:12px;border-collapse:collapse;text-align:right'>"
+                            f"<tr><th rowspan=2 style='text-align:left'>run</th>{head}</tr><tr>{sub}</tr>"
                             f"{''.join(rows)}</table>")
 
     def _ipython_display_(self):
