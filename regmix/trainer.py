@@ -268,7 +268,7 @@ class Trainer:
         record = {"val_clean": counts[0] / counts[2], "val_pgd": counts[1] / counts[2]}
         if monitor:
             record.update(monitor_record({k: v / max(counts[-1], 1) for k, v in zip(monitor, counts[3:-1])},
-                                         c.eval.masking_threshold))
+                                         c.eval.masking_threshold, armed=epoch + 1 >= c.train.eps_warmup_epochs))
         return record
 
     def _reduce_flags(self, nonfinite: bool) -> tuple:
@@ -460,12 +460,15 @@ class Trainer:
             # ties (a standard model is 0 under PGD)
             key = "val_pgd" if c.eval.select == "pgd" else "val_monitor_strong"
             if (record[key], record["val_clean"]) > (self.best.get(key, -1.0), self.best["val_clean"]):
-                self.best = {"val_pgd": record["val_pgd"], "val_clean": record["val_clean"], "epoch": epoch + 1,
-                             key: record[key]}
+                self.best = {**self.best, "val_pgd": record["val_pgd"], "val_clean": record["val_clean"],
+                             "epoch": epoch + 1, key: record[key]}
                 if main:
                     atomic_save(self._best_state(epoch + 1, record), self.run.checkpoint("best"))
-            if c.train.stop_on_overfit and overfit(record, c.eval.masking_threshold):
-                self.best["stopped_on_overfit"] = epoch + 1
+            if "val_monitor_pgd" in record:  # the best monitor PGD accuracy so far, which a collapse falls from
+                peak = self.best.get("monitor_pgd_peak", record["val_monitor_pgd"])
+                if c.train.stop_on_overfit and overfit(record, c.eval.masking_threshold, peak):
+                    self.best["stopped_on_overfit"] = epoch + 1
+                self.best["monitor_pgd_peak"] = max(peak, record["val_monitor_pgd"])
         stopping = bool(self.best.get("stopped_on_overfit"))
         log({"kind": "epoch", "epoch": epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"], **record})
         log.flush()

@@ -70,12 +70,18 @@ def test_a_saturated_model_is_flagged_and_a_healthy_one_is_not(digits_linear):
     assert masked["val_monitor_strong"] == pytest.approx(healthy["val_monitor_strong"], abs=0.03)  # ... the margin is not
 
 
-def test_the_fgsm_gap_is_the_overfitting_signature():
+def test_the_fgsm_gap_with_a_pgd_collapse_is_the_overfitting_signature():
     record = monitor_record({"pgd": 0.05, "strong": 0.04, "fgsm": 0.80}, threshold=0.1)
-    assert record["val_monitor_fgsm_gap"] == pytest.approx(0.75) and overfit(record, 0.1)
+    assert record["val_monitor_fgsm_gap"] == pytest.approx(0.75) and overfit(record, 0.1, peak=0.60)
     assert "catastrophic overfitting" in record["masking_warning"] and "gradient masking" not in record["masking_warning"]
+    # the same gap in a model that never was robust (PGD never higher): flagged, but no collapse to stop on
+    assert not overfit(record, 0.1, peak=0.05)
     calm = monitor_record({"pgd": 0.60, "strong": 0.55, "fgsm": 0.65}, threshold=0.1)
-    assert not overfit(calm, 0.1) and calm["val_monitor_flagged"] == 0.0
+    assert not overfit(calm, 0.1, peak=0.9) and calm["val_monitor_flagged"] == 0.0
+    # during the eps warm-up the numbers are recorded but nothing is flagged
+    early = monitor_record({"pgd": 0.05, "strong": 0.04, "fgsm": 0.80}, threshold=0.1, armed=False)
+    assert early["val_monitor_fgsm_gap"] == pytest.approx(0.75) and early["val_monitor_flagged"] == 0.0
+    assert "masking_warning" not in early and not overfit(early, 0.1, peak=0.6)
     assert masking_history([{"epoch": 0, **calm}, {"epoch": 3, **record}]) == [
         {"epoch": 4, "warning": record["masking_warning"]}]
 
@@ -90,8 +96,9 @@ SCRIPT = [(0.9, 0.50, 0.45, 0.55),
 
 def scripted(self, epoch):
     clean, pgd, strong, fgsm = SCRIPT[epoch]
+    armed = epoch + 1 >= self.config.train.eps_warmup_epochs
     return {"val_clean": clean, "val_pgd": pgd,
-            **monitor_record({"pgd": pgd, "strong": strong, "fgsm": fgsm}, self.config.eval.masking_threshold)}
+            **monitor_record({"pgd": pgd, "strong": strong, "fgsm": fgsm}, self.config.eval.masking_threshold, armed)}
 
 
 def scripted_run(tmp_path, monkeypatch, name, select="pgd", **train_options):
@@ -123,6 +130,14 @@ def test_stop_on_overfit_ends_the_run_at_the_flagged_epoch_and_stays_stopped(tmp
     assert last["complete"] and last["epoch"] == 4
     Trainer(config, resume=True).fit()  # a resumed stopped run trains nothing more
     assert [r["epoch"] for r in RunDir(run).metrics("epoch")] == [0, 1, 2, 3]
+
+
+def test_nothing_is_flagged_or_stopped_during_the_eps_warm_up(tmp_path, monkeypatch):
+    # warm-up over 4 epochs: epochs 1-3 trained below the full eps; epoch 4 (the collapse) is at full eps
+    _, run = scripted_run(tmp_path, monkeypatch, "warm", stop_on_overfit=True, eps_warmup_epochs=5)
+    status = json.loads((run / "status.json").read_text())
+    assert "masking" not in status and "stopped_on_overfit" not in status["best"]
+    assert len(RunDir(run).metrics("epoch")) == len(SCRIPT)
 
 
 def test_without_the_option_training_goes_on_through_the_flag(tmp_path, monkeypatch):

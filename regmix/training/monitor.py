@@ -14,8 +14,12 @@ Two gaps, as fractions of the subset:
     fgsm_gap = fgsm - pgd:   a single step finds far less than PGD (catastrophic overfitting: FGSM-RS's
                PGD accuracy collapses while FGSM accuracy stays high).
 A gap above eval.masking_threshold is flagged: a warning in the log, in the epoch's metrics record and in
-status.json. eval.select = strong chooses best.pt on `strong`; train.stop_on_overfit stops the run at the
-first epoch whose fgsm_gap passes the threshold.
+status.json. Flags are raised only once the training eps has reached its full value (after
+train.eps_warmup_epochs): before, the model is trained at a smaller eps than the one it is evaluated at,
+and a model that is not robust yet shows both gaps without masking anything (the numbers are recorded
+all the same). eval.select = strong chooses best.pt on `strong`; train.stop_on_overfit stops the run at
+the first flagged epoch whose PGD accuracy has also collapsed: fgsm_gap past the threshold and PGD-10
+more than the threshold below its best earlier value (the catastrophic-overfitting signature).
 """
 from __future__ import annotations
 
@@ -40,13 +44,14 @@ def monitor_flags(model, x, y, clean, pgd, threat, *, steps: int, restarts: int,
     return {"pgd": pgd, "strong": strong, "fgsm": fgsm}
 
 
-def monitor_record(accuracies: Dict[str, float], threshold: float) -> dict:
-    """The epoch record's monitor fields from the subset's accuracies {pgd, strong, fgsm}."""
+def monitor_record(accuracies: Dict[str, float], threshold: float, armed: bool = True) -> dict:
+    """The epoch record's monitor fields from the subset's accuracies {pgd, strong, fgsm}; flags only
+    when `armed` (the training eps at its full value)."""
     pgd_gap = accuracies["pgd"] - accuracies["strong"]
     fgsm_gap = accuracies["fgsm"] - accuracies["pgd"]
     record = {f"{PREFIX}{k}": accuracies[k] for k in KEYS}
     record.update({f"{PREFIX}pgd_gap": pgd_gap, f"{PREFIX}fgsm_gap": fgsm_gap})
-    warnings = warnings_of(record, threshold)
+    warnings = warnings_of(record, threshold) if armed else []
     record[f"{PREFIX}flagged"] = float(bool(warnings))
     if warnings:
         record["masking_warning"] = "; ".join(warnings)
@@ -65,9 +70,11 @@ def warnings_of(record: dict, threshold: float) -> List[str]:
     return out
 
 
-def overfit(record: dict, threshold: float) -> bool:
-    """The catastrophic-overfitting signature: the FGSM-to-PGD gap past the threshold."""
-    return record.get(f"{PREFIX}fgsm_gap", 0.0) > threshold
+def overfit(record: dict, threshold: float, peak: float) -> bool:
+    """The catastrophic-overfitting signature on a flagged epoch: the FGSM-to-PGD gap past the threshold
+    and PGD-10 accuracy more than the threshold below `peak`, its best earlier value on the subset."""
+    return (record.get(f"{PREFIX}flagged") == 1.0 and record[f"{PREFIX}fgsm_gap"] > threshold
+            and peak - record[f"{PREFIX}pgd"] > threshold)
 
 
 def masking_history(epoch_records) -> List[dict]:
