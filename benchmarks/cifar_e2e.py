@@ -8,8 +8,10 @@
    clean/PGD-20/CW-20 on every run, APGD-CE+APGD-T and standard AutoAttack (skipped, saying so, where
    AutoAttack is not installed), the weight landscape with its Hessian and the softmax record;
    --tiny: small_cnn of width 4, a few hundred images, 1-2 step attacks (the CI test, on a CPU);
-3. `regmix study` per method, then the AutoAttack evaluations, `regmix study --results` (tables and
-   figures), `regmix report`, and the three explorers driven headless on the study's runs.
+3. `regmix study` (all methods in one process; where that fails, the unfinished methods one by one, and
+   without train.fast when nothing trained with it), `regmix study --results` (tables and figures),
+   `regmix report`, the three explorers driven headless on the study's runs, and last the AutoAttack
+   evaluations (their cost depends on what the one-epoch models resist).
 
 Every stage runs even after another failed (a stage that needs a trained run finds none and says so).
 DIR/cifar_e2e.json (rewritten after each stage, so a kill leaves what was done) holds each stage's
@@ -25,6 +27,7 @@ import json
 import os
 import pickle
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -50,7 +53,7 @@ MODES = {
     "full": dict(train_images=20000, test_images=10000, val=1000, n=500, n_aa=200, attacks="clean,pgd20,cw20",
                  overrides=[], weight={"grid": 5, "n": 256, "attack": "pgd10", "hessian_iters": 10},
                  softmax={"n": 256}, explorer=dict(n=64, grid=5, attack="fgsm", hessian_iters=5),
-                 limit=240, aa_limit=60),
+                 limit=240, aa_limit=45),
 }
 
 
@@ -74,11 +77,11 @@ def write_cifar(root: Path, train_images: int, test_images: int, seed: int = 0) 
             "megabytes": round(sum(p.stat().st_size for p in folder.iterdir()) / 2 ** 20, 1)}
 
 
-def suite_yaml(args, mode: dict, data_dir: Path) -> str:
+def suite_yaml(args, mode: dict, data_dir: Path, fast: bool) -> str:
     """The suite: every setting in its smoke section (the variant `regmix study --smoke` runs)."""
     overrides = [f"data.data_dir={data_dir}", f"data.val_size={mode['val']}", "train.epochs=1",
                  "schedule.milestones=[]", f"eval.max_points={min(mode['val'], 256)}", "train.log_every=10",
-                 *mode["overrides"], *(["train.fast=true"] if args.fast else [])]
+                 *mode["overrides"], *(["train.fast=true"] if fast else [])]
     n, n_aa = mode["n"], mode["n_aa"]
     evals = {"whole": {"attacks": mode["attacks"], "n": n, "seeds": "all", "sanity": False},
              "apgd": {"attacks": "clean,aa:apgd-ce+apgd-t", "n": n_aa, "seeds": "all", "sanity": False},
@@ -272,7 +275,7 @@ def main(argv=None) -> int:
         if left is not None and left < 5:
             return log.add(name, 0.0, "error", error=f"not run: the --budget of {budget:.0f} s was spent")
         limit = limit if left is None else min(limit, left)
-        path = out / "logs" / f"{name.replace(':', '_')}.log"
+        path = out / "logs" / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name)}.log"
         t0 = time.time()
         try:
             code, output = run_child(cmd, path, limit, out, env)
@@ -312,8 +315,15 @@ def main(argv=None) -> int:
 
 
 def stages(args, mode, log, stage, out, train_images, test_images):
-    study, suite, results = out / "study", out / "suite.yaml", out / "results"
     regmix = [sys.executable, "-m", "regmix"]
+
+    def study_of(study, suite):
+        return study, [*regmix, "study", str(suite), "--smoke", "--out", str(study)]
+
+    def unfinished(study):
+        return [m for m, v in run_numbers(study, METHODS).items()
+                if v["state"] != "complete" or "whole" not in v or len(v.get("diagnostics", [])) < 2]
+
     # 1. the data set's files
     t0 = time.time()
     try:
@@ -322,26 +332,25 @@ def stages(args, mode, log, stage, out, train_images, test_images):
     except Exception as err:
         log.add("data", time.time() - t0, "error", error=f"{type(err).__name__}: {err}".splitlines()[0])
     # 2. the suite, checked by the study's own planner (every run's config loaded, nothing written)
-    suite.write_text(suite_yaml(args, mode, out / "data"))
-    smoke = [*regmix, "study", str(suite), "--smoke", "--out", str(study)]
+    (out / "suite.yaml").write_text(suite_yaml(args, mode, out / "data", args.fast))
+    study, smoke = study_of(out / "study", out / "suite.yaml")
     stage("plan", [*smoke, "--dry-run"], 120, numbers=lambda o: {"lines": len(o.splitlines())})
     # 3. every method trained, evaluated (clean, PGD, CW) and diagnosed (landscape + Hessian, softmax) in one
-    # process (seven start-ups of torch and CUDA cost more than seven 1-epoch trainings); where that stage
-    # failed, each method still unfinished gets a stage of its own (the study resumes: finished work is kept)
+    # process (seven start-ups of torch and CUDA cost more than seven 1-epoch trainings)
     stage("train", [*smoke, "--evals", "whole"], mode["limit"], numbers=lambda o: run_numbers(study, METHODS))
-    for method in METHODS:
-        found = run_numbers(study, [method])[method]
-        if found["state"] != "complete" or "whole" not in found or len(found.get("diagnostics", [])) < 2:
-            stage(f"train:{method}", [*smoke, "--methods", method, "--evals", "whole"], mode["limit"] / 2,
-                  numbers=lambda o, m=method: run_numbers(study, [m])[m])
-    aa_methods = ["regmix"] if args.tiny else list(METHODS)  # AutoAttack on one method in CI (minutes per run)
-    aa_missing = missing("pyautoattack") and missing("autoattack")
-    reason = "pyautoattack not installed (nor fra31's autoattack)" if aa_missing else None
-    for name in ("apgd", "autoattack"):
-        stage(name, [*smoke, "--methods", ",".join(aa_methods), "--evals", name, "--no-train"], mode["aa_limit"],
-              numbers=lambda o, e=name: {m: v.get(e) for m, v in run_numbers(study, aa_methods, [e]).items()},
-              skip=reason)
+    if args.fast and len(unfinished(study)) == len(METHODS):
+        # nothing trained with train.fast: the same study once more without it, in a folder of its own
+        (out / "suite_plain.yaml").write_text(suite_yaml(args, mode, out / "data", False))
+        study, smoke = study_of(out / "study_plain", out / "suite_plain.yaml")
+        log.meta["fallback"] = f"train.fast failed for every method; the study without it is {study}"
+        stage("train (train.fast=false)", [*smoke, "--evals", "whole"], mode["limit"],
+              numbers=lambda o: run_numbers(study, METHODS))
+    # where a method is still unfinished, it gets a stage of its own (the study resumes: finished work is kept)
+    for method in unfinished(study):
+        stage(f"train:{method}", [*smoke, "--methods", method, "--evals", "whole"], mode["limit"] / 2,
+              numbers=lambda o, m=method: run_numbers(study, [m])[m])
     # 4. tables, claims and figures; the evaluation table; the explorers
+    results = out / "results"
     no_plots = missing("matplotlib")
     stage("results", [*smoke, "--results", str(results)], 180,
           numbers=lambda o: {"figures": sorted(p.name for p in (results / "figures").rglob("*") if p.is_file())[:40],
@@ -354,7 +363,16 @@ def stages(args, mode, log, stage, out, train_images, test_images):
                         *(["--tiny"] if args.tiny else []), "--explorers", str(study)], 240,
           numbers=lambda o: json.loads(o.split("EXPLORERS ", 1)[1].splitlines()[0]),
           skip=f"{', '.join(no_widgets)} not installed" if no_widgets else None)
-
+    # 5. AutoAttack last (its cost grows with the points no attack breaks: square's 5,000 queries on each):
+    # APGD-CE + APGD-T on every method, standard AutoAttack on the baseline and ours; --tiny: standard training
+    # only (a model without robustness: APGD-CE breaks every point and the other attacks have nothing left)
+    aa_missing = missing("pyautoattack") and missing("autoattack")
+    reason = "pyautoattack not installed (nor fra31's autoattack)" if aa_missing else None
+    for name, methods in (("apgd", ["standard"] if args.tiny else list(METHODS)),
+                          ("autoattack", ["standard"] if args.tiny else ["pgd_at", "regmix"])):
+        stage(name, [*smoke, "--methods", ",".join(methods), "--evals", name, "--no-train"], mode["aa_limit"],
+              numbers=lambda o, e=name, ms=methods: {m: v.get(e) for m, v in run_numbers(study, ms, [e]).items()},
+              skip=reason)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,7 +24,7 @@ def e2e(tmp_path_factory):
 def test_every_stage_ran_ok_or_was_skipped_for_a_stated_reason(e2e):
     out, proc, log = e2e
     stages = {s["name"]: s for s in log["stages"]}
-    assert list(stages) == ["data", "plan", "train", "apgd", "autoattack", "results", "report", "explorers"]
+    assert list(stages) == ["data", "plan", "train", "results", "report", "explorers", "apgd", "autoattack"]
     for s in log["stages"]:
         assert s["status"] == "ok" or (s["status"] == "skipped" and "not installed" in s["error"]), (s, proc.stdout[-3000:])
     assert proc.returncode == 0 and log["ok"] and log["failed"] == []
@@ -61,8 +61,8 @@ def test_the_data_files_are_the_published_layout_read_by_regmix(e2e):
 def test_autoattack_and_the_explorers_report_their_numbers(e2e):
     stages = {s["name"]: s for s in e2e[2]["stages"]}
     if stages["apgd"]["status"] == "ok":
-        assert 0 <= stages["apgd"]["numbers"]["regmix"]["aa:apgd-ce+apgd-t"] <= 1
-        assert 0 <= stages["autoattack"]["numbers"]["regmix"]["aa"] <= 1
+        assert 0 <= stages["apgd"]["numbers"]["standard"]["aa:apgd-ce+apgd-t"] <= 1
+        assert 0 <= stages["autoattack"]["numbers"]["standard"]["aa"] <= 1
     if stages["explorers"]["status"] == "ok":
         numbers = stages["explorers"]["numbers"]
         assert numbers["distribution"]["runs"] == len(METHODS) and numbers["distribution"]["max_sum_error"] < 1e-5
