@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,8 +13,9 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .checks import MAX_BATCH, MAX_EPOCHS, MAX_POINTS, MAX_STEPS, check_number
+from .config_ranges import NUMBER_RANGES, check_numbers  # noqa: F401  (NUMBER_RANGES: the table, for readers)
 from .registry import ConfigError, suggest
+from .yaml_text import load_yaml_text  # noqa: F401  (read here and by suite and run-folder readers)
 from .threat import ThreatModel, parse_number
 
 
@@ -225,38 +225,13 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.safe_load that refuses a key given twice in one mapping (PyYAML keeps the last silently,
-    so a pasted block or a merge gone wrong would change a recipe without a word)."""
-
-
-def _unique_mapping(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
-                                                    key_node.start_mark)
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
-def load_yaml_text(text: str, *, field: str, path) -> object:
-    """YAML text as data, duplicate keys refused; errors are one line naming `field`, the file and the place."""
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{field}: {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+MAX_BASES = 32             # `base:` files one recipe may chain
 
 
 def read_yaml(path, _seen=()) -> dict:
     from .recipes import find_recipe
     path = find_recipe(path)  # a shipped recipe by name (demo/regmix.yaml) when no such file is here
+    _seen = _seen or (path.resolve(),)
     if not path.is_file():
         raise ConfigError(f"--config: no such file {path}")
     data = load_yaml_text(path.read_text(), field="--config", path=path)
@@ -267,6 +242,10 @@ def read_yaml(path, _seen=()) -> dict:
         raise ConfigError(f"--config: {path} must hold a mapping of keys, got {type(data).__name__}")
     base = data.pop("base", None)
     if base is not None:
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"base: in {path} must be the path of a YAML file (relative to it), got {base!r}")
+        if len(_seen) > MAX_BASES:
+            raise ConfigError(f"base: {path} is more than {MAX_BASES} base files deep; a recipe chains a few")
         base_path = (path.parent / base).resolve()
         if base_path in _seen:
             raise ConfigError(f"base: {path} includes itself through {base_path}")
@@ -384,52 +363,6 @@ def validate(config: Config):
 SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
 LOGGERS = ("tensorboard", "mlflow")
 FIXED_SPLITS = ("mnist5k", "digits")   # embedded datasets: their validation split is part of the data
-
-# Every number of the config with its documented range: (field, low, high, check_number options). A value
-# outside, NaN or infinite is refused before any folder is created. A new numeric field adds a row here.
-NUMBER_RANGES = [
-    ("data.batch_size", 1, MAX_BATCH, {"integer": True}),
-    ("data.eval_batch_size", 1, MAX_BATCH, {"integer": True}),
-    ("data.num_workers", 0, 256, {"integer": True}),
-    ("data.val_size", 1, MAX_POINTS, {"integer": True, "none_ok": True}),
-    ("threat.steps", 0, MAX_STEPS, {"integer": True}),
-    ("optim.lr", 0, 10, {"lo_open": True}),
-    ("optim.momentum", 0, 1, {"hi_open": True}),
-    ("optim.weight_decay", 0, 1, {"hi_open": True}),
-    ("schedule.gamma", 0, 1, {"lo_open": True}),
-    ("schedule.lr_min", 0, 10, {}),
-    ("schedule.warmup_epochs", 0, MAX_EPOCHS, {}),
-    ("eval.steps", 0, MAX_STEPS, {"integer": True}),
-    ("eval.every", 1, MAX_EPOCHS, {"integer": True}),
-    ("eval.max_points", 1, MAX_POINTS, {"integer": True, "none_ok": True}),
-    ("train.epochs", 1, MAX_EPOCHS, {"integer": True}),
-    ("train.ema_decay", 0, 1, {"lo_open": True, "hi_open": True}),
-    ("train.eps_warmup_epochs", 0, MAX_EPOCHS, {"integer": True}),
-    ("train.log_every", 1, 10 ** 9, {"integer": True}),
-    ("train.checkpoint_every", 0, 10 ** 9, {"integer": True}),
-]
-
-
-def check_numbers(config: Config):
-    """NUMBER_RANGES checked (check_number: finite, in range), then the ranges that depend on other
-    fields: the learning-rate warm-up lies within train.epochs (a longer one never reaches the rate)."""
-    from .models import check_model_options
-    for name, lo, hi, options in NUMBER_RANGES:
-        value = config
-        for part in name.split("."):
-            value = getattr(value, part)
-        check_number(name, value, lo, hi, **options)
-    epochs = config.train.epochs
-    check_number("schedule.warmup_epochs", config.schedule.warmup_epochs, 0, epochs)
-    for m in config.schedule.milestones:  # (a milestone past the last epoch is never reached: allowed)
-        check_number("schedule.milestones", m, 0, MAX_EPOCHS, lo_open=True)
-    check_model_options(config.model.name, config.model.options)
-    config.training_threat()
-    try:  # the evaluation threat's errors name the eval fields they come from
-        config.eval_threat()
-    except ConfigError as err:
-        raise ConfigError(re.sub(r"^threat\.", "eval.", str(err))) from None
-
 
 def dotted_get(mapping: dict, key: str):
     """mapping['a']['b'] for key 'a.b'; None where a part is missing."""

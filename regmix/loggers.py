@@ -113,7 +113,18 @@ class MLflowLogger:
         if run_id is None:
             run_id = self.client.create_run(experiment_id, run_name=run_dir.name).info.run_id
             id_file.write_text(run_id)
+        elif start_step is not None:
+            self._purge(run_dir / "mlflow.db", run_id, int(start_step))
         self.run_id, self._count = run_id, 0
+
+    @staticmethod
+    def _purge(db: Path, run_id: str, step: int):
+        """Drop the metric points an earlier attempt logged after the checkpoint (MLflow's client has no
+        call for it; the local store is SQLite, its tables metrics and latest_metrics)."""
+        import sqlite3
+        with sqlite3.connect(str(db)) as con:
+            for table in ("metrics", "latest_metrics"):
+                con.execute(f"DELETE FROM {table} WHERE run_uuid = ? AND step > ?", (run_id, step))
 
     def log(self, record: dict):
         from mlflow.entities import Metric
@@ -132,6 +143,23 @@ class MLflowLogger:
 
 
 FACTORIES = {"tensorboard": TensorBoardLogger, "mlflow": MLflowLogger}
+# the module each logger starts from: importing it is what fails on a broken install
+STARTS = {"tensorboard": "torch.utils.tensorboard", "mlflow": "mlflow.tracking"}
+
+
+def start_check(names: Iterable[str]) -> List[str]:
+    """check_loggers, then each logger's module imported: called before the run folder is created, so a
+    logger that cannot start costs one line and leaves nothing behind."""
+    import importlib
+    names = check_loggers(names)
+    for name in names:
+        try:
+            importlib.import_module(STARTS[name])
+        except Exception as err:  # a broken install raises anything from ImportError to AttributeError
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(f"{FIELD}: {name!r} cannot start ({type(err).__name__}: {first}); "
+                              f"reinstall it (pip install 'regmix[{LOGGERS[name][1]}]') or remove it") from None
+    return names
 
 
 def check_loggers(names: Iterable[str]) -> List[str]:
@@ -168,4 +196,4 @@ def create_loggers(names: Iterable[str], run_dir, *, start_step: Optional[int] =
     return created
 
 
-__all__ = ["create_loggers", "check_loggers", "scalars", "TensorBoardLogger", "MLflowLogger", "LOGGERS"]
+__all__ = ["create_loggers", "check_loggers", "start_check", "scalars", "TensorBoardLogger", "MLflowLogger", "LOGGERS"]

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import List, Optional
 
+from .checks import regular_file
 from .lock import FolderLock
 
 STATES = ("running", "stopped", "failed", "complete")
@@ -89,14 +90,23 @@ class RunDir:
         return [name for name in self.RUN_FILES if (self.path / name).exists()]
 
     def read_config(self) -> dict:
-        import yaml
-        return yaml.safe_load(self.config_path.read_text()) or {}
+        """config.yaml as a mapping; one line naming the file when it is not a regular file of YAML."""
+        from .yaml_text import load_yaml_text
+        from .registry import ConfigError
+        if regular_file(self.config_path) is None:
+            raise ConfigError(f"config: {self.config_path} is not a regular file")
+        data = load_yaml_text(self.config_path.read_text(), field="config", path=self.config_path) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config: {self.config_path} must hold a mapping, got {type(data).__name__}")
+        return data
 
     def status(self) -> Optional[dict]:
         """status.json as a dict, or None when missing or unreadable."""
+        if regular_file(self.status_path) is None:  # a FIFO would block the read
+            return None
         try:
             status = json.loads(self.status_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):
             return None
         return status if isinstance(status, dict) else None
 
@@ -124,7 +134,7 @@ class RunDir:
 
     def metrics(self, kind: Optional[str] = None) -> List[dict]:
         """metrics.jsonl's records (of one kind: 'step' or 'epoch'); a line cut short by a crash is skipped."""
-        if not self.metrics_path.exists():
+        if regular_file(self.metrics_path) is None:
             return []
         out = []
         for line in self.metrics_path.read_text().splitlines():
@@ -136,10 +146,13 @@ class RunDir:
     # ------------------------------------------------------------ identity
 
     def run_id(self) -> Optional[str]:
-        try:
-            return json.loads(self.identity_path.read_text())["run_id"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        if regular_file(self.identity_path) is None:
             return None
+        try:
+            run_id = json.loads(self.identity_path.read_text())["run_id"]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return None
+        return run_id if isinstance(run_id, str) else None
 
     def ensure_run_id(self) -> str:
         """The run id, made (once) when missing. Only the writer (the lock's holder) calls this."""
@@ -154,6 +167,15 @@ class RunDir:
         """What identifies the run in records: its id and its resolved real path (symlinks and
         relative spellings resolved), so one run is one run however it was named."""
         return {"run_id": self.run_id(), "run_path": os.path.realpath(self.path)}
+
+    def stale_temporaries(self) -> List[Path]:
+        """Temporary files an atomic write left behind when its process was killed mid-write
+        (RUN/.last.pt.<random>.tmp, .status.json.<random>.tmp, ...): never renamed, never read."""
+        names = [*self.RUN_FILES]
+        found = [p for name in names for p in self.path.glob(f".{name}.*.tmp")]
+        for folder in (self.eval_dir, self.diagnostics_dir):
+            found += list(folder.glob(".*.tmp")) if folder.is_dir() else []
+        return sorted(p for p in found if p.is_file() and not p.is_symlink())
 
     # ------------------------------------------------------------ writing
 

@@ -34,6 +34,7 @@ from torch import nn
 from .models.robustbench import (ROBUSTBENCH, ROBUSTBENCH_WRN, load_robustbench, load_weights_file,  # noqa: F401
                                  parse_robustbench, register_robustbench_wrn)
 from .checkpoint import atomic_write_text, first_line
+from .checks import regular_file
 from .modes import model_mode
 from .registry import ConfigError, suggest
 from .threat import ThreatModel, parse_number
@@ -106,9 +107,12 @@ def write_source_card(source: ExternalModel) -> Optional[Path]:
 
 def read_source_card(folder) -> Optional[dict]:
     """The source.json of an external model's record folder, or None."""
+    path = Path(folder) / SOURCE_CARD
+    if regular_file(path) is None:  # missing, or a FIFO that would block the read
+        return None
     try:
-        card = json.loads((Path(folder) / SOURCE_CARD).read_text())
-    except (OSError, json.JSONDecodeError):
+        card = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
         return None
     return card if isinstance(card, dict) else None
 

@@ -16,6 +16,7 @@ the same loop runs with DistributedDataParallel and rank 0 alone writes files.
 """
 from __future__ import annotations
 
+import os
 import signal
 import time
 from contextlib import contextmanager, nullcontext
@@ -39,7 +40,7 @@ from .registry import ConfigError
 from .rundir import RunDir
 from .runtime import resolve_device, rng_state, seed_everything, seeded_rng, set_rng_state
 from .training import faults
-from .training.claim import claim
+from .training.claim import check_checkpoint_config, claim
 from .training.data import IndexedDataset, check_pixel_range
 from .training.device_data import DeviceBatches
 from .training.errors import TrainingDiverged, TrainingStopped
@@ -144,11 +145,25 @@ class Trainer:
         return bool(outcome)
 
     def _read_last(self) -> dict:
+        """last.pt, refused unless it was trained with the config asked to continue. A run reached
+        through a symlink is resumed as its target: under the target's own name and out_dir (those
+        stored in last.pt when they still lead there), so its config.yaml is not rewritten."""
         try:
-            return load_checkpoint(self.run.checkpoint("last"), map_location=self.device)
+            state = load_checkpoint(self.run.checkpoint("last"), map_location=self.device)
         except ConfigError as err:
             raise ConfigError(f"resume: {err}; nothing was changed: --overwrite moves the run aside and "
                               f"starts again") from None
+        check_checkpoint_config(self.run.checkpoint("last"), state.get("config"), self.config)
+        real = Path(os.path.realpath(self.run.path))
+        if real != Path(os.path.abspath(self.run.path)):
+            stored = state["config"]
+            name, out_dir = stored.get("name"), stored.get("out_dir")
+            if not (isinstance(name, str) and isinstance(out_dir, str)
+                    and os.path.realpath(Path(out_dir) / name) == str(real)):
+                name, out_dir = real.name, str(real.parent)
+            self.config.name, self.config.out_dir = name, out_dir
+            self.run, self.run_dir = RunDir(real), real
+        return state
 
     def close(self):
         """Let go of the run directory (done by fit; for a Trainer that is never fitted)."""

@@ -448,12 +448,22 @@ def test_a_negative_seed_names_the_field(tmp_path):
         tiny_config(tmp_path, "standard", train={"seed": -1})
 
 
-def test_a_crash_at_the_first_step_leaves_status_failed_and_the_name_usable(tmp_path):
-    broken = tiny_config(tmp_path, "standard", train={"epochs": 1}, model={"options": {"width": 0}})
+def test_a_crash_at_the_first_step_leaves_status_failed_and_the_name_usable(tmp_path, monkeypatch):
+    """A RuntimeError raised right after step 1, before any checkpoint (a width of 0, which once did
+    this, is now refused by the config check before any folder exists)."""
+    import regmix.trainer as trainer_module
+
+    def crash(step):
+        if step == 1:
+            raise RuntimeError("the first step crashed")
+    broken = tiny_config(tmp_path, "standard", train={"epochs": 1})
+    monkeypatch.setattr(trainer_module.faults, "at_step", crash)
     with pytest.raises(RuntimeError):
         train(broken)
+    monkeypatch.undo()
     run = RunDir(broken.run_dir)
     assert run.state() == "failed" and "RuntimeError" in run.status()["error"]
+    assert not run.checkpoint("last").exists() and not run.checkpoint("best").exists()
     fixed = tiny_config(tmp_path, "standard", train={"epochs": 1})
     with pytest.raises(ConfigError, match="--resume"):  # still never overwritten silently
         Trainer(fixed)

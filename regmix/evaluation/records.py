@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -17,6 +18,7 @@ from typing import Iterable, List, Optional
 import torch
 
 from ..checkpoint import atomic_write_text
+from ..checks import read_json, regular_file
 from ..registry import ConfigError
 
 VERSION = 2
@@ -71,7 +73,7 @@ def load_flags(record: dict) -> Optional[dict]:
     """The record's per-point flags ({'clean' and each attack of attack_list: bool array}) from the
     .flags.npz beside it, or None where it has none."""
     import numpy as np
-    from ..checks import inside, regular_file
+    from ..checks import inside
     name = record.get("flags_file")
     if not name:
         return None
@@ -85,16 +87,52 @@ def load_flags(record: dict) -> Optional[dict]:
 
 
 def load_record(path) -> dict:
+    """An evaluation record read as untrusted data: a regular file of valid JSON whose fields hold what
+    the tables read (check_record), or one line naming the file."""
     path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"records: {path} is not a readable JSON record ({err})") from None
+    record = read_json(path, "records", kind=None)  # a FIFO, torn JSON or deep nesting: one line
     missing = [k for k in REQUIRED if k not in record] if isinstance(record, dict) else list(REQUIRED)
     if missing or record.get("kind") != "eval":
         raise ConfigError(f"records: {path} is not a regmix evaluation record (missing {', '.join(missing) or 'kind=eval'})")
+    problem = check_record(record)
+    if problem:
+        raise ConfigError(f"records: {path} is malformed: {problem}")
     record["_path"] = str(path)
     return record
+
+
+def _number(value, lo=-math.inf, hi=math.inf) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi
+
+
+def check_record(record: dict) -> str:
+    """'' for a record whose fields have the types the readers expect, else what is wrong (the first)."""
+    accuracy = record.get("accuracy")
+    if not isinstance(accuracy, dict) or not accuracy:
+        return "accuracy must map attack names to fractions in [0, 1]"
+    for name, value in accuracy.items():
+        if not _number(value, 0, 1):
+            return f"accuracy.{name} must be a fraction in [0, 1], got {str(value)[:40]!r}"
+    if isinstance(record.get("n"), bool) or not isinstance(record.get("n"), int) or record["n"] < 0:
+        return f"n must be an integer >= 0, got {str(record.get('n'))[:40]!r}"
+    threat = record.get("threat")
+    if not isinstance(threat, dict) or not _number(threat.get("eps"), 0) or not isinstance(threat.get("norm", "linf"), str):
+        return "threat must be {norm, eps} with eps a finite number >= 0"
+    for key in ("method", "model", "dataset", "split"):
+        if not isinstance(record.get(key), str):
+            return f"{key} must be a string, got {str(record.get(key))[:40]!r}"
+    for key in ("created", "checkpoint", "run_id", "run_path", "run_dir", "flags_file"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f"{key} must be a string"
+    for key in ("attack_list", "autoattack_warnings"):
+        if record.get(key) is not None and not (isinstance(record[key], list) and all(isinstance(a, str) for a in record[key])):
+            return f"{key} must be a list of strings"
+    for key in ("step", "restarts", "epoch", "wall_s", "seed", "train_seed"):
+        if record.get(key) is not None and not _number(record[key]):
+            return f"{key} must be a finite number or null"
+    if record.get("method_options") is not None and not isinstance(record["method_options"], dict):
+        return "method_options must be a mapping"
+    return ""
 
 
 def find_records(paths: Iterable) -> List[dict]:
@@ -103,6 +141,8 @@ def find_records(paths: Iterable) -> List[dict]:
     paths = list(paths)
     found = []
     for p in map(Path, paths):
+        if p.exists() and not p.is_dir() and regular_file(p) is None:
+            raise ConfigError(f"records: {p} is not a regular file")
         if p.is_file():
             found.append(p)
         elif p.is_dir():
@@ -110,7 +150,9 @@ def find_records(paths: Iterable) -> List[dict]:
             files = (sorted(eval_dir.glob("*.json")) or sorted(p.glob(f"*/{eval_dir.name}/*.json"))
                      or sorted(p.glob("*.json")))
             # RUN.old-<time>: a run that --overwrite moved aside is not part of a folder's results
-            found += [f for f in files if ".old-" not in f.parent.parent.name or f.parent.parent == p]
+            # what is not a regular file (a FIFO named *.json would block the read) is skipped
+            found += [f for f in files if (".old-" not in f.parent.parent.name or f.parent.parent == p)
+                      and regular_file(f) is not None]
         else:
             raise ConfigError(f"records: no such file or directory {p}")
     if not found:

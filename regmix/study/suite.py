@@ -125,7 +125,7 @@ def suite_path(name) -> Path:
 
 def load_suite(name, *, smoke: bool = False) -> Suite:
     path = suite_path(name)
-    from ..config import load_yaml_text
+    from ..yaml_text import load_yaml_text
     data = load_yaml_text(path.read_text(), field="suite", path=path) or {}
     where = path.stem
     _refuse_unknown(data, SUITE_KEYS, where)

@@ -33,8 +33,13 @@ def claim(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> tupl
     if resume and overwrite:
         raise ConfigError("overwrite: cannot be combined with resume; --resume continues the run in place, "
                           "--overwrite moves it aside and starts again")
+    from ..loggers import start_check
+    start_check(config.train.loggers)  # a logger that cannot start fails here, before any folder exists
     lock = run.lock().acquire()
     try:
+        # a kill in the middle of an atomic write leaves its temporary file: the writer (holding the lock) removes it
+        for stale in run.stale_temporaries():
+            stale.unlink(missing_ok=True)
         if not run.is_run():
             return lock, False
         if overwrite:
@@ -67,18 +72,39 @@ def trained(run: RunDir) -> bool:
 def check_same_config(run: RunDir, config: Config):
     if not run.config_path.exists():
         return
-    previous, current = resolved_dict(run.read_config()), config.resolved().to_dict()
-    for cfg in (previous, current):
-        for *sections, key in NOT_COMPUTED:
-            node = cfg
-            for section in sections:
-                node = node.get(section, {}) if isinstance(node, dict) else {}
-            if isinstance(node, dict):
-                node.pop(key, None)
+    previous, current = _computed(resolved_dict(run.read_config())), _computed(config.resolved().to_dict())
     if previous != current:
         diffs = differences(previous, current)
         raise ConfigError(f"{run.path}: already holds a run with a different config "
                           f"({'; '.join(diffs[:3])}); choose another name or out_dir, or --overwrite")
+
+
+def check_checkpoint_config(path, stored, config: Config):
+    """A resume continues the weights of last.pt only under the config they were trained with: the
+    config stored inside last.pt is compared with the one asked to continue (config.yaml can be edited
+    by hand; last.pt cannot), refused with one line naming the first key that differs."""
+    if not isinstance(stored, dict):
+        raise ConfigError(f"resume: {path} holds no config; nothing was changed: --overwrite moves the run "
+                          f"aside and starts again")
+    previous, current = _computed(resolved_dict(stored)), _computed(config.resolved().to_dict())
+    if previous != current:
+        first = differences(previous, current)[0]
+        raise ConfigError(f"resume: {path} was trained with another config than the one asked to continue "
+                          f"(first difference: {first}); nothing was changed: choose another name or out_dir, "
+                          f"or --overwrite")
+
+
+def _computed(cfg: dict) -> dict:
+    """cfg without the NOT_COMPUTED keys."""
+    import copy
+    cfg = copy.deepcopy(cfg)
+    for *sections, key in NOT_COMPUTED:
+        node = cfg
+        for section in sections:
+            node = node.get(section, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(key, None)
+    return cfg
 
 
 def move_aside(run: RunDir, lock: FolderLock) -> Path:

@@ -18,10 +18,13 @@ class MetricsLog:
         self._file = None
         self._loggers = []
         if active:
+            # a resumed run (truncate_metrics has cut metrics.jsonl back to its checkpoint): the loggers
+            # drop what an earlier attempt logged past the last record kept, as metrics.jsonl did
+            start = last_step(run) if run.metrics_path.exists() else None
             self._file = open(run.metrics_path, "a")
             if loggers:
                 from ..loggers import create_loggers  # optional extras, imported only when asked for
-                self._loggers = list(create_loggers(list(loggers), run.path))
+                self._loggers = list(create_loggers(list(loggers), run.path, start_step=start))
 
     def __call__(self, record: dict):
         if self._file is None:
@@ -59,3 +62,9 @@ def truncate_metrics(run: RunDir, step: int, start_epoch: int):
             continue
         keep.append(line)
     atomic_write_text(run.metrics_path, "".join(ln + "\n" for ln in keep))
+
+
+def last_step(run: RunDir) -> int:
+    """The largest step of metrics.jsonl's records (0 when it holds none)."""
+    steps = [r["step"] for r in run.metrics() if isinstance(r.get("step"), int) and not isinstance(r["step"], bool)]
+    return max(steps, default=0)
