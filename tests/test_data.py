@@ -97,6 +97,39 @@ def test_cifar_reader_keeps_the_published_pixel_order_and_reads_cifar100(tmp_pat
     assert len(regmix.create_dataset("cifar100", "test", tmp_path)) == 12
 
 
+def test_cifar_reader_reads_python2_pickles_as_the_published_files_are(tmp_path):
+    """The published batches are Python 2 pickles: keys and pixel bytes as py2 str (BINSTRING), numpy's
+    rebuilder named numpy.core.multiarray."""
+    import io
+    import pickle
+    import pickletools
+    import struct
+
+    class Py2Pickler(pickle._Pickler):
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_py2_str(self, obj):
+            data = obj if isinstance(obj, bytes) else obj.encode("latin1")
+            head = pickle.SHORT_BINSTRING + bytes([len(data)]) if len(data) < 256 else \
+                pickle.BINSTRING + struct.pack("<i", len(data))
+            self.write(head + data)
+            self.memoize(obj)
+        dispatch[bytes] = dispatch[str] = save_py2_str
+
+    _write_fake_cifar(tmp_path)
+    pixels = np.random.default_rng(2).integers(0, 256, (5, 3072), dtype=np.uint8)
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump({"batch_label": "testing batch 1 of 1", "labels": [0, 9, 3, 3, 1],
+                                      "data": pixels, "filenames": ["a.png"] * 5})
+    raw = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    opcodes = {op.name for op, _, _ in pickletools.genops(raw)}
+    assert b"cnumpy.core.multiarray\n_reconstruct" in raw and not opcodes & {"BINUNICODE", "SHORT_BINUNICODE"}
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(raw)
+    test = regmix.create_dataset("cifar10", "test", tmp_path)
+    assert test.labels.tolist() == [0, 9, 3, 3, 1]
+    assert torch.equal(test.images, torch.from_numpy(pixels.reshape(5, 3, 32, 32)))
+
+
 class _Payload:
     def __reduce__(self):
         import os
