@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from regmix.rundir import RunDir
 
@@ -266,6 +267,7 @@ def main(argv=None) -> int:
            "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     log = Log(out, {"device": args.device, "tiny": args.tiny, "fast": args.fast, "train_images": train_images,
                     "test_images": test_images, "budget_s": budget, "python": platform.python_version(),
+                    "torch": torch.__version__,
                     "command": " ".join(["python -m benchmarks.cifar_e2e", *(argv if argv is not None else sys.argv[1:])])})
 
     def stage(name, cmd, limit, numbers=None, skip=None):
