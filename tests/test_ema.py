@@ -183,3 +183,15 @@ def test_a_gated_run_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.undo()
     Trainer(parts, resume=True).fit()
     assert_same_run(whole, parts.run_dir)
+
+
+def test_before_8991_updates_the_gate_never_binds():
+    """The study recipes' claim (configs/study/mnist5k/pgk.yaml, suite sweep pgd_at_ema): below 8,991
+    updates the warm-up (t+1)/(t+10) < 0.999 is the decay whatever r, gated or plain."""
+    ema = EMA(bn_model(), gate=0.82)
+    ratios = torch.tensor([0.0, 0.5, 0.81, 0.82, 0.9, 1.0, 1.3])
+    for t in (1, 100, 840, 1260, 8990):
+        warm = (t + 1) / (t + 10)
+        assert torch.allclose(ema.gated_decay(ratios, t), torch.full_like(ratios, warm))
+        assert min(0.999, warm) == warm
+    assert ema.gated_decay(torch.tensor(0.5), 9000).item() == pytest.approx(0.999)
