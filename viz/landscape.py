@@ -187,7 +187,10 @@ def plot_weight_surface_3d(records):
         for r, key in enumerate(("loss", "adv_loss")[:rows], start=1):
             fig.add_trace(go.Surface(x=arrays["coords"], y=arrays["coords"], z=arrays[key].T, colorscale="Viridis",
                                      showscale=False), row=r, col=c)
-    fig.update_scenes(xaxis_title="d1", yaxis_title="d2", zaxis_title="loss")
+    # one camera and a cube for every scene: left to plotly, a scene whose loss range differs was drawn
+    # zoomed in and cropped at its edges
+    fig.update_scenes(xaxis_title="d1", yaxis_title="d2", zaxis_title="loss", aspectmode="cube",
+                      camera=dict(eye=dict(x=2.0, y=2.0, z=1.4)))
     # a page wide (the double preset at plotly's 96 px per inch); titles below the toolbar's strip
     width = round(PRESETS["double"]["width"] * 96)
     fig.update_layout(width=width, height=round(width / n * 1.1) * rows + 60, margin=dict(l=0, r=0, t=60, b=0),
