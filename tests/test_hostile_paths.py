@@ -172,3 +172,20 @@ def test_a_suite_whose_names_lead_out_of_runs_is_refused(tmp_path, field, value,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"s.{field}" in err, err
     assert sorted(os.listdir(tmp_path)) == ["s.yaml"] and not (tmp_path.parent / "x").exists()
+
+
+def test_the_study_ledger_is_read_inside_the_study(tmp_path):
+    """A ledger entry is read at OUT/runs/<run>/eval/<its file name>: one leading elsewhere never is,
+    a folder moved elsewhere still finds its records, a key leading out is refused."""
+    from regmix.study import read_ledger
+    out = tmp_path / "study"
+    (out / "runs").mkdir(parents=True)
+    entries = {"a-seed0/whole": "/etc/passwd", "b-seed0/whole": str(tmp_path / "old-place/runs/b-seed0/eval/e.json")}
+    (out / "study.json").write_text(json.dumps({"suite": "mnist5k", "evals_done": entries}))
+    done = read_ledger(out)["evals_done"]
+    assert done == {"a-seed0/whole": str((out / "runs/a-seed0/eval/passwd").resolve()),
+                    "b-seed0/whole": str((out / "runs/b-seed0/eval/e.json").resolve())}
+    for key in ("../../victim/whole", "/abs/whole", "a-seed0/../../x/whole"):
+        (out / "study.json").write_text(json.dumps({"suite": "mnist5k", "evals_done": {key: "e.json"}}))
+        with pytest.raises(ConfigError, match="^study: .*evals_done key"):
+            read_ledger(out)

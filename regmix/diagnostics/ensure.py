@@ -80,7 +80,14 @@ def method_name(run) -> str:
     if isinstance(run, ExternalModel):
         return run.config.method.name
     card = read_source_card(run)
-    return card["method"] if card else RunDir(run).read_config()["method"]["name"]
+    if card:
+        if not isinstance(card.get("method"), str):
+            raise ConfigError(f"runs: {run}: its source.json names no method")
+        return card["method"]
+    method = RunDir(run).read_config().get("method")
+    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
+        raise ConfigError(f"runs: {RunDir(run).config_path} names no method")
+    return method["name"]
 
 
 def interp_pairs(runs) -> list:

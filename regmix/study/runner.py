@@ -111,13 +111,31 @@ def run_dir(out: Path, run: RunTask) -> RunDir:
 # ---------------------------------------------------------------- what is done, what it costs
 
 
-def read_ledger(out: Path) -> dict:
-    """OUT/study.json, or {} where it is missing, not a regular file or not a JSON object."""
+def read_ledger(out: Path, *, check: bool = True) -> dict:
+    """OUT/study.json, or {} where it is missing, not a regular file or not a JSON object. check: every
+    record it lists is read where it belongs, OUT/runs/<run>/eval/<its file name> (ledger_record), so
+    a moved folder still finds its records and an entry leading elsewhere is refused."""
     from ..checks import read_json
     try:
-        return read_json(Path(out) / STUDY_FILE, "study")
+        ledger = read_json(Path(out) / STUDY_FILE, "study")
     except ConfigError:
         return {}
+    if check and "evals_done" in ledger:
+        done = ledger["evals_done"]
+        if not isinstance(done, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in done.items()):
+            raise ConfigError(f"study: {Path(out) / STUDY_FILE}: evals_done must map 'run/evaluation' keys to record paths")
+        ledger["evals_done"] = {key: str(ledger_record(out, key, where)) for key, where in done.items()}
+    return ledger
+
+
+def ledger_record(out, key: str, where: str) -> Path:
+    """Where the ledger's record of `key` ('run/evaluation') is: OUT/runs/<run>/eval/<file name of where>,
+    resolved and refused (one line) unless it stays inside the study's runs."""
+    from ..checks import inside, plain_name
+    field = f"study: {Path(out) / STUDY_FILE}: evals_done key {key!r}"
+    name = plain_name(key.rpartition("/")[0], field, "run/evaluation with a plain run name")
+    file = plain_name(Path(where).name, f"{field}: its record", "a record file name")
+    return inside(Path(out) / "runs", Path(name) / RunDir.EVAL / file, field)
 
 
 def eval_done(out: Path, task: EvalTask, ledger: dict) -> bool:
