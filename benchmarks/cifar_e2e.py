@@ -52,7 +52,7 @@ MODES = {
                  weight={"grid": 3, "n": 16, "attack": "none", "hessian_iters": 2}, softmax={"n": 16},
                  explorer=dict(n=8, grid=3, attack="none", hessian_iters=2), limit=600, aa_limit=240),
     "full": dict(train_images=20000, test_images=10000, val=1000, n=500, n_aa=200, attacks="clean,pgd20,cw20",
-                 overrides=[], weight={"grid": 5, "n": 256, "attack": "pgd10", "hessian_iters": 10},
+                 overrides=[], weight={"grid": 5, "n": 128, "attack": "pgd10", "hessian_iters": 10},
                  softmax={"n": 256}, explorer=dict(n=64, grid=5, attack="fgsm", hessian_iters=5),
                  limit=240, aa_limit=45),
 }
@@ -116,6 +116,7 @@ class Log:
         with self.text.open("a") as f:
             f.write(line + "\n")
         self.save()
+        return entry
 
     def save(self):
         failed = [s["name"] for s in self.stages if s["status"] == "error"]
@@ -339,9 +340,11 @@ def stages(args, mode, log, stage, out, train_images, test_images):
     stage("plan", [*smoke, "--dry-run"], 120, numbers=lambda o: {"lines": len(o.splitlines())})
     # 3. every method trained, evaluated (clean, PGD, CW) and diagnosed (landscape + Hessian, softmax) in one
     # process (seven start-ups of torch and CUDA cost more than seven 1-epoch trainings)
-    stage("train", [*smoke, "--evals", "whole"], mode["limit"], numbers=lambda o: run_numbers(study, METHODS))
-    if args.fast and len(unfinished(study)) == len(METHODS):
-        # nothing trained with train.fast: the same study once more without it, in a folder of its own
+    trained = stage("train", [*smoke, "--evals", "whole"], mode["limit"], numbers=lambda o: run_numbers(study, METHODS))
+    if args.fast and trained["status"] == "error" and trained["error"].startswith("exit") and \
+            len(unfinished(study)) == len(METHODS):
+        # train.fast failed (not slow) before any method finished: the same study once more without it, in
+        # a folder of its own
         (out / "suite_plain.yaml").write_text(suite_yaml(args, mode, out / "data", False))
         study, smoke = study_of(out / "study_plain", out / "suite_plain.yaml")
         log.meta["fallback"] = f"train.fast failed for every method; the study without it is {study}"
