@@ -55,7 +55,8 @@ def test_amr_explorer_draws_on_a_cold_first_run_and_reacts_to_the_alpha_slider(t
     # on which the simplex and KL-weighting figures came up blank)
     env = environment(tmp_path, REGMIX_RUNS=str(tmp_path / "runs"))
     console = []
-    with jupyter_lab(tmp_path, env) as url, browser_page() as page:
+    # tall enough for the whole explorer in one screenshot
+    with jupyter_lab(tmp_path, env) as url, browser_page(height=2100) as page:
         page.on("console", lambda message: console.append(message.text))
         failure_shot = tmp_path / "failure.png"
         tracebacks = open_and_run_all(page, url, NOTEBOOK, screenshot=failure_shot)

@@ -218,9 +218,10 @@ class AMRWeightExplorer:
                             showlegend=i == 0, row=1, col=i + 1)
         fig.update_yaxes(range=[0, 1.05])
         fig.update_xaxes(dtick=1)
-        fig.update_layout(width=min(260 * n + 120, 1100), height=300, barmode="group", template="plotly_white",
-                          margin=dict(l=40, r=10, t=60, b=30), legend=dict(orientation="h", y=1.25),
-                          title=dict(text="softmax(z / T) that the KL terms compare", y=0.97, font=dict(size=13)))
+        fig.update_layout(width=min(260 * n + 120, 1100), height=340, barmode="group", template="plotly_white",
+                          margin=dict(l=40, r=10, t=100, b=30), legend=dict(orientation="h", y=1.14, yanchor="bottom"),
+                          title=dict(text="softmax(z / T) that the KL terms compare", y=0.98, yanchor="top",
+                                     font=dict(size=13)))
         widget = figure_widget(fig)
         # (example, view) -> its bar trace; every example's ground-truth marker follows its three views
         self.softmax_bars = {(i, view): widget.data[i * (len(VIEWS) + 1) + k]
