@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import regmix.trainer as trainer_module
+from regmix.training import faults
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
@@ -34,7 +34,7 @@ def kill_after(step):
 
 def interrupted(root, monkeypatch, step=5, **train_options):
     config = tiny_config(root, "standard", **SMALL, train={"checkpoint_every": 3, **train_options})
-    monkeypatch.setattr(trainer_module.faults, "at_step", kill_after(step))
+    monkeypatch.setattr(faults, "at_step", kill_after(step))
     with pytest.raises(Killed):
         train(config)
     monkeypatch.undo()
