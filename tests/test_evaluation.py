@@ -279,6 +279,23 @@ def test_progress_bar_counts_the_points_attacked(tiny_run, digits_points, capsys
     assert capsys.readouterr().err == ""
 
 
+def test_without_tqdm_a_bar_nobody_asked_for_is_a_silent_counter(monkeypatch):
+    import sys
+    from regmix.progress import progress_bar, progress_callback
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # a bare image without tqdm: the import fails
+    bar = progress_bar(3, "study", None, unit="run")
+    bar.set_postfix_str("run a")
+    bar.update(2)
+    bar.set_postfix(loss=1.0)
+    bar.close()
+    assert bar.n == 2
+    update = progress_callback("grid")
+    update(1, 2)
+    update(2, 2)
+    with pytest.raises(ImportError):  # asked for (progress=True): the missing package says so
+        progress_bar(3, "study", True)
+
+
 class Probabilities(torch.nn.Module):
     """Returns softmax outputs instead of logits: AutoAttack's own check warns about that."""
 
