@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, List, Optional
 
+from ..checks import MAX_STEPS  # one bound for attack steps everywhere (config, method options, names)
 from ..registry import ConfigError, suggest
 from . import ATTACKS
 
 AA_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "fab-t", "apgd-t", "square")
 MULTI_STEP = ("pgd", "cw")
-MAX_STEPS = 10000
 _NAME = re.compile(r"^([a-z_]+?)(\d+)?$")
 _AA = re.compile(r"^aa(-plus)?(?::(.*))?$")
 ALLOWED = ("clean, none, fgsm, fgsm_rs, pgd, cw, pgdN, cwN (N steps), aa, aa-plus, aa:ATTACK+ATTACK (from "
