@@ -54,9 +54,15 @@ def run(model, scale, device="cpu", log=print) -> dict:
                                                     batch_size=len(y), fast=False)["loss"]
 
     contenders = {"loss_landscapes": theirs, "regmix_fast": ours_fast, "regmix_plain": ours_plain}
+    graph_error = None
     if str(device).startswith("cuda"):  # on a CPU one point per pass is already the fast path's default
         contenders["regmix_fast_loop"] = ours_fast_loop
-        contenders["regmix_fast_graph"] = ours_fast_graph
+        try:  # a capture that fails is recorded, not allowed to end the section
+            ours_fast_graph()
+            contenders["regmix_fast_graph"] = ours_fast_graph
+        except Exception as exc:
+            graph_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            log(f"[landscape] captured one-point pass failed: {graph_error}")
     timings = alternate(contenders, repeats=scale.repeats, warmup=scale.warmup, device=device)
     # Their rows: odd i evaluate j = 0..steps-1 (our columns), even i evaluate j = 1..steps (one
     # column further; the overlap is our columns 1..steps-1). docs: ../shared/docs/stack.md.
@@ -84,7 +90,8 @@ def run(model, scale, device="cpu", log=print) -> dict:
            "fast_vs_plain_speedup": ratio(timings, "regmix_plain", "regmix_fast"),
            **({"one_point_per_pass_vs_loss_landscapes": ratio(timings, "loss_landscapes", "regmix_fast_loop"),
                "captured_point_vs_loss_landscapes": ratio(timings, "loss_landscapes", "regmix_fast_graph")}
-              if "regmix_fast_loop" in timings else {}),
+              if "regmix_fast_graph" in timings else {}),
+           **({"captured_point_error": graph_error} if graph_error else {}),
            "max_abs_gap_vs_loss_landscapes": gap,
            "max_abs_gap_fast_vs_plain": float(np.abs(exact_fast - exact_plain).max()),
            **({"max_abs_gap_captured_vs_plain": float(np.abs(exact_graph - exact_plain).max())}
