@@ -23,6 +23,7 @@ from typing import List, Optional
 import torch
 
 from ..checkpoint import atomic_write_text
+from ..checks import read_json
 from ..modes import model_mode
 from ..registry import ConfigError
 
@@ -159,8 +160,9 @@ class AutoAttackRunner:
         state = {"attacks": self.attacks, "done": [], "after": {}, "robust": robust.tolist(), "n": len(y),
                  "warnings": []}
         if state_path is not None and Path(state_path).exists():
-            saved = json.loads(Path(state_path).read_text())
-            if saved.get("attacks") != self.attacks or saved.get("n") != len(y):
+            saved = read_json(state_path, "AutoAttack state")  # a FIFO, torn or foreign file: one line
+            if saved.get("attacks") != self.attacks or saved.get("n") != len(y) \
+                    or not isinstance(saved.get("robust", []), list) or len(saved.get("robust", [])) != len(y):
                 raise ConfigError(f"AutoAttack state {state_path} belongs to another evaluation "
                                   f"(attacks {saved.get('attacks')}, n {saved.get('n')}); delete it to start over")
             state = {**state, **saved}
