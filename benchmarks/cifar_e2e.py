@@ -229,6 +229,11 @@ def missing(*modules) -> list:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
+# what the stages import beyond torch and numpy (a bare GPU image may lack some): recorded, never imported here
+PACKAGES = ("yaml", "tqdm", "torchvision", "matplotlib", "plotly", "ipywidgets", "anywidget", "pyautoattack",
+            "loss_landscapes")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cifar_e2e", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], required=True)
@@ -267,7 +272,7 @@ def main(argv=None) -> int:
            "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     log = Log(out, {"device": args.device, "tiny": args.tiny, "fast": args.fast, "train_images": train_images,
                     "test_images": test_images, "budget_s": budget, "python": platform.python_version(),
-                    "torch": torch.__version__,
+                    "torch": torch.__version__, "missing_packages": missing(*PACKAGES),
                     "command": " ".join(["python -m benchmarks.cifar_e2e", *(argv if argv is not None else sys.argv[1:])])})
 
     def stage(name, cmd, limit, numbers=None, skip=None):
