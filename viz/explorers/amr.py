@@ -368,7 +368,7 @@ class AMRWeightExplorer:
         self.model, self.tuned_with = self.trained, None
         self.logits = view_logits(self.model, self.x, self.y, self.threat, seed=self.seed,
                                   start=prior_start(self.config))
-        self.fine_status.value = "reset to the trained model (the table above is the last fine-tune's answer)"
+        self.fine_status.value = "reset to the trained model (the table below is the last fine-tune's answer)"
         self.update()
 
     def _ipython_display_(self):
