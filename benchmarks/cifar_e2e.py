@@ -39,6 +39,7 @@ import torch
 
 from regmix.checkpoint import atomic_write_text
 from regmix.rundir import RunDir
+from regmix.study import read_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "regmix" / "configs" / "cifar10"
@@ -158,7 +159,10 @@ def run_child(cmd, log_path: Path, limit: float, cwd: Path, env: dict):
 
 def run_numbers(study: Path, methods, evals=("whole", "apgd", "autoattack")) -> dict:
     """Key numbers of the study's runs of these methods: epoch time, accuracies, diagnostics present."""
-    ledger = json.loads((study / "study.json").read_text()) if (study / "study.json").is_file() else {}
+    try:  # the study's own reader: each record where it belongs, OUT/runs/<run>/eval/<file>
+        ledger = read_ledger(study)
+    except Exception:  # a damaged ledger: no evaluation counts as done
+        ledger = {}
     out = {}
     for method in methods:
         run = RunDir(study / "runs" / f"{method}-seed0")

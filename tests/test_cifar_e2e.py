@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.cifar_e2e import METHODS, first_error_line, run_child
 from regmix.rundir import RunDir
+from regmix.study import read_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ def test_every_stage_ran_ok_or_was_skipped_for_a_stated_reason(e2e):
 def test_the_study_records_exist_for_every_method(e2e):
     out, _, log = e2e
     study = out / "study"
-    ledger = json.loads((study / "study.json").read_text())
+    ledger = read_ledger(study)
     trained = {s["name"]: s for s in log["stages"]}["train"]["numbers"]
     for method in METHODS:
         run = study / "runs" / f"{method}-seed0"
