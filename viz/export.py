@@ -102,12 +102,18 @@ def _save_matplotlib(fig, targets, dpi, preset, aspect):
     # a figure drawn at a preset (viz.style.figure) keeps its size: constrained layout fits it, and
     # viz.check finds what does not fit instead of a crop hiding it
     exact = preset is not None or getattr(fig, "_regmix_preset", None) is not None
+    if fig.stale:
+        # constrained layout settles over two draws: a figure is saved after the same number of them
+        # whether viz.check drew it first or not (the file does not depend on --check)
+        fig.canvas.draw()
     with matplotlib.rc_context(keep):
         for target in targets:
+            # no creation date in a PDF: regenerating a figure from the same records gives the same file
+            dated = {"metadata": {"CreationDate": None}} if target.suffix == ".pdf" else {}
             if exact:
-                fig.savefig(target, dpi=dpi)
+                fig.savefig(target, dpi=dpi, **dated)
             else:
-                fig.savefig(target, dpi=dpi, bbox_inches="tight", pad_inches=0.02)
+                fig.savefig(target, dpi=dpi, bbox_inches="tight", pad_inches=0.02, **dated)
 
 
 def _save_plotly(fig, targets, dpi, preset, aspect):
