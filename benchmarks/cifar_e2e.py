@@ -54,7 +54,7 @@ MODES = {
                  weight={"grid": 3, "n": 16, "attack": "none", "hessian_iters": 2}, softmax={"n": 16},
                  explorer=dict(n=8, grid=3, attack="none", hessian_iters=2), limit=600, aa_limit=240),
     "full": dict(train_images=20000, test_images=10000, val=1000, n=500, n_aa=200, attacks="clean,pgd20,cw20",
-                 overrides=[], weight={"grid": 5, "n": 128, "attack": "pgd10", "hessian_iters": 10},
+                 overrides=[], weight={"grid": 5, "n": 128, "attack": "fgsm", "hessian_iters": 5},
                  softmax={"n": 256}, explorer=dict(n=64, grid=5, attack="fgsm", hessian_iters=5),
                  limit=240, aa_limit=90),
 }

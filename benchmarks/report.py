@@ -236,24 +236,51 @@ def _gpu_reading(g: dict) -> list:
     busy = g.get("gpu_busy_share_eager_bf16_batch128") or {}
     small, large = best.get(("pgd_at", batches[0])), best.get(("pgd_at", batches[-1]))
     speedup = small["seconds_per_epoch"] / large["seconds_per_epoch"] if small and large and small is not large else None
+    # the busy share is the plain eager step's: read it with that step's own rate
+    plain_small = min((r for r in timed if r["method"] == "pgd_at" and r.get("batch", 128) == batches[0]
+                       and r.get("path", "plain") == "plain" and not r["compile"]),
+                      key=lambda r: r["seconds_per_epoch"], default=None)
     at_first = [r for r in timed if r["method"] == "pgd_at" and r.get("batch", 128) == batches[0]]
     compiled = min((r["seconds_per_epoch"] for r in at_first if r["compile"]), default=None)
     eager = min((r["seconds_per_epoch"] for r in at_first if not r["compile"]), default=None)
-    lines += ["", "At the recipe's batch of 128 the step is bound by its size, not by the card's arithmetic: a "
+    lines += ["", "At the recipe's batch of 128 the plain step is bound by its size, not by the card's arithmetic: a "
               "ResNet-18 pass over 128 CIFAR images gives each kernel too little work to fill the card, and the "
               "10 attack iterations are strings of such kernels with the host (Python, launches) between them"
               + (f" (the card is busy {100 * busy['pgd_at']:.0f}% of a PGD-10 step's wall time, and at "
-                 f"{small['tflops_achieved']:.0f} TFLOP/s over the whole step its kernels run far below the "
-                 "matrix-product rate)" if isinstance(busy.get("pgd_at"), float) and small and "tflops_achieved" in small else "")
+                 f"{plain_small['tflops_achieved']:.0f} TFLOP/s over the whole step its kernels run far below the "
+                 "matrix-product rate)" if isinstance(busy.get("pgd_at"), float) and plain_small
+                 and "tflops_achieved" in plain_small else "")
               + "." + (f" The same epoch at batch {batches[-1]} takes {speedup:.1f}x less time (best against best): more "
                        "work per launch, the mark of a launch-bound step." if speedup else "")
               + " torch.compile compiles the model's forward only: the attack loop, its autograd.grad calls and the "
               "method's prior stay eager, and the input's requires_grad differs between the attack's passes and the "
               "training pass (two graphs)" + (f"; at batch {batches[0]} PGD-10 AT's best compiled row takes "
                                              f"{compiled:.1f} s/epoch against {eager:.1f} eager" if compiled and eager else "")
-              + ". What would close the gap at the recipe's batch is capturing the whole step (attack included) as "
-              "one CUDA graph; not done yet."]
+              + "." + _graph_reading(g, timed)]
     return lines
+
+
+def _graph_reading(g: dict, timed: list) -> str:
+    """What capturing the step as a CUDA graph changed, from the record's plain and graph rows."""
+    def best(method, batch, path):
+        return min((r["seconds_per_epoch"] for r in timed if r["method"] == method and r.get("batch", 128) == batch
+                    and r.get("path", "plain") == path), default=None)
+    plain, graph = best("pgd_at", 128, "plain"), best("pgd_at", 128, "graph")
+    if not (plain and graph):
+        return " Capturing the whole step as one CUDA graph (train.fast on CUDA) was not measured in this record."
+    busy = (g.get("gpu_busy_share_fast_bf16_batch128") or {}).get("graph", {})
+    regmix = best("regmix", 128, "plain"), best("regmix", 128, "graph")
+    return (f" Captured as one CUDA graph (train.fast: the attack, loss and backward replayed with one launch; the "
+            f"optimiser and the EMA stay eager), PGD-10 AT's epoch at batch 128 takes {plain / graph:.1f}x less time "
+            f"({plain:.1f} to {graph:.1f} s)"
+            + (f" and RegMix's {regmix[0] / regmix[1]:.1f}x ({regmix[0]:.1f} to {regmix[1]:.1f} s)" if all(regmix) else "")
+            + (f"; the card is then busy {100 * busy['pgd_at']:.0f}% (pgd_at) and {100 * busy['regmix']:.0f}% "
+               "(regmix) of the step's wall time" if isinstance(busy.get("pgd_at"), float)
+               and isinstance(busy.get("regmix"), float) else "")
+            + ". What is left at batch 128 is mostly the card's own work on small kernels (the achieved TFLOP/s column "
+            "against the matrix-product rate): bf16 convolutions over 128 images of 32 x 32 do not reach the "
+            "rate that the floor assumes, and the eager optimiser, EMA, batch gather and augmentation between "
+            "replays leave the card idle the rest of the time (most for RegMix, whose step is shorter).")
 
 
 # section -> (heading, renderer); the page shows them in this order, CPU records first, then the GPU ones
@@ -363,12 +390,13 @@ NOTES = {
         "These are the CPU sections' own sizes (the small digits model, a few hundred to a thousand points): on a "
         "GPU a whole attack or landscape of that size takes a fraction of a second, every kernel is tiny, and the "
         "host's launches and Python set the time, not the card. The ratios below therefore compare host overhead; "
-        "their profiles (self CPU time by kind of operation) say where it goes. In the landscape, regmix's fast path "
-        "builds each grid point's weights with one elementwise operation per parameter tensor and point (stacked for "
-        "the vmap over points_per_batch points): cheap arithmetic, but one launch each, where loss-landscapes writes "
-        "the weights in place once per point. Building a batch of points' weights in one matrix product over the "
-        "flattened parameters (base + coords @ directions) would remove most of those launches; not done, since no "
-        "GPU time was left to measure it. With PyTorch's default TF32 cuDNN convolutions the fast and plain "
+        "their profiles (self CPU time by kind of operation) say where it goes; the compaction comparison repeats "
+        "its 1,000 digits 32 times on a GPU so that the card, not the host, sets the pace (its busy share is given). "
+        "In the landscape, regmix's fast path makes a pass's grid-point weights by one matrix product over the "
+        "flattened parameters (base + coords @ directions) and evaluates as many points per pass as 32,768 images' "
+        "activations allow (vmap over the stacked weights: the 11 x 11 grid in two passes); one point per pass, "
+        "eager (regmix_fast_loop) and captured as a CUDA graph replayed per point (regmix_fast_graph), are timed "
+        "beside it (records from 2026-12-04 on). With PyTorch's default TF32 cuDNN convolutions the fast and plain "
         "landscapes differ at TF32's rounding (\"at default precision\" below; each path moves about as much from "
         "its fp32 value), so the fast-equals-plain check is made with TF32 off, where they agree to float rounding: "
         "TF32 is the whole difference (records before 2026-11-26 03:49 made the check at default precision and read FAILS)."),
