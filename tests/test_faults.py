@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-import regmix.trainer as trainer_module
+import regmix.training.faults as faults_module
 from regmix.methods import METHODS
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
@@ -52,7 +52,7 @@ def test_every_method_resumes_exactly_from_a_periodic_checkpoint(tmp_path, monke
     """Stopped right after step 12 (a periodic checkpoint, mid-way through epoch 2), then resumed."""
     whole = train(small_config(tmp_path / "whole", method, ema))
     config = small_config(tmp_path / "parts", method, ema)
-    monkeypatch.setattr(trainer_module.faults, "at_step", kill_after(12))
+    monkeypatch.setattr(faults_module, "at_step", kill_after(12))
     with pytest.raises(Killed):
         train(config)
     monkeypatch.undo()
