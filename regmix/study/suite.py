@@ -154,7 +154,8 @@ def load_suite(name, *, smoke: bool = False) -> Suite:
         if "evals" in s:
             suite.evals = _evals(s["evals"], f"{where}.smoke.evals")
         suite.cost = _cost(s.get("cost", suite.cost), f"{where}.smoke.cost")
-        suite.sweeps = s.get("sweeps", suite.sweeps) or {}
+        # the smoke variant's own sweeps only: the full sweeps name the full suite's evaluations
+        suite.sweeps = s.get("sweeps") or {}
         if "diagnostics" in s:
             suite.diagnostics = _diagnostics(s["diagnostics"] or {}, f"{where}.smoke.diagnostics")
     if not isinstance(suite.sweeps, dict):
