@@ -239,3 +239,11 @@ def test_evaluations_made_elsewhere_are_merged_only_into_the_same_runs(tmp_path,
     assert main(["study", "mnist5k", "--smoke", "--out", str(tmp_path / "x"), "--eval-device", "gpu0",
                  "--methods", "standard"]) == 2
     assert "--eval-device:" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "cifar10", "cifar100", "tinyimagenet"])
+def test_every_shipped_suite_loads_whole_and_as_its_smoke_variant(name):
+    whole, smoke = load_suite(name), load_suite(name, smoke=True)
+    assert smoke.smoke and len(smoke.seeds) <= len(whole.seeds)
+    for entry in smoke.sweeps.values():  # a smoke's sweeps evaluate with the smoke's evaluations
+        assert set(entry.get("evals", [])) <= set(smoke.evals)
