@@ -143,11 +143,12 @@ def test_every_metrics_record_also_goes_to_the_configured_loggers(tmp_path, monk
         def close(self):
             seen["closed"] += 1
 
-    def create_loggers(names, run_dir):
+    def create_loggers(names, run_dir, start_step=None):
         seen["names"] = (list(names), run_dir)
         return [Fake()]
 
-    monkeypatch.setitem(sys.modules, "regmix.loggers", types.SimpleNamespace(create_loggers=create_loggers))
+    loggers = types.SimpleNamespace(create_loggers=create_loggers, start_check=lambda names: list(names))
+    monkeypatch.setitem(sys.modules, "regmix.loggers", loggers)
     config = tiny_config(tmp_path, "standard", train={"epochs": 1, "loggers": ["tensorboard"]})
     run_dir = train(config)
     assert seen["names"] == (["tensorboard"], run_dir)
