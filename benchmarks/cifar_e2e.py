@@ -84,7 +84,7 @@ def suite_yaml(args, mode: dict, data_dir: Path, fast: bool) -> str:
     """The suite: every setting in its smoke section (the variant `regmix study --smoke` runs)."""
     overrides = [f"data.data_dir={data_dir}", f"data.val_size={mode['val']}", "train.epochs=1",
                  "schedule.milestones=[]", f"eval.max_points={min(mode['val'], 256)}", "train.log_every=10",
-                 *mode["overrides"], *(["train.fast=true"] if fast else [])]
+                 *mode["overrides"], f"train.fast={str(fast).lower()}"]
     n, n_aa = mode["n"], mode["n_aa"]
     evals = {"whole": {"attacks": mode["attacks"], "n": n, "seeds": "all", "sanity": False},
              "apgd": {"attacks": "clean,aa:apgd-ce+apgd-t", "n": n_aa, "seeds": "all", "sanity": False},
