@@ -53,7 +53,7 @@ MODES = {
                             "train.channels_last=false"],
                  weight={"grid": 3, "n": 16, "attack": "none", "hessian_iters": 2}, softmax={"n": 16},
                  explorer=dict(n=8, grid=3, attack="none", hessian_iters=2), limit=600, aa_limit=240),
-    "full": dict(train_images=20000, test_images=10000, val=1000, n=500, n_aa=200, attacks="clean,pgd20,cw20",
+    "full": dict(train_images=10000, test_images=2000, val=1000, n=500, n_aa=128, attacks="clean,pgd20,cw20",
                  overrides=[], weight={"grid": 5, "n": 128, "attack": "fgsm", "hessian_iters": 5},
                  softmax={"n": 256}, explorer=dict(n=64, grid=5, attack="fgsm", hessian_iters=5),
                  limit=240, aa_limit=90),
@@ -244,8 +244,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path, help="folder for the data, the study and the logs (new or empty)")
     p.add_argument("--tiny", action="store_true", help="small_cnn width 4, a few hundred images, 1-2 step attacks (CI)")
     p.add_argument("--train-images", type=int, default=None,
-                   help="training images written (default: 200 with --tiny, else 20,000; the real set has 50,000)")
-    p.add_argument("--test-images", type=int, default=None, help="test images written (default: 100 / 10,000)")
+                   help="training images written (default: 200 with --tiny, else 10,000; the real set has 50,000)")
+    p.add_argument("--test-images", type=int, default=None, help="test images written (default: 100 / 2,000)")
     p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                    help="train.fast=true (data on the device, captured CUDA step); default: on with cuda")
     p.add_argument("--budget", type=float, default=None,
