@@ -9,31 +9,10 @@ import json
 import os
 from pathlib import Path
 
+from benchmarks.report_format import fmt_ms, fmt_s, profile_table, targets_table
+from benchmarks.report_gpu import gpu_section
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _ms(t):
-    return f"{1000 * t['median_s']:.1f} ms (spread {100 * t['spread']:.0f}%, n={t['repeats']})"
-
-
-def _s(t):
-    return f"{t['median_s']:.3f} s (spread {100 * t['spread']:.0f}%, n={t['repeats']})"
-
-
-def _targets(rows):
-    lines = ["| ratio | value | target | met | note |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['name']} | {r['value']:.3f} | {r['target']} | {'yes' if r['met'] else '**no**'} | {r.get('note', '')} |")
-    return lines
-
-
-def _profile(profiles: dict):
-    """Shares of self CPU time by kind of operation, one column per contender."""
-    kinds = sorted({k for p in profiles.values() for k in p}, key=lambda k: -max(p.get(k, 0) for p in profiles.values()))
-    lines = ["| kind | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
-    for k in kinds:
-        lines.append(f"| {k} | " + " | ".join(f"{100 * p.get(k, 0):.1f}%" for p in profiles.values()) + " |")
-    return lines
 
 
 def _skipped_or_error(section):
@@ -59,13 +38,13 @@ def _train_step(t: dict, on_gpu: bool = False) -> list:
         w = t["work"][name]
         out.append(f"| {name} | {t['threats'][name]} | {1000 * sec:.1f} ms | {w['forward_passes']} | "
                    f"{w['flop_equivalents']:.2f} | {sec / pgd:.3f} | {w['flop_equivalents'] / fpgd:.3f} |")
-    out += ["", *_targets(t["targets"]), "",
+    out += ["", *targets_table(t["targets"]), "",
             "Where the time goes (share of self CPU time by kind of operation, torch profiler):", ""]
-    out += _profile(t["profile"])
+    out += profile_table(t["profile"])
     out += ["", "EMA update, before (one lerp_/copy_ per tensor) and after (torch._foreach_lerp_ / _foreach_copy_):", "",
             "| model | tensors | before | after | speed-up | bitwise equal |", "|---|---|---|---|---|---|"]
     for name, e in t["ema_update"].items():
-        out.append(f"| {name} | {e['tensors']} | {_ms(e['timings']['per_tensor_loop'])} | {_ms(e['timings']['foreach'])} | "
+        out.append(f"| {name} | {e['tensors']} | {fmt_ms(e['timings']['per_tensor_loop'])} | {fmt_ms(e['timings']['foreach'])} | "
                    f"{e['speedup']:.2f}x | {e['bitwise_equal']} |")
     out += ["", NOTES["train_step"], ""]
     return out
@@ -77,13 +56,13 @@ def _attack(a: dict, on_gpu: bool = False) -> list:
             f"random start; torchattacks: {a['torchattacks']}.", "",
             "| attack | time | images/s | accuracy under attack |", "|---|---|---|---|"]
     for k, tm in a["timings"].items():
-        out.append(f"| {k} | {_s(tm)} | {a['images_per_s'][k]:.0f} | {100 * a['accuracy_under_attack'][k]:.1f}% |")
+        out.append(f"| {k} | {fmt_s(tm)} | {a['images_per_s'][k]:.0f} | {100 * a['accuracy_under_attack'][k]:.1f}% |")
     apgd = a.get("apgd_ce_time_per_iteration_vs_regmix_pgd_step")
-    out += ["", *_targets(a["targets"]), "",
+    out += ["", *targets_table(a["targets"]), "",
             (f"APGD-CE time per iteration / regmix PGD time per step: {apgd:.3f} (both one forward and one "
              "input-gradient pass per iteration; APGD adds its step-size schedule and keeps the best point)."
              if apgd is not None else "APGD-CE not measured here (pyautoattack absent)."),
-            "", "Where the time goes (share of self CPU time by kind of operation):", "", *_profile(a["profile"]), ""]
+            "", "Where the time goes (share of self CPU time by kind of operation):", "", *profile_table(a["profile"]), ""]
     return out
 
 
@@ -98,8 +77,8 @@ def _eval(e: dict, on_gpu: bool = False) -> list:
             "the final iterate) is shown for reference.", "",
             "| path | time | accuracy under attack |", "|---|---|---|"]
     for k, tm in e["timings"].items():
-        out.append(f"| {k} | {_s(tm)} | {100 * e['accuracy_under_attack'][k]:.1f}% |")
-    out += ["", *_targets(e["targets"]), "", f"Plain PGD-20 / compacted: {e['plain_pgd20_vs_compacted']:.2f}x.", ""]
+        out.append(f"| {k} | {fmt_s(tm)} | {100 * e['accuracy_under_attack'][k]:.1f}% |")
+    out += ["", *targets_table(e["targets"]), "", f"Plain PGD-20 / compacted: {e['plain_pgd20_vs_compacted']:.2f}x.", ""]
     if e.get("gpu_busy_share"):
         out += ["Share of the wall time the card spends in kernels (torch profiler): "
                 + ", ".join(f"{k} {v}" for k, v in e["gpu_busy_share"].items()) + ".", ""]
@@ -112,15 +91,15 @@ def _landscape(ls: dict, on_gpu: bool = False) -> list:
             "and end points for both tools (loss-landscapes' row offset accounted for when comparing values).", "",
             "| path | time |", "|---|---|"]
     for k, tm in ls["timings"].items():
-        out.append(f"| {k} | {_s(tm)} |")
-    out += ["", *_targets(ls["targets"]), "",
+        out.append(f"| {k} | {fmt_s(tm)} |")
+    out += ["", *targets_table(ls["targets"]), "",
             f"Fast / plain regmix path: {ls['fast_vs_plain_speedup']:.2f}x; largest loss gap to loss-landscapes "
             f"{ls['max_abs_gap_vs_loss_landscapes']:.2g}, fast vs plain {ls['max_abs_gap_fast_vs_plain']:.2g}"
             + (f" (TF32 off; at default precision {ls['max_abs_gap_fast_vs_plain_default_precision']:.2g})"
                if on_gpu and "max_abs_gap_fast_vs_plain_default_precision" in ls else "")
             + ".", "",
             "Where the time goes (share of self CPU time by kind of operation, one whole surface each):", "",
-            *_profile(ls["profile"]), "", NOTES["landscape"], "",
+            *profile_table(ls["profile"]), "", NOTES["landscape"], "",
             # on a GPU the profile's shares are the host's launch time, not the arithmetic: no ceiling from them
             *([] if on_gpu else _landscape_ceiling(ls))]
     return out
@@ -146,8 +125,8 @@ def _autoattack(aa: dict, on_gpu: bool = False) -> list:
             f"Square queries {aa['square_queries']}; same robust flags: {aa['agree']}.", "",
             "| path | time | accuracy under attack |", "|---|---|---|"]
     for k, tm in aa["timings"].items():
-        out.append(f"| {k} | {_s(tm)} | {100 * aa['accuracy_under_attack'][k]:.1f}% |")
-    out += ["", *_targets(aa["targets"]), ""]
+        out.append(f"| {k} | {fmt_s(tm)} | {100 * aa['accuracy_under_attack'][k]:.1f}% |")
+    out += ["", *targets_table(aa["targets"]), ""]
     return out
 
 
@@ -173,116 +152,6 @@ def _memory(mem: dict, on_gpu: bool = False) -> list:
     return out
 
 
-def _gpu(g: dict, on_gpu: bool = False) -> list:
-    out = []
-    prec = g.get("precision", {})
-    out += [f"{g['device']}: {g['model']}, {g['data']}, seconds per epoch of {g['epoch_images']:,} images "
-            f"(extrapolated from timed steps). fp32 rows use PyTorch's defaults (cuDNN TF32 convolutions: "
-            f"{prec.get('cudnn_allow_tf32')}; TF32 matrix products: {prec.get('matmul_allow_tf32')}); bf16 rows "
-            "autocast the model's passes (the attack's included) to bfloat16.", "",
-            "Floating-point floor: one step's conv and linear FLOPs (torch.utils.flop_counter, batch 128: "
-            + ", ".join(f"{m} {v:.2f} TFLOP" for m, v in g["step_tflop_batch128"].items())
-            + f") over this card's measured bf16 matrix-product rate ({g['matmul_tflops']['bf16']:.0f} TFLOP/s; "
-            + f"fp32 {g['matmul_tflops']['fp32']:.0f}): "
-            + ", ".join(f"{m} {v:.2f} s/epoch" for m, v in g["floor_s_per_epoch_bf16"].items())
-            + f". The issue's estimate: {g['estimated_limit']}.", "",
-            *(["Share of the wall time the GPU spends in kernels (eager, bf16, channels_last, batch 128; torch "
-               "profiler): " + ", ".join(f"{m} {v}" for m, v in g["gpu_busy_share_eager_bf16_batch128"].items())
-               + ". Below 1, the step waits on the host: Python, kernel launches, the attack's small kernels.", ""]
-              if g.get("gpu_busy_share_eager_bf16_batch128") else []),
-            *(["The same share for the train.fast step (bf16, channels_last, batch 128): "
-               + "; ".join(f"{path}: " + ", ".join(f"{m} {v}" for m, v in shares.items())
-                           for path, shares in g["gpu_busy_share_fast_bf16_batch128"].items())
-               + " (a captured graph's kernels are counted where the profiler sees them inside a replay).", ""]
-              if g.get("gpu_busy_share_fast_bf16_batch128") else []),
-            "Step: plain is the method's loss, backward and optimiser step on batches already on the card; fast is "
-            "train.fast (regmix/training/step.py: uint8 data on the card, augmentation there, sums kept on the card, "
-            "no host read, the recipes' SGD and EMA); graph is fast with the forward, attack and backward captured "
-            "once as a CUDA graph and replayed.", "",
-            "| method | step | dtype | compile | channels_last | batch | s/epoch | TFLOP/s achieved | warm-up s |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for r in g["rows"]:
-        head = (f"| {r['method']} | {r.get('path', 'plain')} | {r['dtype']} | {r['compile']} | {r['channels_last']} | "
-                f"{r.get('batch', 128)} |")
-        if "skipped" in r:
-            out.append(f"{head} not measured: {r['skipped']} | | |")
-        else:
-            out.append(f"{head} {r['seconds_per_epoch']:.1f} | {r.get('tflops_achieved', float('nan')):.0f} | "
-                       f"{r['warmup_s']:.1f} |")
-    out += ["", *_targets(g["targets"]), "", *_gpu_reading(g)]
-    return out
-
-
-def _gpu_reading(g: dict) -> list:
-    """What the GPU table says, with its numbers taken from the record."""
-    timed = [r for r in g["rows"] if "seconds_per_epoch" in r]
-    best = {}
-    for r in timed:
-        key = (r["method"], r.get("batch", 128))
-        if key not in best or r["seconds_per_epoch"] < best[key]["seconds_per_epoch"]:
-            best[key] = r
-    floor = g["floor_s_per_epoch_bf16"]
-
-    def describe(method, batch):
-        r = best.get((method, batch))
-        if r is None:
-            return f"{method} at batch {batch}: not measured"
-        return (f"{method} at batch {batch}: {r['seconds_per_epoch']:.1f} s/epoch ({r.get('path', 'plain')} step, "
-                f"{r['dtype']}, compile {r['compile']}, "
-                f"channels_last {r['channels_last']}), {r['seconds_per_epoch'] / floor[method]:.1f}x its floor of "
-                f"{floor[method]:.2f} s")
-    batches = sorted({b for _, b in best})
-    lines = ["Reading the table. Best configurations: " + "; ".join(describe(m, b) for b in batches for m in floor) + "."]
-    busy = g.get("gpu_busy_share_eager_bf16_batch128") or {}
-    small, large = best.get(("pgd_at", batches[0])), best.get(("pgd_at", batches[-1]))
-    speedup = small["seconds_per_epoch"] / large["seconds_per_epoch"] if small and large and small is not large else None
-    # the busy share is the plain eager step's: read it with that step's own rate
-    plain_small = min((r for r in timed if r["method"] == "pgd_at" and r.get("batch", 128) == batches[0]
-                       and r.get("path", "plain") == "plain" and not r["compile"]),
-                      key=lambda r: r["seconds_per_epoch"], default=None)
-    at_first = [r for r in timed if r["method"] == "pgd_at" and r.get("batch", 128) == batches[0]]
-    compiled = min((r["seconds_per_epoch"] for r in at_first if r["compile"]), default=None)
-    eager = min((r["seconds_per_epoch"] for r in at_first if not r["compile"]), default=None)
-    lines += ["", "At the recipe's batch of 128 the plain step is bound by its size, not by the card's arithmetic: a "
-              "ResNet-18 pass over 128 CIFAR images gives each kernel too little work to fill the card, and the "
-              "10 attack iterations are strings of such kernels with the host (Python, launches) between them"
-              + (f" (the card is busy {100 * busy['pgd_at']:.0f}% of a PGD-10 step's wall time, and at "
-                 f"{plain_small['tflops_achieved']:.0f} TFLOP/s over the whole step its kernels run far below the "
-                 "matrix-product rate)" if isinstance(busy.get("pgd_at"), float) and plain_small
-                 and "tflops_achieved" in plain_small else "")
-              + "." + (f" The same epoch at batch {batches[-1]} takes {speedup:.1f}x less time (best against best): more "
-                       "work per launch, the mark of a launch-bound step." if speedup else "")
-              + " torch.compile compiles the model's forward only: the attack loop, its autograd.grad calls and the "
-              "method's prior stay eager, and the input's requires_grad differs between the attack's passes and the "
-              "training pass (two graphs)" + (f"; at batch {batches[0]} PGD-10 AT's best compiled row takes "
-                                             f"{compiled:.1f} s/epoch against {eager:.1f} eager" if compiled and eager else "")
-              + "." + _graph_reading(g, timed)]
-    return lines
-
-
-def _graph_reading(g: dict, timed: list) -> str:
-    """What capturing the step as a CUDA graph changed, from the record's plain and graph rows."""
-    def best(method, batch, path):
-        return min((r["seconds_per_epoch"] for r in timed if r["method"] == method and r.get("batch", 128) == batch
-                    and r.get("path", "plain") == path), default=None)
-    plain, graph = best("pgd_at", 128, "plain"), best("pgd_at", 128, "graph")
-    if not (plain and graph):
-        return " Capturing the whole step as one CUDA graph (train.fast on CUDA) was not measured in this record."
-    busy = (g.get("gpu_busy_share_fast_bf16_batch128") or {}).get("graph", {})
-    regmix = best("regmix", 128, "plain"), best("regmix", 128, "graph")
-    return (f" Captured as one CUDA graph (train.fast: the attack, loss and backward replayed with one launch; the "
-            f"optimiser and the EMA stay eager), PGD-10 AT's epoch at batch 128 takes {plain / graph:.1f}x less time "
-            f"({plain:.1f} to {graph:.1f} s)"
-            + (f" and RegMix's {regmix[0] / regmix[1]:.1f}x ({regmix[0]:.1f} to {regmix[1]:.1f} s)" if all(regmix) else "")
-            + (f"; the card is then busy {100 * busy['pgd_at']:.0f}% (pgd_at) and {100 * busy['regmix']:.0f}% "
-               "(regmix) of the step's wall time" if isinstance(busy.get("pgd_at"), float)
-               and isinstance(busy.get("regmix"), float) else "")
-            + ". What is left at batch 128 is mostly the card's own work on small kernels (the achieved TFLOP/s column "
-            "against the matrix-product rate): bf16 convolutions over 128 images of 32 x 32 do not reach the "
-            "rate that the floor assumes, and the eager optimiser, EMA, batch gather and augmentation between "
-            "replays leave the card idle the rest of the time (most for RegMix, whose step is shorter).")
-
-
 # section -> (heading, renderer); the page shows them in this order, CPU records first, then the GPU ones
 SECTIONS = {"train_step": ("1. Training step", _train_step),
             "attack": ("2. Attack throughput", _attack),
@@ -290,7 +159,7 @@ SECTIONS = {"train_step": ("1. Training step", _train_step),
             "landscape": ("4. Weight landscape", _landscape),
             "autoattack": ("5. AutoAttack: regmix's adapter vs pyautoattack direct", _autoattack),
             "memory": ("6. Memory", _memory),
-            "gpu": ("GPU", _gpu)}
+            "gpu": ("GPU", gpu_section)}
 
 
 def _ran(section) -> bool:

@@ -82,7 +82,8 @@ def test_library_modules_never_import_the_command_line():
 
 
 def test_no_module_is_over_400_lines():
-    lengths = {rel(p): len(p.read_text().splitlines()) for pkg in ("regmix", "viz") for p in modules(pkg)}
+    lengths = {rel(p): len(p.read_text().splitlines()) for pkg in ("regmix", "viz", "benchmarks") for p in modules(pkg)}
+    assert "benchmarks/report.py" in lengths  # the rule reaches benchmarks/ too
     too_long = {k: n for k, n in lengths.items() if n > MAX_LINES and k not in TOO_LONG_FOR_NOW}
     assert not too_long
 
