@@ -160,7 +160,6 @@ def measure(device: str, steps: int, *, model_name="resnet18", image=32, batches
     """One row per configuration; once `budget_s` seconds have passed, the remaining configurations are
     recorded as skipped (not measured) rather than left out silently."""
     rows, began = [], time.perf_counter()
-    sync = synchronizer(device)
     for compiled, batch, dtype, cl, method in configurations(methods, dtypes, compiles, channels_lasts, batches):
         row = {"method": method, "dtype": dtype, "compile": compiled, "channels_last": cl, "batch": batch}
         if budget_s is not None and rows and time.perf_counter() - began > budget_s:  # the first always runs
@@ -171,38 +170,48 @@ def measure(device: str, steps: int, *, model_name="resnet18", image=32, batches
             # Dynamo's guards hold the model instance: without a reset every fresh model of a configuration
             # recompiles the same forward until its recompile limit sends it back to eager
             torch._dynamo.reset()
-        try:
-            step = Step(method, dtype, compiled, cl, batch, device, model_name, image)
-            start = time.perf_counter()
-            for _ in range(3):  # warm-up: compilation, cuDNN autotuning
-                step()
-            sync()
-            warm = time.perf_counter() - start
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            sync()
-            per_step = (time.perf_counter() - start) / steps
-        except Exception as exc:  # one configuration that fails (a compiler error) must not hide the others
-            rows.append({**row, "skipped": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"})
-            log(f"[gpu] {method} {dtype} compile={compiled} channels_last={cl} batch={batch}: {rows[-1]['skipped']}")
-            continue
-        row.update(seconds_per_step=per_step, seconds_per_epoch=per_step * math.ceil(EPOCH_IMAGES / batch),
-                   warmup_s=warm)
-        if flops and method in flops:
-            row["tflops_achieved"] = flops[method] * batch / 128 / per_step / 1e12
-        rows.append(row)
-        log(f"[gpu] {method} {dtype} compile={compiled} channels_last={cl} batch={batch}: "
-            f"{row['seconds_per_epoch']:.1f} s/epoch (warm-up {warm:.0f} s)")
-        del step
+        label = f"{method} {dtype} compile={compiled} channels_last={cl} batch={batch}"
+        rows.append(_timed(row, lambda: Step(method, dtype, compiled, cl, batch, device, model_name, image),
+                           warmup=3, steps=steps, device=device, flops=flops, label=label, log=log))
     return rows
+
+
+def _timed(row, make_step, *, warmup, steps, device, flops, label, log, check=None) -> dict:
+    """One configuration's row: `warmup` untimed steps (compilation, cuDNN's choices, a capture), then
+    `steps` timed; s/epoch from the timed steps. A configuration that fails (a compiler error) is recorded
+    as failed, so that it never hides the others; `check(step)` may refuse a step after it ran."""
+    sync = synchronizer(device)
+    try:
+        step = make_step()
+        start = time.perf_counter()
+        for _ in range(warmup):
+            step()
+        sync()
+        warm = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        per_step = (time.perf_counter() - start) / steps
+        if check is not None:
+            check(step)
+    except Exception as exc:
+        row = {**row, "skipped": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
+        log(f"[gpu] {label}: {row['skipped']}")
+        return row
+    row = {**row, "seconds_per_step": per_step, "seconds_per_epoch": per_step * math.ceil(EPOCH_IMAGES / row["batch"]),
+           "warmup_s": warm}
+    if flops and row["method"] in flops:
+        row["tflops_achieved"] = flops[row["method"]] * row["batch"] / 128 / per_step / 1e12
+    log(f"[gpu] {label}: {row['seconds_per_epoch']:.2f} s/epoch (warm-up {warm:.1f} s)")
+    return row
 
 
 def measure_paths(device, steps, *, methods=("pgd_at", "regmix"), batches=(128, 512), paths=("fast", "graph"),
                   model_name="resnet18", image=32, flops=None, log=print) -> list:
     """The train.fast step (DeviceDataStep), eagerly ('fast') and captured ('graph'), bf16 channels_last:
     rows in the same form as measure()'s, with a 'path' key. A graph's warm-up includes its capture."""
-    rows, sync = [], synchronizer(device)
+    rows = []
     for batch in batches:
         for path in paths:
             for method in methods:
@@ -211,33 +220,17 @@ def measure_paths(device, steps, *, methods=("pgd_at", "regmix"), batches=(128, 
                 if path == "graph" and not str(device).startswith("cuda"):
                     rows.append({**row, "skipped": "CUDA graphs need a CUDA device"})
                     continue
-                try:
-                    step = DeviceDataStep(method, "bf16", path == "graph", True, batch, device, model_name, image)
-                    start = time.perf_counter()
-                    for _ in range(5):  # 3 eager steps, the capture, a first replay
-                        step()
-                    sync()
-                    warm = time.perf_counter() - start
-                    start = time.perf_counter()
-                    for _ in range(steps):
-                        step()
-                    sync()
-                    per_step = (time.perf_counter() - start) / steps
-                    if path == "graph" and step.step.graph is None and str(device).startswith("cuda"):
-                        raise RuntimeError("the step was not captured")
-                except Exception as exc:
-                    rows.append({**row, "skipped": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"})
-                    log(f"[gpu] {method} {path} batch={batch}: {rows[-1]['skipped']}")
-                    continue
-                row.update(seconds_per_step=per_step, seconds_per_epoch=per_step * math.ceil(EPOCH_IMAGES / batch),
-                           warmup_s=warm)
-                if flops and method in flops:
-                    row["tflops_achieved"] = flops[method] * batch / 128 / per_step / 1e12
-                rows.append(row)
-                log(f"[gpu] {method} {path} bf16 channels_last batch={batch}: {row['seconds_per_epoch']:.2f} s/epoch "
-                    f"(warm-up {warm:.1f} s)")
-                del step
+                rows.append(_timed(
+                    row, lambda: DeviceDataStep(method, "bf16", path == "graph", True, batch, device, model_name, image),
+                    warmup=5, steps=steps, device=device, flops=flops,  # 3 eager steps, the capture, a first replay
+                    label=f"{method} {path} bf16 channels_last batch={batch}", log=log,
+                    check=_captured if path == "graph" else None))
     return rows
+
+
+def _captured(step):
+    if step.step.graph is None:
+        raise RuntimeError("the step was not captured")
 
 
 def run(scale, device, log=print, budget_s=250) -> dict:
