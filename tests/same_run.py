@@ -1,7 +1,10 @@
 """Two runs that must have ended alike (one interrupted and resumed, one not), compared bit for bit."""
+import pytest
 import torch
 
+import regmix.training.faults as faults
 from regmix.rundir import RunDir
+from regmix.trainer import Trainer, train
 
 TIMING = ("images_per_s", "epoch_time_s")  # the only fields of metrics.jsonl that may differ
 
@@ -40,3 +43,29 @@ def assert_same_run(a_dir, b_dir):
     assert metrics_without_timing(a_dir) == metrics_without_timing(b_dir)
     for d in (a_dir, b_dir):
         assert len(RunDir(d).metrics_path.read_text().splitlines()) == len(RunDir(d).metrics())  # no torn line
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(step):
+    """A fault hook (regmix.training.faults.at_step) that kills the run at the end of training step `step`."""
+    def at_step(current):
+        if current == step:
+            raise Killed(step)
+    return at_step
+
+
+def assert_resumes_exactly(config_of, root, monkeypatch, step):
+    """config_of(folder) -> Config: a run killed after `step` and resumed ends as one never stopped.
+    Returns the uninterrupted run's folder."""
+    whole = train(config_of(root / "whole"))
+    parts = config_of(root / "parts")
+    with monkeypatch.context() as m:
+        m.setattr(faults, "at_step", kill_after(step))
+        with pytest.raises(Killed):
+            train(parts)
+    Trainer(parts, resume=True).fit()
+    assert_same_run(whole, parts.run_dir)
+    return whole

@@ -47,7 +47,7 @@ from regmix.config import load_config  # noqa: E402
 from regmix.registry import ConfigError  # noqa: E402
 
 from conftest import tiny_config  # noqa: E402
-from same_run import assert_same_run  # noqa: E402
+from same_run import assert_resumes_exactly  # noqa: E402
 
 
 def bn_model():
@@ -163,26 +163,12 @@ def test_the_gate_is_refused_for_a_method_without_an_attack_ratio():
 
 
 def test_a_gated_run_resumes_exactly(tmp_path, monkeypatch):
-    import regmix.trainer as trainer_module
-    from regmix.trainer import Trainer, train
-
     def config(root):
         return tiny_config(root, "pgk", data={"batch_size": 128}, threat={"eps": 0.1, "step": 0.1},
                            eval={"steps": 2, "max_points": 64},
                            train={"epochs": 2, "ema": True, "ema_gate": 0.82, "ema_buffers": "average",
                                   "checkpoint_every": 3})
-    whole = train(config(tmp_path / "whole"))
-    parts = config(tmp_path / "parts")
-
-    def kill(step):
-        if step == 12:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(trainer_module.faults, "at_step", kill)
-    with pytest.raises(KeyboardInterrupt):
-        train(parts)
-    monkeypatch.undo()
-    Trainer(parts, resume=True).fit()
-    assert_same_run(whole, parts.run_dir)
+    assert_resumes_exactly(config, tmp_path, monkeypatch, step=12)
 
 
 def test_before_8991_updates_the_gate_never_binds():

@@ -20,7 +20,7 @@ from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
 
 from conftest import tiny_config
-from same_run import assert_same_run
+from same_run import Killed, assert_same_run, kill_after
 
 # small enough for CI: 10 steps an epoch (batch 128 of 1,257 digits), 2 epochs, 2-step attacks
 SMALL = dict(data={"batch_size": 128}, threat={"eps": 0.1, "step": 0.05, "steps": 2},
@@ -31,17 +31,6 @@ SMALL = dict(data={"batch_size": 128}, threat={"eps": 0.1, "step": 0.05, "steps"
 def small_config(root, method, ema, **train_options):
     return tiny_config(root, method, **SMALL, train={"epochs": 2, "ema": ema, "checkpoint_every": 3,
                                                    **train_options})
-
-
-class Killed(Exception):
-    pass
-
-
-def kill_after(step):
-    def at_step(current):
-        if current == step:
-            raise Killed(step)
-    return at_step
 
 
 METHOD_CASES = [(name, i % 2 == 0) for i, name in enumerate(METHODS.names())]

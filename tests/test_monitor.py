@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import regmix
-import regmix.trainer as trainer_module
 from regmix.attacks import PGD
 from regmix.evaluation.flags import robust_flags, stack
 from regmix.rundir import RunDir
@@ -16,6 +15,7 @@ from regmix.trainer import Trainer, train
 from regmix.training.monitor import masking_history, monitor_flags, monitor_record, overfit
 
 from conftest import tiny_config
+from same_run import assert_resumes_exactly
 
 
 class Linear(torch.nn.Module):
@@ -146,25 +146,12 @@ def test_without_the_option_training_goes_on_through_the_flag(tmp_path, monkeypa
 
 
 def test_the_monitor_runs_in_training_and_resumes_exactly(tmp_path, monkeypatch):
-    from same_run import assert_same_run
-
     def config(root):
         return tiny_config(root, "fgsm_rs", data={"batch_size": 256}, eval={"steps": 2, "monitor_points": 64,
                                                                              "monitor_steps": 3},
                            train={"epochs": 2, "checkpoint_every": 3})
-    whole = train(config(tmp_path / "whole"))
+    whole = assert_resumes_exactly(config, tmp_path, monkeypatch, step=5)
     record = RunDir(whole).metrics("epoch")[-1]
     assert {"val_monitor_pgd", "val_monitor_strong", "val_monitor_fgsm", "val_monitor_pgd_gap",
             "val_monitor_fgsm_gap", "val_monitor_flagged"} <= set(record)
     assert record["val_monitor_strong"] <= record["val_monitor_pgd"]
-    parts = config(tmp_path / "parts")
-
-    def kill(step):
-        if step == 5:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(trainer_module.faults, "at_step", kill)
-    with pytest.raises(KeyboardInterrupt):
-        train(parts)
-    monkeypatch.undo()
-    Trainer(parts, resume=True).fit()
-    assert_same_run(whole, parts.run_dir)

@@ -16,20 +16,10 @@ from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
 
 from conftest import tiny_config
+from same_run import Killed, kill_after
 
 # 20 steps an epoch (64 of 1,257 digits), last.pt every 3 steps
 SMALL = dict(threat={"eps": 0.1, "step": 0.05, "steps": 2}, eval={"steps": 2, "max_points": 64})
-
-
-class Killed(Exception):
-    pass
-
-
-def kill_after(step):
-    def at_step(current):
-        if current == step:
-            raise Killed(step)
-    return at_step
 
 
 def interrupted(root, monkeypatch, step=5, **train_options):
