@@ -291,9 +291,7 @@ NOTES = {
         "allow (see the GPU part of this page). The small model's first convolution has a single input channel, "
         "a poor shape for oneDNN, and stays in both; on it a channels-last input cannot be told from a plain one, "
         "so its output comes out in the plain layout and is copied to channels-last before the second "
-        "convolution, once per grid point (most of the fast path's 'elementwise' share: torch profiler by input "
-        "shape, 2026-12-04). Channels-last still measured faster than the plain layout here (3.7 s against 5.0 s "
-        "for a 7 x 7 grid)."),
+        "convolution, once per grid point (most of the fast path's 'elementwise' share)."),
     "prior": (
         "Why not half precision: a run stores eta after projecting into the [0, 1] box, (x + eta).clamp(0, 1) - x, "
         "and float rounding of x + eta leaves values that are neither multiples of the step nor representable in "
