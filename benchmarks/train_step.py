@@ -15,7 +15,7 @@ from .profiling import profile_shares
 from .timing import alternate, ratio, target
 
 METHODS = ("standard", "pgd_at", "trades", "pgk", "regmix")
-# the paper's RegMix, with AGR (its clean pass) as every recipe runs it; regmix's own default is gamma 0
+# the paper's RegMix, with AGR (its clean pass), as its defaults and every recipe have it (gamma 1.0)
 # since the mnist5k study (docs/results), which would time a cheaper method than the recipes train
 OPTIONS = {"regmix": {"gamma": 1.0}}
 EPS = 0.1  # the demo recipes' Linf eps

@@ -1,7 +1,7 @@
 """The figures of a study's results folder (`regmix study SUITE --results DIR`), drawn from
 DIR/results.json and the records copied beside it; nothing is computed here.
 
-    claims          RegMix minus each baseline per primary metric, with its bootstrap interval
+    claims          each claim's subject minus each baseline per primary metric, with its bootstrap interval
     convergence     robust validation accuracy per epoch, mean and min-max band over seeds
     alpha_beta      the alpha x beta sweep as heatmaps (clean, PGD-20)
     sweeps          robust accuracy against gamma and temperature
@@ -44,7 +44,8 @@ VERDICT_MARKERS = {"holds": ("o", True), "reversed": ("X", True)}   # anything e
 
 @styled
 def plot_claims(results, preset="double"):
-    """A forest plot per primary metric, in the metric's own units: RegMix minus each baseline with its
+    """A forest plot per primary metric, in the metric's own units: each claim's subject (RegMix unless
+    the claim names another, e.g. a PGD-AT control) minus each baseline with its
     95% bootstrap interval over seeds, one row per (claim, baseline). Colour: the baseline's; filled
     circle: the claim holds, cross: reversed, hollow: unclear."""
     panels = {}
@@ -52,7 +53,9 @@ def plot_claims(results, preset="double"):
         variant = " (LS off)" if claim["id"].endswith("_no_smoothing") else ""
         for r in claim["rows"]:
             if r["metric"] in claim["primary"] and r["verdict"] != "no data":
-                panels.setdefault(r["metric"], []).append((f"vs {r['against']}{variant}", r))
+                subject = claim.get("subject", "RegMix")
+                who = "" if subject == "RegMix" else f"{subject} "
+                panels.setdefault(r["metric"], []).append((f"{who}vs {r['against']}{variant}", r))
     ncols = 2
     nrows = max(-(-len(panels) // ncols), 1)
     height = sum(0.55 + 0.16 * max(len(v) for v in list(panels.values())[i:i + ncols])
@@ -73,9 +76,9 @@ def plot_claims(results, preset="double"):
         unit = _unit(metric)
         better = "> 0" if _higher(metric) else "< 0"
         ax.set_title(metric, fontsize=7)
-        ax.set_xlabel(f"RegMix minus baseline{f' ({unit})' if unit else ''}; {better} favours RegMix", fontsize=6)
-    fig.suptitle("RegMix minus each baseline, mean over seeds and 95% bootstrap interval; "
-                 "filled: claim holds, cross: reversed, hollow: unclear", fontsize=7)
+        ax.set_xlabel(f"subject - baseline{f' ({unit})' if unit else ''}; {better}: subject better", fontsize=6)
+    fig.suptitle("Subject (RegMix unless a row names another) minus each baseline, mean over seeds and 95%\n"
+                 "bootstrap interval; filled: claim holds, cross: reversed, hollow: unclear", fontsize=7)
     return fig
 
 

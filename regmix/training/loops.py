@@ -64,7 +64,7 @@ class EpochLoops:
             log.flush()
             self._save_last(epoch, done, state())
             if stop:
-                raise self._stopped(f"at epoch {epoch + 1}, step {self.step}; a checkpoint was written:")
+                raise self._stopped(f"at epoch {epoch + 1}, step {self.step}; a checkpoint was written")
         faults.at_step(self.step)  # tests only: REGMIX_FAULT=kill@step:K
 
     def _loader_steps(self, epoch, start_batch, partial, log, bar):
