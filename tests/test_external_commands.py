@@ -69,9 +69,9 @@ def test_landscape_reads_the_data_from_data_dir(digits_model, tmp_path, monkeypa
     seen = {}
     real = compute.fixed_subset
 
-    def spy(config, split, n, *, data_dir=None):
-        seen["data_dir"] = data_dir
-        return real(config, split, n, data_dir=data_dir)
+    def spy(config, split, n, **options):
+        seen["data_dir"] = options.get("data_dir")
+        return real(config, split, n, **options)
     monkeypatch.setattr(compute, "fixed_subset", spy)
     path, _ = digits_model
     assert main(["landscape", str(path), "--grid", "2", "--n", "8", "--attack", "none", "--hessian-iters", "0",
