@@ -96,9 +96,10 @@ class Trainer(EpochLoops):
         # train.fast: the training split on the device, batches made there, no host read inside a step
         # (training/device_data.py, training/step.py); on CUDA the step is captured as a CUDA graph
         self.device_batches = DeviceBatches(ds, self.sampler, self.device, seed=c.train.seed) if c.train.fast else None
-        graph = c.train.fast and c.train.cuda_graph and self.device.type == "cuda" and not dist.active()
-        if c.train.fast and c.train.cuda_graph and self.device.type == "cuda" and dist.active():
+        graph = c.train.fast and c.train.cuda_graph and self.device.type == "cuda"
+        if graph and dist.active():
             self._print("note: train.cuda_graph is not used under torchrun (DDP); the fast step runs eagerly")
+            graph = False
         self.device_step = None
         n_val = len(self.val_set) if c.eval.max_points is None else min(c.eval.max_points, len(self.val_set))
         self.val_points = stack(DataLoader(torch.utils.data.Subset(self.val_set, range(self.rank, n_val, self.world)),

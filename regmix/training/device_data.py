@@ -63,9 +63,6 @@ class DeviceBatches:
         self.order = None
         self.draws = None
 
-    def __len__(self):
-        return self.sampler.batches_per_epoch()
-
     def set_epoch(self, epoch: int):
         """The epoch's order (this rank's indices) and its augmentation draws, made once."""
         self.order = self.sampler.rank_indices().to(self.device)

@@ -126,6 +126,17 @@ class EpochLoops:
                     f"{self.run.checkpoint('last')}")
             return sums, seen
 
+        def values():  # the step record: read only when one is written
+            read()
+            latest = step.last_values()
+            if bar is not None:
+                bar.set_postfix(loss=f"{latest['loss']:.3f}")
+            return latest
+
+        def state():  # a checkpoint's partial sums
+            sums, seen = read()
+            return {"sums": sums, "seen": seen, "skipped": 0, "elapsed": partial["elapsed"] + time.time() - start}
+
         for batch_index in range(start_batch, self.steps_per_epoch):
             x, y, index = self.device_batches.batch(batch_index)
             if batch_index == start_batch:
@@ -139,17 +150,6 @@ class EpochLoops:
             stop = self._reduce_flags(False)[1] if dist.active() else self._stop_signal is not None
             if bar is not None:
                 bar.update(1)
-
-            def values():
-                read()
-                latest = step.last_values()
-                if bar is not None:
-                    bar.set_postfix(loss=f"{latest['loss']:.3f}")
-                return latest
-
-            def state():
-                sums, seen = read()
-                return {"sums": sums, "seen": seen, "skipped": 0, "elapsed": partial["elapsed"] + time.time() - start}
 
             self._after_step(epoch, batch_index + 1, log, values, stop, state)
         sums, seen = read()

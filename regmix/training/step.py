@@ -47,7 +47,6 @@ class DeviceStep:
         self.graph = None
         self.captured_for = None   # (batch shape, threat) of the captured graph
         self.eager_left = WARMUP_STEPS
-        self.replays = 0
 
     # -------------------------------------------------------------- running sums
 
@@ -115,7 +114,6 @@ class DeviceStep:
             for static, new in zip(self.static, (x, y, index)):
                 static.copy_(new)
             self.graph.replay()
-            self.replays += 1
             return None
         if self.eager_left > 0:
             self.eager_left -= 1
@@ -141,5 +139,4 @@ class DeviceStep:
             self._capturing = False
         self.graph, self.captured_for = graph, key
         graph.replay()  # the capture recorded the step; this runs it for this batch
-        self.replays += 1
         self.eager_left = 1  # a later re-capture (new threat) needs only one eager step first
