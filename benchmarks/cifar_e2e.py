@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from regmix.checkpoint import atomic_write_text
+from regmix.files import atomic_write_text
 from regmix.rundir import RunDir
 from regmix.study import read_ledger
 

@@ -385,5 +385,5 @@ def resolved_dict(data: dict) -> dict:
 
 def save_config(config: Config, path):
     """Write config.yaml resolved (method defaults filled in)."""
-    from .checkpoint import atomic_write_text
+    from .files import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(config.resolved().to_dict(), sort_keys=False))

@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
+from .files import atomic_write_text
 from .config import load_config
 from .registry import ConfigError
 from .rundir import RunDir

@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import List, Optional
 
 from .checks import regular_file
+from .files import atomic_write_text
 from .lock import FolderLock
+from .registry import ConfigError
+from .yaml_text import load_yaml_text
 
 STATES = ("running", "stopped", "failed", "complete")
 
@@ -72,7 +75,6 @@ class RunDir:
     def checkpoint(self, which: str = "best") -> Path:
         """RUN/best.pt or RUN/last.pt."""
         if which not in ("best", "last"):
-            from .registry import ConfigError
             raise ConfigError(f"checkpoint: must be 'best' or 'last', got {which!r}")
         return self.path / (self.BEST if which == "best" else self.LAST)
 
@@ -91,8 +93,6 @@ class RunDir:
 
     def read_config(self) -> dict:
         """config.yaml as a mapping; one line naming the file when it is not a regular file of YAML."""
-        from .yaml_text import load_yaml_text
-        from .registry import ConfigError
         if regular_file(self.config_path) is None:
             raise ConfigError(f"config: {self.config_path} is not a regular file")
         data = load_yaml_text(self.config_path.read_text(), field="config", path=self.config_path) or {}
@@ -127,7 +127,6 @@ class RunDir:
         return self.state() == "complete"
 
     def write_status(self, state: str, **extra):
-        from .checkpoint import atomic_write_text
         if state not in STATES:
             raise ValueError(f"status: state must be one of {STATES}, got {state!r}")
         atomic_write_text(self.status_path, json.dumps({"state": state, **extra}))
@@ -158,7 +157,6 @@ class RunDir:
         """The run id, made (once) when missing. Only the writer (the lock's holder) calls this."""
         run_id = self.run_id()
         if run_id is None:
-            from .checkpoint import atomic_write_text
             run_id = uuid.uuid4().hex
             atomic_write_text(self.identity_path, json.dumps({"run_id": run_id}))
         return run_id

@@ -33,7 +33,7 @@ from torch import nn
 
 from .models.robustbench import (ROBUSTBENCH, ROBUSTBENCH_WRN, load_robustbench, load_weights_file,  # noqa: F401
                                  parse_robustbench, register_robustbench_wrn)
-from .checkpoint import atomic_write_text, first_line
+from .files import atomic_write_text, first_line
 from .checks import regular_file
 from .modes import model_mode
 from .registry import ConfigError, suggest
@@ -280,7 +280,8 @@ def _load_torchscript(path: Path, *, dataset, threat, num_classes, name, device)
 
 
 def _load_regmix(path: Path, *, which, ema, device, name):
-    from .checkpoint import FORMAT, model_from_checkpoint, resolve_checkpoint
+    from .checkpoint import FORMAT, resolve_checkpoint
+    from .models import model_from_checkpoint
     from .config import load_config
     file = resolve_checkpoint(path, which)
     state = load_weights_file(file)

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from .checkpoint import atomic_write_text
+from .files import atomic_write_text
 from .checks import check_number
 from .config import dotted_get
 from .lock import FolderLock

@@ -26,11 +26,12 @@ from torch.utils.data import DataLoader
 
 from . import distributed as dist
 from .attacks import PGD
-from .checkpoint import FORMAT, atomic_save, first_line, load_checkpoint
+from .checkpoint import FORMAT, load_checkpoint
 from .config import Config, save_config
 from .data import create_dataset
 from .data.sampler import EpochSampler
 from .ema import EMA
+from .files import atomic_save, first_line
 from .evaluation.flags import robust_flags, stack
 from .methods import create_method
 from .models import create_model

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-import regmix.training.faults as faults
+import regmix.faults as faults
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
 

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 import regmix
-from regmix.checkpoint import atomic_save, load_checkpoint, load_weights
+from regmix.checkpoint import load_checkpoint
+from regmix.files import atomic_save
+from regmix.models import load_weights
 from regmix.registry import ConfigError
 
 

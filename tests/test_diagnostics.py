@@ -101,12 +101,12 @@ def test_softmax_views_get_worse_with_the_attack_and_the_record_round_trips(trai
 
 
 def test_a_failed_record_write_keeps_the_previous_record_whole(tmp_path, monkeypatch):
-    import regmix.checkpoint
+    import regmix.files
     path = save_record(tmp_path / "r.npz", "test", {"a": np.arange(3)}, {"note": "first"})
 
     def refuse(*_):
         raise OSError("disk full")
-    monkeypatch.setattr(regmix.checkpoint.os, "replace", refuse)   # the write fails at the rename
+    monkeypatch.setattr(regmix.files.os, "replace", refuse)   # the write fails at the rename
     with pytest.raises(OSError, match="r.npz"):
         save_record(path, "test", {"a": np.arange(5)}, {"note": "second"})
     arrays, meta = load_record(path)

@@ -255,7 +255,8 @@ def test_bad_arguments_are_refused_before_the_clean_pass(tiny_run, monkeypatch):
 
 def test_eval_eps_of_the_config_is_the_evaluated_eps(tiny_run, tmp_path):
     """One threat derivation (Config.eval_threat): a run that set eval.eps is evaluated at it."""
-    from regmix.checkpoint import atomic_save, load_checkpoint
+    from regmix.checkpoint import load_checkpoint
+    from regmix.files import atomic_save
     state = load_checkpoint(tiny_run / "best.pt")
     state["config"]["eval"]["eps"] = 0.05
     (tmp_path / "run").mkdir()

@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-import regmix.training.faults as faults_module
+import regmix.faults as faults_module
 from regmix.methods import METHODS
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train

@@ -13,7 +13,8 @@ import torch
 import yaml
 
 import regmix
-from regmix.checkpoint import atomic_save, load_checkpoint
+from regmix.checkpoint import load_checkpoint
+from regmix.files import atomic_save
 from regmix.lock import FolderLocked
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
@@ -93,7 +94,7 @@ def test_killed_while_writing_a_checkpoint(reference, tmp_path):
     recipe, expected = reference
     out_dir = tmp_path / "runs"
     script = f"""
-import os, signal, torch, regmix.checkpoint as ck
+import os, signal, torch, regmix.files as ck
 from regmix.config import load_config
 from regmix.trainer import train
 real_save, calls = torch.save, [0]
@@ -184,7 +185,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path):
     atomic_save({"format": 1, "weights": torch.ones(10)}, path)
     script = f"""
 import resource, signal, torch
-from regmix.checkpoint import atomic_save
+from regmix.files import atomic_save
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 try:

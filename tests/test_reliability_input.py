@@ -11,7 +11,7 @@ from regmix.data import DATASETS, ImageTensorDataset
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
-from regmix.training import faults
+from regmix import faults
 
 from conftest import tiny_config
 from test_reliability import cli, write_recipe

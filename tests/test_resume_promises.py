@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from regmix.training import faults
+from regmix import faults
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train

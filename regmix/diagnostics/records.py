@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write
 from ..checks import regular_file
 from ..registry import ConfigError
 

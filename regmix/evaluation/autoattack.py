@@ -22,7 +22,7 @@ from typing import List, Optional
 
 import torch
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from ..checks import read_json
 from ..modes import model_mode
 from ..registry import ConfigError

@@ -17,7 +17,7 @@ from typing import Iterable, List, Optional
 
 import torch
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from ..checks import read_json, regular_file
 from ..registry import ConfigError
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..attacks.specs import parse_attacks
-from ..checkpoint import atomic_write
+from ..files import atomic_write
 from ..checks import MAX_BATCH, MAX_POINTS, MAX_RESTARTS, check_number
 from ..data import create_dataset
 from ..registry import ConfigError

@@ -1,48 +1,13 @@
-"""Models: `create_model(name, num_classes, in_channels, mean=..., std=...)`.
+"""Models: `create_model(name, num_classes, in_channels, mean=..., std=...)`; `load_model(run or file)`.
 
 Every model takes images in [0,1]; the per-dataset normalisation is its first operation, so attacks
-and epsilons always speak pixel units.
+and epsilons always speak pixel units. The registry and the factory live in `base`; each architecture
+module registers itself when imported here.
 """
-import inspect
+from . import resnet, small_cnn, wide_resnet  # noqa: F401  (registration)
+from .base import MODELS, check_model_options, create_model
+from .loading import load_model, load_weights, model_from_checkpoint
+from .normalized import NormalizedModel
 
-from ..checks import MAX_WIDTH, check_number
-from ..registry import ConfigError, Registry, suggest
-
-MODELS = Registry("model")
-
-from . import resnet, small_cnn, wide_resnet  # noqa: E402,F401  (registration)
-from .normalized import NormalizedModel  # noqa: E402
-
-
-# the numeric options of the models, with their documented ranges (check_number options)
-OPTION_RANGES = {"width": (1, MAX_WIDTH, {"integer": True}), "dropout": (0, 1, {"hi_open": True})}
-
-
-def check_model_options(name: str, options: dict):
-    """model.options checked before any work: known to the model, and each number in its range (a width
-    that cannot be allocated is refused here rather than aborting the process later)."""
-    factory = MODELS.get(name)
-    allowed = [p for p in inspect.signature(factory).parameters if p not in ("num_classes", "in_channels")]
-    for key, value in (options or {}).items():
-        if key not in allowed:
-            raise ConfigError(f"model.options.{key}: unknown option for {name!r}{suggest(key, allowed)}; "
-                              f"allowed: {', '.join(allowed) or 'none'}")
-        if key in OPTION_RANGES:
-            lo, hi, kw = OPTION_RANGES[key]
-            check_number(f"model.options.{key}", value, lo, hi, **kw)
-
-
-def create_model(name: str, num_classes: int = 10, in_channels: int = 3, *, mean=None, std=None, **options):
-    check_model_options(name, options)
-    try:
-        backbone = MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, **options)
-    except (MemoryError, RuntimeError) as err:  # an allocation the machine cannot make: one line, not an abort
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ConfigError(f"model.options: {name} with {options or 'its defaults'} ({num_classes} classes) "
-                          f"could not be created: {first}") from None
-    mean = (0.0,) * in_channels if mean is None else tuple(mean)
-    std = (1.0,) * in_channels if std is None else tuple(std)
-    return NormalizedModel(backbone, mean, std, name=name)
-
-
-__all__ = ["MODELS", "create_model", "check_model_options", "NormalizedModel"]
+__all__ = ["MODELS", "create_model", "check_model_options", "NormalizedModel", "load_model", "load_weights",
+           "model_from_checkpoint"]

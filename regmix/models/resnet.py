@@ -3,7 +3,7 @@ max-pooling, as in the adversarial-training literature; global average pooling l
 import torch.nn.functional as F
 from torch import nn
 
-from . import MODELS
+from .base import MODELS
 
 
 class BasicBlock(nn.Module):

@@ -20,8 +20,11 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from ..checkpoint import first_line
+from ..files import first_line
 from ..registry import ConfigError, suggest
+from .loading import load_weights
+from .normalized import NormalizedModel
+from .wide_resnet import WideResNet
 from ..threat import ThreatModel
 
 ROBUSTBENCH = "robustbench:"
@@ -153,9 +156,6 @@ def _robustbench_zoo_model(dataset: str, threat: str, name: str) -> Optional[nn.
 def load_robustbench(spec: str, model_dir="./models"):
     """'robustbench:<dataset>/<threat>/<name>' -> (model, dataset, ThreatModel, num_classes, name, file),
     read from model_dir/<dataset>/<threat>/<name>.pt; nothing is downloaded."""
-    from ..checkpoint import load_weights
-    from . import NormalizedModel
-    from .wide_resnet import WideResNet
     dataset, threat, entry = parse_robustbench(spec)
     path = Path(model_dir).expanduser() / dataset / threat / f"{entry}.pt"
     if not path.is_file():

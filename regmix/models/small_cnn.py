@@ -1,6 +1,6 @@
 from torch import nn
 
-from . import MODELS
+from .base import MODELS
 
 
 @MODELS.register("small_cnn")

@@ -2,7 +2,7 @@
 import torch.nn.functional as F
 from torch import nn
 
-from . import MODELS
+from .base import MODELS
 
 
 class WideBlock(nn.Module):

@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from .stats import compare
 
 

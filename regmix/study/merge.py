@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Callable, Dict
 
-from ..checkpoint import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text
 from ..checks import inside, plain_name, read_json
 from ..evaluation.records import REQUIRED
 from ..lock import FolderLock

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, List
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from ..evaluation.records import load_flags, load_record
 from ..rundir import RunDir
 from .runner import epoch_times, plan, read_ledger, run_dir

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from ..lock import FolderLock
 from ..registry import ConfigError, suggest
 from ..rundir import RunDir

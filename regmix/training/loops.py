@@ -11,7 +11,7 @@ import time
 import torch
 
 from .. import distributed as dist
-from . import faults
+from .. import faults
 from .data import check_pixel_range
 from .errors import TrainingDiverged
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from ..rundir import RunDir, parse_metrics_line
-from . import faults
+from .. import faults
 
 
 class MetricsLog:
