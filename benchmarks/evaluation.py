@@ -7,6 +7,7 @@ import torch
 import regmix
 from regmix.attacks import PGD
 
+from .early_stop import EarlyStopPGD
 from .fixtures import accuracy, digits
 from .profiling import device_busy_share
 from .timing import alternate, full_fp32, ratio, target
@@ -22,8 +23,8 @@ def run(model, eps, scale, device="cpu", log=print) -> dict:
     repeat = CUDA_REPEAT if str(device).startswith("cuda") else 1
     x, y = x.repeat(repeat, 1, 1, 1).to(device), y.repeat(repeat).to(device)
     threat = regmix.ThreatModel("linf", eps, steps=20)
-    attacks = {"compacted": PGD(model, threat, stop_on_success=True, compact=True),
-               "masked": PGD(model, threat, stop_on_success=True, compact=False),
+    attacks = {"compacted": EarlyStopPGD(model, threat, compact=True),
+               "masked": EarlyStopPGD(model, threat, compact=False),
                "plain_pgd20": PGD(model, threat)}
     adv = {}
 

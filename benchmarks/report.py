@@ -73,7 +73,7 @@ def _eval(e: dict, on_gpu: bool = False) -> list:
               "card and not the host sets the pace)" if repeated > 1 else f"{e['points']} test digits")
     out += [f"{points}; the benchmark's model at eps {e['eps']} (chosen by bisection so that PGD-20 "
             f"leaves about 50% robust); clean accuracy {100 * e['clean_accuracy']:.1f}%. Both paths stop attacking "
-            "a point at its first fooling iterate (`PGD(stop_on_success=True)`); plain PGD-20 (every point, all steps, "
+            "a point at its first fooling iterate (`EarlyStopPGD`, benchmarks/early_stop.py); plain PGD-20 (every point, all steps, "
             "the final iterate) is shown for reference.", "",
             "| path | time | accuracy under attack |", "|---|---|---|"]
     for k, tm in e["timings"].items():

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import regmix
+from benchmarks.early_stop import EarlyStopPGD
 from regmix.attacks import PGD
 
 
@@ -33,7 +34,7 @@ def test_compacted_early_stop_pgd_equals_the_masked_one(model_and_points):
     runs = {}
     for compact in (True, False):
         torch.manual_seed(5)
-        runs[compact] = PGD(model, threat, stop_on_success=True, compact=compact)(x, y)
+        runs[compact] = EarlyStopPGD(model, threat, compact=compact)(x, y)
     flags = {k: robust(model, v, y) for k, v in runs.items()}
     assert 0.1 < flags[True].float().mean() < 0.9  # some fooled, some not: the paths part ways
     assert torch.equal(flags[True], flags[False])
@@ -47,7 +48,7 @@ def test_early_stop_is_never_weaker_than_plain_pgd_point_by_point(model_and_poin
     torch.manual_seed(5)
     plain = robust(model, PGD(model, threat)(x, y), y)
     torch.manual_seed(5)
-    early = robust(model, PGD(model, threat, stop_on_success=True)(x, y), y)
+    early = robust(model, EarlyStopPGD(model, threat)(x, y), y)
     assert not (early & ~plain).any()  # robust under early stop implies robust under plain PGD
-    assert PGD(model, threat, stop_on_success=True).settings()["stop_on_success"] is True
+    assert EarlyStopPGD(model, threat).settings()["stop_on_success"] is True
     assert "stop_on_success" not in PGD(model, threat).settings()  # records of plain PGD unchanged

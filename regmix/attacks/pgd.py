@@ -26,7 +26,7 @@ class PGD(Attack):
     """
 
     def __init__(self, model, threat, *, loss="ce", random_start=True, restarts=1, mode="eval",
-                 stop_on_success=False, compact=True, check_range=True):
+                 check_range=True):
         super().__init__(model, threat, mode=mode, check_range=check_range)
         if loss not in ATTACK_LOSSES:
             raise ConfigError(f"attack.loss: must be one of {', '.join(ATTACK_LOSSES)}, got {loss!r}")
@@ -35,46 +35,13 @@ class PGD(Attack):
         self.loss = loss
         self.random_start = random_start
         self.restarts = int(restarts)
-        # stop_on_success: an example keeps the first iterate that fooled the model (seen in the
-        # logits of the step's own forward pass) and is not attacked further; compact runs the
-        # remaining steps on the still-robust examples only, compact=False computes every example
-        # and masks the update (the same result, the reference path for tests and benchmarks).
-        self.stop_on_success = bool(stop_on_success)
-        self.compact = bool(compact)
 
     def run_once(self, x, y):
         delta = random_delta(x, self.threat) if self.random_start else x.new_zeros(x.shape)
-        if self.stop_on_success:
-            return x + (self._compacted(x, y, delta) if self.compact else self._masked(x, y, delta))
         for _ in range(self.threat.steps):
             grad, _ = self.gradient(x, delta, y, self.loss)
             delta = project(delta + self.threat.step * ascent_direction(grad, self.threat.norm), x, self.threat)
         return x + delta
-
-    def _step(self, x, delta, grad):
-        return project(delta + self.threat.step * ascent_direction(grad, self.threat.norm), x, self.threat)
-
-    def _compacted(self, x, y, delta):
-        delta = delta.clone()
-        active = torch.arange(len(y), device=x.device)
-        for _ in range(self.threat.steps):
-            xa, ya, da = x[active], y[active], delta[active]
-            grad, logits = self.gradient(xa, da, ya, self.loss)
-            keep = (logits.argmax(1) == ya).nonzero().squeeze(1)
-            active = active[keep]
-            if active.numel() == 0:
-                break
-            delta[active] = self._step(xa[keep], da[keep], grad[keep])
-        return delta
-
-    def _masked(self, x, y, delta):
-        fooled = torch.zeros(len(y), dtype=torch.bool, device=x.device)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        for _ in range(self.threat.steps):
-            grad, logits = self.gradient(x, delta, y, self.loss)
-            fooled |= logits.argmax(1) != y
-            delta = torch.where(fooled.view(shape), delta, self._step(x, delta, grad))
-        return delta
 
     def perturb(self, x, y):
         x_adv = self.run_once(x, y)
@@ -95,5 +62,4 @@ class PGD(Attack):
 
     def settings(self):
         return {**super().settings(), "step": round(self.threat.step, 6), "steps": self.threat.steps,
-                "loss": self.loss, "random_start": self.random_start, "restarts": self.restarts,
-                **({"stop_on_success": True} if self.stop_on_success else {})}
+                "loss": self.loss, "random_start": self.random_start, "restarts": self.restarts}
