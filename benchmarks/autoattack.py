@@ -12,7 +12,7 @@ from .timing import alternate, ratio, target
 
 def adapter_class():
     try:
-        from regmix.evaluation.autoattack import AutoAttackRunner
+        from regmix.attacks.autoattack import AutoAttackRunner
     except ImportError:  # before the evaluation package existed
         from regmix.autoattack_adapter import AutoAttackRunner
     return AutoAttackRunner

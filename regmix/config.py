@@ -13,10 +13,16 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .config_ranges import NUMBER_RANGES, check_numbers  # noqa: F401  (NUMBER_RANGES: the table, for readers)
+from .config_ranges import check_numbers
+from .data import DATASETS
+from .ema import EMA_BUFFERS
+from .files import atomic_write_text
+from .methods import METHODS, create_method, resolved_options
+from .models import MODELS
+from .recipes import find_recipe
 from .registry import ConfigError, suggest
-from .yaml_text import load_yaml_text  # noqa: F401  (read here and by suite and run-folder readers)
 from .threat import ThreatModel, parse_number
+from .yaml_text import load_yaml_text
 
 
 @dataclass
@@ -138,7 +144,6 @@ class Config:
     def resolved(self) -> "Config":
         """A copy whose method.options hold every option of the method, defaults filled in: what the
         run computes with, and what config.yaml records, so that readers never rebuild defaults."""
-        from .methods import resolved_options
         out = copy.deepcopy(self)
         out.method.options = resolved_options(self.method.name, self.method.options, self.training_threat())
         return out
@@ -229,7 +234,6 @@ MAX_BASES = 32             # `base:` files one recipe may chain
 
 
 def read_yaml(path, _seen=()) -> dict:
-    from .recipes import find_recipe
     path = find_recipe(path)  # a shipped recipe by name (demo/regmix.yaml) when no such file is here
     _seen = _seen or (path.resolve(),)
     if not path.is_file():
@@ -288,11 +292,6 @@ def load_config(path=None, overrides=(), data: Optional[dict] = None) -> Config:
 
 def validate(config: Config):
     """Everything that can be checked before a run starts, so a bad value never costs a half run."""
-    from .data import DATASETS
-    from .ema import EMA_BUFFERS
-    from .methods import METHODS, create_method
-    from .models import MODELS
-
     check_numbers(config)
     DATASETS.get(config.data.name)
     if config.data.val_size is not None:
@@ -385,5 +384,4 @@ def resolved_dict(data: dict) -> dict:
 
 def save_config(config: Config, path):
     """Write config.yaml resolved (method defaults filled in)."""
-    from .files import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(config.resolved().to_dict(), sort_keys=False))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from .checks import MAX_BATCH, MAX_EPOCHS, MAX_POINTS, MAX_STEPS, check_number
+from .models import check_model_options
 from .registry import ConfigError
-
 
 # Every number of the config with its documented range: (field, low, high, check_number options). A value
 # outside, NaN or infinite is refused before any folder is created. A new numeric field adds a row here.
@@ -37,7 +37,6 @@ NUMBER_RANGES = [
 def check_numbers(config):
     """NUMBER_RANGES checked (check_number: finite, in range), then the ranges that depend on other
     fields: the learning-rate warm-up lies within train.epochs (a longer one never reaches the rate)."""
-    from .models import check_model_options
     for name, lo, hi, options in NUMBER_RANGES:
         value = config
         for part in name.split("."):

@@ -5,11 +5,12 @@ import json
 import time
 from pathlib import Path
 
-from .files import atomic_write_text
 from .config import load_config
+from .evaluation.run import evaluate_run
+from .files import atomic_write_text
+from .recipes import recipe_dir
 from .registry import ConfigError
 from .rundir import RunDir
-from .evaluation.run import evaluate_run
 from .trainer import train
 
 # Test-time attack: PGD-20 at the training eps, step eps/4, one random start (`regmix eval`'s defaults).
@@ -17,7 +18,6 @@ TEST_ATTACK = "pgd20"
 
 
 def default_config_dir() -> Path:
-    from .recipes import recipe_dir
     return recipe_dir("demo")
 
 

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import torch
 import yaml
 
-from .files import atomic_write_text
 from .checks import check_number
-from .config import dotted_get
+from .config import dotted_get, load_config, resolved_dict
+from .evaluation.records import load_record
+from .files import atomic_write_text
 from .lock import FolderLock
+from .progress import progress_bar
 from .registry import ConfigError
 from .rundir import RunDir
+from .trainer import train
 
 LOCK_NAME = FolderLock.NAME
 SECTIONS = ("data", "model", "threat", "method", "optim", "schedule", "eval", "train")
@@ -122,11 +128,8 @@ def sweep_lock(out_dir: Path) -> FolderLock:
 
 def _train_one(config_path: str, overrides: List[str], resume: bool, threads: int) -> str:
     """One run, in this process or a worker. Returns the run directory."""
-    import torch
     if threads:
         torch.set_num_threads(threads)
-    from .config import load_config
-    from .trainer import train
     return str(train(load_config(config_path, overrides), resume=resume))
 
 
@@ -137,7 +140,6 @@ def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, ou
     'skipped' (already complete), 'resumed', 'trained' or 'failed' (with the error).
     progress: each run's training bar (one job only); outer_progress: the bar over the runs
     (regmix.progress.progress_bar: None shows it in a terminal or notebook only)."""
-    from .config import load_config
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs: must be an integer >= 1, got {jobs}")
     check_number("--jobs", jobs, 1, 256, integer=True)
@@ -165,7 +167,6 @@ def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, ou
             else:
                 todo.append((run, row, run_dir.is_run()))
         threads = max(1, (os.cpu_count() or 1) // int(jobs))
-        from .progress import progress_bar
         # the sweep's own bar over its runs (progress=True above is each run's training bar)
         bar = progress_bar(len(todo), f"sweep {out_dir.name}", outer_progress, unit="run")
         if int(jobs) == 1:
@@ -173,8 +174,6 @@ def sweep(config_path, grid: Dict[str, list], seeds: Sequence[int] = (0,), *, ou
                 rows.append(_finish(row, resume, lambda: _train_one(str(config_path), run.overrides, resume, 0), log))
                 bar.update(1)
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
             # spawn, not fork: a forked child inherits the parent's torch thread pool in an unusable state
             with ProcessPoolExecutor(max_workers=int(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = [(pool.submit(_train_one, str(config_path), run.overrides, resume, threads), row, resume)
@@ -204,7 +203,6 @@ def _finish(row, resume, result, log):
 
 def _eval_accuracy(run_dir: Path):
     """The newest evaluation record's accuracy (fractions), preferring the best checkpoint."""
-    from .evaluation.records import load_record
     records = []
     eval_dir = RunDir(run_dir).eval_dir
     for path in sorted(eval_dir.glob("*.json")) if eval_dir.is_dir() else []:
@@ -250,7 +248,6 @@ def collect(out_dir, keys=("method.options.alpha", "method.options.beta")) -> Li
             value = dotted_get(res["config"], key)
             if value is None and key.startswith("method.options."):
                 # a run written before config.yaml held every default: resolved as the trainer does
-                from .config import resolved_dict
                 value = dotted_get(resolved_dict(res["config"]), key)
             res[key] = value
         rows.append(res)

@@ -32,7 +32,7 @@ from .data import create_dataset
 from .data.sampler import EpochSampler
 from .ema import EMA
 from .files import atomic_save, first_line
-from .evaluation.flags import robust_flags, stack
+from .attacks.flags import robust_flags, stack
 from .methods import create_method
 from .models import create_model
 from .modes import model_mode

@@ -3,7 +3,7 @@ import torch
 
 import regmix
 from regmix.attacks import ATTACKS, PGD, PriorGuidedPerturbation, create_attack
-from regmix.evaluation.flags import robust_accuracy
+from regmix.attacks.flags import robust_accuracy
 from regmix.registry import ConfigError
 
 NORMS = {"linf": 0.1, "l2": 1.0}

@@ -11,8 +11,8 @@ import torch
 import regmix
 from regmix.attacks import PGD
 from regmix.attacks.specs import parse_attacks
-from regmix.evaluation.autoattack import AutoAttackRunner
-from regmix.evaluation.flags import attack_flags, clean_flags
+from regmix.attacks.autoattack import AutoAttackRunner
+from regmix.attacks.flags import attack_flags, clean_flags
 from regmix.evaluation.records import find_records, load_record
 from regmix.registry import ConfigError
 from regmix.evaluation.report import build_table, format_table

@@ -1,6 +1,6 @@
 """Every number of a config, a suite or a flag is finite and inside its documented range, refused with
 one line (exit 2) before any folder is created. Issue 24, classes 'non-finite numbers' and 'unbounded
-work'. The ranges live in regmix/checks.py (limits), config.NUMBER_RANGES, methods/base.OPTION_RANGES,
+work'. The ranges live in regmix/checks.py (limits), config_ranges.NUMBER_RANGES, methods/base.OPTION_RANGES,
 models.OPTION_RANGES, diagnostics/compute.LIMITS."""
 import dataclasses
 import json

@@ -283,7 +283,7 @@ def test_diagnostics_and_explorers_start_where_the_run_trains(recipe, start, mni
 
     from regmix.config import load_config
     from regmix.diagnostics.softmax import adversarial_views
-    from regmix.methods.views import prior_start
+    from regmix.methods import prior_start
     config = load_config(Path(__file__).resolve().parent.parent / "configs" / recipe)
     assert prior_start(config) == start
     if start == "sign":

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 import regmix
 from regmix.attacks import PGD
-from regmix.evaluation.flags import robust_flags, stack
+from regmix.attacks.flags import robust_flags, stack
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
 from regmix.training.monitor import masking_history, monitor_flags, monitor_record, overfit

@@ -213,7 +213,7 @@ def test_resuming_with_another_process_count_is_refused(reference):
 
 
 def test_a_long_evaluation_keeps_memory_flat(trained_mnist_model):
-    from regmix.evaluation.flags import attack_flags
+    from regmix.attacks.flags import attack_flags
 
     def rss_mb():
         for line in open("/proc/self/status"):

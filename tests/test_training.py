@@ -6,7 +6,7 @@ import yaml
 
 import regmix
 from regmix.attacks import PGD
-from regmix.evaluation.flags import make_loader, robust_accuracy
+from regmix.attacks.flags import make_loader, robust_accuracy
 from regmix.registry import ConfigError
 from regmix.trainer import Trainer, train
 

@@ -2,24 +2,15 @@
 
 `create_attack(name, model, threat, **options)`; `ATTACKS.names()` lists them.
 """
-from ..registry import Registry
-
-ATTACKS = Registry("attack")
-
-from .base import Attack  # noqa: E402
-from .fgsm import FGSM  # noqa: E402
-from .pgd import PGD  # noqa: E402
-from .prior import PriorGuidedPerturbation  # noqa: E402
-
-ATTACKS.register("fgsm")(lambda model, threat, **kw: FGSM(model, threat, random_start=False, **kw))
-ATTACKS.register("fgsm_rs")(lambda model, threat, **kw: FGSM(model, threat, random_start=True, **kw))
-ATTACKS.register("pgd")(lambda model, threat, **kw: PGD(model, threat, **kw))
-ATTACKS.register("cw")(lambda model, threat, **kw: PGD(model, threat, loss="cw", **kw))
+from .base import Attack
+from .fgsm import FGSM
+from .pgd import PGD
+from .prior import PriorGuidedPerturbation
+from .specs import ATTACKS, parse_attack
 
 
 def create_attack(name, model, threat, **options) -> Attack:
     """Any attack name of `specs.parse_attack` (the one vocabulary), e.g. 'pgd', 'pgd20', 'cw', 'aa'."""
-    from .specs import parse_attack
     return parse_attack(name).build(model, threat, **options)
 
 

@@ -19,8 +19,16 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, List, Optional
 
 from ..checks import MAX_STEPS  # one bound for attack steps everywhere (config, method options, names)
-from ..registry import ConfigError, suggest
-from . import ATTACKS
+from ..registry import ConfigError, Registry, suggest
+from .autoattack import AutoAttackRunner
+from .fgsm import FGSM
+from .pgd import PGD
+
+ATTACKS = Registry("attack")
+ATTACKS.register("fgsm")(lambda model, threat, **kw: FGSM(model, threat, random_start=False, **kw))
+ATTACKS.register("fgsm_rs")(lambda model, threat, **kw: FGSM(model, threat, random_start=True, **kw))
+ATTACKS.register("pgd")(lambda model, threat, **kw: PGD(model, threat, **kw))
+ATTACKS.register("cw")(lambda model, threat, **kw: PGD(model, threat, loss="cw", **kw))
 
 AA_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "fab-t", "apgd-t", "square")
 MULTI_STEP = ("pgd", "cw")
@@ -70,7 +78,6 @@ class AttackSpec:
             if self.kind in MULTI_STEP:
                 options["restarts"] = restarts
             return ATTACKS.get(self.kind)(model, self.threat_for(threat, step), **options)
-        from ..evaluation.autoattack import AutoAttackRunner  # optional package, imported on use
         if device is None:
             device = next(model.parameters()).device
         return AutoAttackRunner(model, threat, version=self.aa_version, attacks=self.aa_attacks or None,

@@ -3,13 +3,9 @@
 Every dataset carries `num_classes`, `in_channels`, `image_size`, `mean` and `std` (the model
 normalises inside, so images stay in [0,1]).
 """
-from ..registry import Registry
-
-DATASETS = Registry("dataset")
-SPLITS = ("train", "val", "test")
-
-from . import embedded, torchvision_sets  # noqa: E402,F401  (registration)
-from .base import DatasetNotFound, ImageTensorDataset  # noqa: E402
+from ..registry import ConfigError
+from . import embedded, torchvision_sets  # noqa: F401  (registration)
+from .base import DATASETS, SPLITS, DatasetNotFound, ImageTensorDataset
 
 
 def create_dataset(name: str, split: str = "train", data_dir=None, *, download: bool = False,
@@ -20,7 +16,6 @@ def create_dataset(name: str, split: str = "train", data_dir=None, *, download: 
     official test set, only for reports. augment=None means: random crop + flip on the train split of
     natural-image datasets, nothing elsewhere.
     """
-    from ..registry import ConfigError
     if split not in SPLITS:
         raise ConfigError(f"data.split: must be one of {', '.join(SPLITS)}, got {split!r}")
     factory = DATASETS.get(name)

@@ -4,7 +4,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..registry import ConfigError
+from ..registry import ConfigError, Registry
+
+DATASETS = Registry("dataset")
+SPLITS = ("train", "val", "test")
 
 
 class DatasetNotFound(ConfigError):

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import DATASETS
 from ..registry import ConfigError
-from .base import DatasetNotFound, ImageTensorDataset, stratified_split
+from .base import DATASETS, DatasetNotFound, ImageTensorDataset, stratified_split
 
 # Per class: 10% validation, 20% test, the rest training (fixed seed, so the split never moves).
 SPLIT_FRACTIONS = {"test": 0.2, "val": 0.1, "train": None}

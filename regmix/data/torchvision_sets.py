@@ -8,8 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from . import DATASETS
-from .base import DatasetNotFound, ImageTensorDataset, holdout_split
+from .base import DATASETS, DatasetNotFound, ImageTensorDataset, holdout_split, random_crop_flip
 from .cifar_files import load_split
 
 CIFAR_VAL_SIZE = 1000
@@ -97,7 +96,6 @@ class TinyImageNet(Dataset):
     def __getitem__(self, i):
         from PIL import Image
         from torchvision.transforms.functional import pil_to_tensor
-        from .base import random_crop_flip
         with Image.open(self.paths[i]) as img:
             x = pil_to_tensor(img.convert("RGB")).float() / 255
         if self.augment:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..attacks.specs import parse_attack
 from ..checks import MAX_GRID, MAX_ITERS, MAX_POINTS, check_number
 from ..methods import METHODS, resolved_options
-from ..methods.views import prior_start
+from ..methods import prior_start
 from ..registry import ConfigError
 from ..rundir import RunDir
 from ..sources import source_home

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..evaluation.flags import robust_flags
+from ..attacks.flags import robust_flags
 from ..registry import ConfigError
 from ..training.finetune import _own_options, finetune
 

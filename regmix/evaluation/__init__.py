@@ -9,7 +9,7 @@
 
 Attack names are parsed in one place, `regmix.attacks.specs.parse_attack`.
 """
-from .flags import attack_flags, clean_flags, make_loader, robust_accuracy, robust_flags, stack
+from ..attacks.flags import attack_flags, clean_flags, make_loader, robust_accuracy, robust_flags, stack
 from .records import find_records, load_record, save_record
 from .report import build_table, format_table
 from .run import evaluate_run

@@ -7,6 +7,7 @@ one run. Version 1 records (before run ids) are still read.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
 import json
 import math
 import os
@@ -15,18 +16,19 @@ import sys
 from pathlib import Path
 from typing import Iterable, List, Optional
 
+import numpy as np
 import torch
 
+from ..checks import inside, read_json, regular_file
 from ..files import atomic_write_text
-from ..checks import read_json, regular_file
 from ..registry import ConfigError
+from ..rundir import RunDir
 
 VERSION = 2
 REQUIRED = ("kind", "version", "method", "model", "dataset", "split", "n", "threat", "accuracy")
 
 
 def environment(device) -> dict:
-    import importlib.metadata as md
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
     for package in ("regmix", "torch", "torchvision", "numpy", "pyautoattack", "autoattack"):
         try:
@@ -72,8 +74,6 @@ def flags_key(attack: str) -> str:
 def load_flags(record: dict) -> Optional[dict]:
     """The record's per-point flags ({'clean' and each attack of attack_list: bool array}) from the
     .flags.npz beside it, or None where it has none."""
-    import numpy as np
-    from ..checks import inside
     name = record.get("flags_file")
     if not name:
         return None
@@ -137,7 +137,6 @@ def check_record(record: dict) -> str:
 
 def find_records(paths: Iterable) -> List[dict]:
     """Records from files, run directories (RUN/eval/*.json) or folders of run directories."""
-    from ..rundir import RunDir
     paths = list(paths)
     found = []
     for p in map(Path, paths):

@@ -13,15 +13,16 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..attacks.flags import attack_flags, clean_flags
 from ..attacks.specs import parse_attacks
-from ..files import atomic_write
 from ..checks import MAX_BATCH, MAX_POINTS, MAX_RESTARTS, check_number
 from ..data import create_dataset
+from ..files import atomic_write
+from ..methods import resolved_options
 from ..registry import ConfigError
 from ..rundir import RunDir
 from ..sources import check_fits, load_source
 from ..threat import parse_number
-from .flags import attack_flags, clean_flags
 from .records import VERSION, environment, flags_key, record_stem, save_record
 from .sanity import check_accuracies, probe
 
@@ -83,7 +84,6 @@ def _first_points(dataset, n):
 def _method_options(run: RunDir, config) -> dict:
     """The run's method options with every default filled in (config.yaml holds them so; older runs
     and bare checkpoints get the method registry's defaults)."""
-    from ..methods import resolved_options
     options = dict(config.method.options)
     if run.config_path.exists():
         stored = (run.read_config().get("method") or {})

@@ -15,7 +15,7 @@ import torch
 
 from ..attacks import PGD
 from ..attacks.specs import parse_attack
-from .flags import attack_flags, clean_flags
+from ..attacks.flags import attack_flags, clean_flags
 
 LARGE_EPS = {"linf": 0.5, "l2": None}  # l2: half the norm of a mid-grey image, set per input size
 TOLERANCE = 0.01

@@ -4,11 +4,13 @@ import math
 
 import torch
 
-from ..losses import check_true_class_target, cross_entropy
 from ..checks import MAX_EPOCHS, MAX_STEPS, MAX_WEIGHT, check_number, in_range
-from ..registry import ConfigError, suggest
+from ..distributed import all_reduce_sum
+from ..losses import check_true_class_target, cross_entropy
+from ..registry import ConfigError, Registry, suggest
 from ..threat import ThreatModel
 
+METHODS = Registry("method")
 
 # the documented range of each numeric option a method may have (check_number options); every other
 # number must be finite, and the loss weights a method lists in `non_negative` lie in [0, MAX_WEIGHT]
@@ -119,7 +121,6 @@ def detached(terms: dict) -> dict:
 def attack_ratio(logits_final, logits_init, y) -> torch.Tensor:
     """acc_final / acc_init over the global batch, as a tensor on y's device (no host sync); 1 when no
     example was classified correctly at the initial point (as the prior's momentum takes it)."""
-    from ..distributed import all_reduce_sum
     correct = all_reduce_sum(torch.stack([(logits_final.argmax(1) == y).sum(), (logits_init.argmax(1) == y).sum()]).float())
     return torch.where(correct[1] > 0, correct[0] / correct[1].clamp_min(1), torch.ones_like(correct[0]))
 
@@ -127,7 +128,6 @@ def attack_ratio(logits_final, logits_init, y) -> torch.Tensor:
 def batch_accuracy(logits, y) -> torch.Tensor:
     """Accuracy over the global batch (all ranks of a distributed run), a float32 tensor on the logits'
     device: nothing is read back to the host, so a training step never waits on it."""
-    from ..distributed import all_reduce_sum
     # the batch size is made on the device (torch.full), not copied from the host: a CUDA graph capture
     # refuses host-to-device copies of pageable memory
     total = torch.full((), len(y), dtype=torch.long, device=y.device)

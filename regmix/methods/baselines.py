@@ -7,8 +7,7 @@ import torch.nn.functional as F
 from ..attacks import FGSM, PGD
 from ..attacks.base import project
 from ..losses import kl
-from . import METHODS
-from .base import Method, detached
+from .base import METHODS, Method, detached
 
 
 @METHODS.register("standard")

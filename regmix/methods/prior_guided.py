@@ -8,8 +8,7 @@ from ..attacks import PriorGuidedPerturbation
 from ..attacks.prior import PRIOR_INITS
 from ..losses import KL_REDUCTIONS, agr, amr_terms
 from ..registry import ConfigError
-from . import METHODS
-from .base import Method, attack_ratio, batch_accuracy, detached
+from .base import METHODS, Method, attack_ratio, batch_accuracy, detached
 from .views import perturbation_views, random_start
 
 

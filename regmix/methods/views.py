@@ -43,16 +43,6 @@ def random_start(x: torch.Tensor, threat: ThreatModel, *, kind: str = "uniform",
     return project(eta, x, threat)
 
 
-def prior_start(config) -> str:
-    """How a run's method draws d_init (the random_start kind): its prior_init option (pgk and regmix:
-    'sign' by default), else 'uniform'. The diagnostics and explorers start where training starts."""
-    from . import METHODS, resolved_options
-    if config.method.name not in METHODS:  # a model regmix did not train (regmix.sources): no prior
-        return "uniform"
-    options = resolved_options(config.method.name, config.method.options, config.training_threat())
-    return options.get("prior_init", "uniform")
-
-
 @dataclass
 class PerturbationViews:
     clean: torch.Tensor

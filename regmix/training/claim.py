@@ -14,12 +14,14 @@ that holds anything of a run is never overwritten:
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from pathlib import Path
 
 from ..config import Config, resolved_dict
 from ..lock import FolderLock
+from ..loggers import start_check
 from ..registry import ConfigError
 from ..rundir import RunDir
 
@@ -33,7 +35,6 @@ def claim(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> tupl
     if resume and overwrite:
         raise ConfigError("overwrite: cannot be combined with resume; --resume continues the run in place, "
                           "--overwrite moves it aside and starts again")
-    from ..loggers import start_check
     start_check(config.train.loggers)  # a logger that cannot start fails here, before any folder exists
     lock = run.lock().acquire()
     try:
@@ -96,7 +97,6 @@ def check_checkpoint_config(path, stored, config: Config):
 
 def _computed(cfg: dict) -> dict:
     """cfg without the NOT_COMPUTED keys."""
-    import copy
     cfg = copy.deepcopy(cfg)
     for *sections, key in NOT_COMPUTED:
         node = cfg

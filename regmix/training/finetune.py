@@ -9,7 +9,10 @@ import copy
 
 import torch
 
+from ..data import create_dataset
+from ..methods import create_method
 from ..registry import ConfigError
+from .schedule import make_optimizer
 
 # "run": the optimiser the run was trained with (config.optim: name, lr, momentum, weight_decay);
 # "adam-half": Adam at half the run's learning rate
@@ -24,7 +27,6 @@ def finetune_optimizer(config, params, *, choice: str = "run", lr: float | None 
     lr = lr if lr is not None else config.optim.lr * (0.5 if choice == "adam-half" else 1.0)
     if choice == "adam-half":
         return torch.optim.Adam(params, lr=lr)
-    from .schedule import make_optimizer
     optimizer = make_optimizer(config, params)
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -33,7 +35,6 @@ def finetune_optimizer(config, params, *, choice: str = "run", lr: float | None 
 
 def training_batches(config, *, batch_size: int = 128, seed: int = 0):
     """Endless shuffled batches of the run's training split (no augmentation), in a seeded order."""
-    from ..data import create_dataset
     data = config.data
     dataset = create_dataset(data.name, "train", data.data_dir, augment=False, val_size=data.val_size)
     generator = torch.Generator().manual_seed(seed)
@@ -51,7 +52,6 @@ def finetune(model, config, weights: dict, *, steps: int, optimizer: str = "run"
     on_step(step, steps, loss) is called after every batch; check() before every batch may raise to
     stop (the steps taken are kept: the exception propagates with `finetune.partial` set on it).
     """
-    from ..methods import create_method
     if int(steps) < 1:
         raise ConfigError(f"steps: must be an integer >= 1, got {steps!r}")
     tuned = copy.deepcopy(model).train()

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ..attacks import FGSM, PGD
-from ..evaluation.flags import attack_flags
+from ..attacks.flags import attack_flags
 
 KEYS = ("pgd", "strong", "fgsm")
 PREFIX = "val_monitor_"

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from regmix import losses
 from regmix.diagnostics import kl_toy
 from regmix.diagnostics.runs import load_run, resolve_device
-from regmix.methods.views import prior_start
+from regmix.methods import prior_start
 from regmix.sources import ExternalModel
 from regmix.methods import resolved_options
 

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from regmix.diagnostics.runs import load_run, resolve_device
-from regmix.methods.views import prior_start
+from regmix.methods import prior_start
 from regmix.sources import source_label
 
 from ..style import method_color

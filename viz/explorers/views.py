@@ -15,7 +15,7 @@ LABELS = {"clean": "clean", "init": "initial adv.", "final": "final adv."}
 def view_logits(model, x, y, threat, *, seed: int = 0, start: str = "uniform") -> dict:
     """{'clean', 'init', 'final'} -> logits (N, C), float64 on the CPU. The same seed gives the same
     draw, so two models are compared on the same starting points. start: how d_init is drawn
-    (regmix.methods.views.prior_start(config) gives the run's own)."""
+    (regmix.methods.prior_start(config) gives the run's own)."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     x, y = x.to(device), y.to(device)

@@ -22,9 +22,10 @@ from typing import List, Optional
 
 import torch
 
-from ..files import atomic_write_text
 from ..checks import read_json
+from ..files import atomic_write_text
 from ..modes import model_mode
+from ..progress import progress_bar
 from ..registry import ConfigError
 
 STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
@@ -170,7 +171,6 @@ class AutoAttackRunner:
         robust = torch.tensor(state["robust"], dtype=torch.bool)
         bar = None
         if progress is not False:
-            from ..progress import progress_bar
             bar = progress_bar(len(self.attacks), "AutoAttack", progress, unit="attack")
             bar.update(len(state["done"]))
         try:
