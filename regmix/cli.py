@@ -5,11 +5,12 @@ import argparse
 import importlib
 import sys
 
+from .commands import COMMANDS
 from .registry import ConfigError
+from .training.errors import TrainingDiverged, TrainingStopped
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import COMMANDS
     parser = argparse.ArgumentParser(
         prog="regmix", description="RegMix adversarial training, its baselines, attacks and evaluation.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -36,7 +37,6 @@ def main(argv=None) -> int:
         print("regmix: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from .training.errors import TrainingStopped
         if not isinstance(err, TrainingStopped):
             return _fault(err, args.debug)
         print(f"regmix: {err}", file=sys.stderr)
@@ -48,7 +48,6 @@ def _fault(err, debug) -> int:
     """Anything else is a fault: one line unless --debug."""
     if debug:
         raise err
-    from .training.errors import TrainingDiverged
     kind = "error" if isinstance(err, TrainingDiverged) else f"unexpected {type(err).__name__}"
     print(f"regmix: {kind}: {err} (run with --debug for the traceback)", file=sys.stderr)
     return 1
