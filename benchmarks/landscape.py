@@ -1,5 +1,5 @@
-"""(4) Weight landscape: regmix's fast path against loss-landscapes' planar_interpolation (and against
-regmix's own plain path), on the same grid, data and directions."""
+"""(4) Weight landscape: regmix's fast path against loss-landscapes' planar_interpolation (and against the
+plain path it replaced, landscape_paths.py), on the same grid, data and directions."""
 from __future__ import annotations
 
 import copy
@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from regmix.diagnostics.landscape import random_plane, weight_landscape
 
 from .fixtures import digits
+from .landscape_paths import captured_weight_landscape, plain_weight_landscape
 from .profiling import profile_shares
 from .timing import alternate, full_fp32, ratio, target
 
 
 def run(model, scale, device="cpu", log=print) -> dict:
-    import loss_landscapes
+    import loss_landscapes  # the dev extra's comparison tool: the other sections run without it
     from loss_landscapes.metrics import Loss
 
     x, y, _ = digits("test", scale.landscape_points)
@@ -46,12 +47,12 @@ def run(model, scale, device="cpu", log=print) -> dict:
                                                         batch_size=len(y), points_per_batch=1)["loss"]
 
     def ours_fast_graph():  # one grid point per replay of a captured pass
-        surfaces["regmix_fast_graph"] = weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
-                                                         batch_size=len(y), points_per_batch=1, cuda_graph=True)["loss"]
+        surfaces["regmix_fast_graph"] = captured_weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
+                                                                  batch_size=len(y))["loss"]
 
     def ours_plain():
-        surfaces["regmix_plain"] = weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
-                                                    batch_size=len(y), fast=False)["loss"]
+        surfaces["regmix_plain"] = plain_weight_landscape(model, x, y, coords=coords, directions=(d1, d2),
+                                                          batch_size=len(y))["loss"]
 
     contenders = {"loss_landscapes": theirs, "regmix_fast": ours_fast, "regmix_plain": ours_plain}
     graph_error = None

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import regmix
+from benchmarks.landscape_paths import plain_weight_landscape
 from regmix.diagnostics.landscape import (filter_normalized_direction, hessian_top_eigenvalue,
                                           input_landscape, interpolate_models, random_plane,
                                           surface_sharpness, weight_landscape)
@@ -201,7 +202,7 @@ def test_fast_surface_equals_the_plain_one_point_at_a_time_path(digits, points_p
     before = copy.deepcopy(model.state_dict())
     d1, d2 = random_plane(model, seed=2, include_bias_bn=True)
     coords = np.linspace(-0.8, 0.8, 4)
-    plain = weight_landscape(model, x, y, coords=coords, directions=(d1, d2), batch_size=20, fast=False)
+    plain = plain_weight_landscape(model, x, y, coords=coords, directions=(d1, d2), batch_size=20)
     seen = []
     fast = weight_landscape(model, x, y, coords=coords, directions=(d1, d2), batch_size=20,
                             points_per_batch=points_per_batch, progress=lambda done, total: seen.append((done, total)))
@@ -216,3 +217,20 @@ def test_fast_path_refuses_a_bad_points_per_batch(digits):
     x, y = digits
     with pytest.raises(ConfigError, match="points_per_batch"):
         weight_landscape(tiny_model(), x, y, grid=3, points_per_batch=0)
+
+
+def test_a_torchscript_model_is_taken_point_by_point_to_the_same_surface(digits):
+    """torch.func cannot call a TorchScript module functionally: its clean surface is evaluated with the
+    weights written into it, and comes out as the fast path's on the same module in Python."""
+    x, y = digits
+    model = tiny_model(bn=True)
+    d1, d2 = random_plane(model, seed=4, include_bias_bn=True)
+    coords = np.linspace(-1.0, 1.0, 3)
+    scripted = torch.jit.script(copy.deepcopy(model))
+    before = copy.deepcopy(scripted.state_dict())
+    script_surface = weight_landscape(scripted, x, y, coords=coords, directions=(d1, d2), batch_size=20)
+    fast = weight_landscape(model, x, y, coords=coords, directions=(d1, d2), batch_size=20)
+    np.testing.assert_allclose(script_surface["loss"], fast["loss"], rtol=1e-5, atol=0)
+    np.testing.assert_array_equal(script_surface["acc"], fast["acc"])
+    assert np.ptp(fast["loss"]) > 0.1
+    assert all(torch.equal(before[k], v) for k, v in scripted.state_dict().items())

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..modes import model_mode
+
 
 def hessian_operator(model, x, y, *, batch_size: int = 256):
     """(hvp, dim): hvp(v) = H v for a flat vector v over the trainable parameters, H the Hessian of
@@ -36,9 +38,7 @@ def hessian_operator(model, x, y, *, batch_size: int = 256):
     def hvp(v: torch.Tensor) -> torch.Tensor:
         parts = [t.view_as(p) for t, p in zip(torch.split(v.to(device), sizes), params)]
         out = torch.zeros(sum(sizes), dtype=v.dtype, device=device)
-        was_training = model.training
-        model.eval()
-        try:
+        with model_mode(model, training=False):
             for start in range(0, n, batch_size):
                 xb, yb = x[start:start + batch_size], y[start:start + batch_size]
                 with torch.enable_grad():
@@ -46,8 +46,6 @@ def hessian_operator(model, x, y, *, batch_size: int = 256):
                     grads = torch.autograd.grad(loss, params, create_graph=True)
                     dot = sum((g * t).sum() for g, t in zip(grads, parts))
                     out += torch.cat([h.reshape(-1) for h in torch.autograd.grad(dot, params)]).to(out.dtype)
-        finally:
-            model.train(was_training)
         return out
 
     return hvp, sum(sizes)

@@ -69,7 +69,8 @@ def evaluation_state(model: torch.nn.Module):
                     p.copy_(w)
 
 
-def _place(model, base, d1, d2, a: float, b: float):
+def place_on_plane(model, base, d1, d2, a: float, b: float):
+    """Write theta + a*d1 + b*d2 into the model's parameters (base: theta, as evaluation_state saved it)."""
     with torch.no_grad():
         for p, w, u, v in zip(model.parameters(), base, d1, d2):
             p.copy_(w + a * u + b * v)
@@ -78,7 +79,8 @@ def _place(model, base, d1, d2, a: float, b: float):
 # ---------------------------------------------------------------- evaluation on a fixed subset
 
 
-def _batches(x, y, batch_size):
+def batches_of(x, y, batch_size):
+    """(x, y) cut into consecutive batches of batch_size (the last one shorter)."""
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)]
 
 
@@ -114,32 +116,31 @@ def _evaluate_point(model, batches, attack_factory, seed):
 def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int = 21, span: float = 1.0,
                      directions=None, seed: int = 0, include_bias_bn: bool = False,
                      attack: Optional[AttackFactory] = None, batch_size: int = 256, progress=None,
-                     fast: bool = True, points_per_batch: Optional[int] = None, cuda_graph: bool = False) -> dict:
+                     points_per_batch: Optional[int] = None) -> dict:
     """Loss and accuracy at theta + a*d1 + b*d2 for a, b on a grid (both axes the same coordinates).
 
     Returns arrays: coords (G,), loss and acc (G, G) indexed [a, b], and adv_loss, adv_acc when an
     attack factory (model -> attack) is given: the attack is run against each perturbed model.
 
-    fast (the default) evaluates the clean surface functionally, points_per_batch grid points per
-    forward pass (default 1 on a CPU, where batching points measured no faster; on a GPU as many as
-    POINT_IMAGES_PER_PASS_CUDA images' activations allow, the whole grid of a small model); it
-    equals the plain path (fast=False, one point at a time with the weights written into the model)
-    to float32 rounding (tests/test_landscape.py: loss within 1e-5 relative). With cuda_graph and one
-    point per pass on a GPU, the pass is captured once as a CUDA graph and replayed for each point.
-    Adversarial surfaces always use the plain path: an attack needs a whole model per point.
+    The clean surface is evaluated functionally (plane.py), points_per_batch grid points per forward
+    pass (default 1 on a CPU, where batching points measured no faster; on a GPU as many as
+    POINT_IMAGES_PER_PASS_CUDA images' activations allow, the whole grid of a small model). It equals
+    writing each point's weights into the model and evaluating it to float32 rounding
+    (tests/test_landscape.py: loss within 1e-5 relative). That point-by-point way is taken for the
+    adversarial surface (an attack needs a whole model per point) and for a TorchScript model, which
+    torch.func cannot call functionally.
     """
     coords = np.linspace(-span, span, grid) if coords is None else np.asarray(coords, dtype=float)
     if points_per_batch is not None and (isinstance(points_per_batch, bool) or int(points_per_batch) < 1):
         raise ConfigError(f"points_per_batch: must be an integer >= 1, got {points_per_batch!r}")
     device = next(model.parameters()).device
-    batches = _batches(x.to(device), y.to(device), batch_size)
+    batches = batches_of(x.to(device), y.to(device), batch_size)
     d1, d2 = directions if directions is not None else random_plane(model, seed, include_bias_bn)
     keys = ["loss", "acc"] + (["adv_loss", "adv_acc"] if attack is not None else [])
     out = {k: np.zeros((len(coords), len(coords))) for k in keys}
     total = len(coords) ** 2
-    # torch.func's functional calls refuse TorchScript modules (a model loaded from a .pt archive)
-    fast = fast and not isinstance(model, torch.jit.ScriptModule)
-    if fast:
+    functional = not isinstance(model, torch.jit.ScriptModule)
+    if functional:
         if points_per_batch:
             per_batch = int(points_per_batch)
         elif device.type == "cuda":  # as many points per pass as the activations allow
@@ -147,21 +148,18 @@ def weight_landscape(model, x, y, *, coords: Sequence[float] = None, grid: int =
         else:
             per_batch = 1
         clean_progress = progress if attack is None else None
-        out["loss"], out["acc"] = batched_clean_surface(model, batches, d1, d2, coords, per_batch, clean_progress,
-                                                         cuda_graph=cuda_graph)
+        out["loss"], out["acc"] = batched_clean_surface(model, batches, d1, d2, coords, per_batch, clean_progress)
         if attack is None:
             return {"coords": coords, **out}
     with evaluation_state(model) as base:
         for i, a in enumerate(coords):
             for j, b in enumerate(coords):
-                _place(model, base, d1, d2, float(a), float(b))
-                if fast:
-                    point = {}
-                    point["adv_loss"], point["adv_acc"] = loss_and_accuracy(model, batches, attack(model), seed)
-                else:
-                    point = _evaluate_point(model, batches, attack, seed)
-                for k, v in point.items():
-                    out[k][i, j] = v
+                place_on_plane(model, base, d1, d2, float(a), float(b))
+                if not functional:
+                    out["loss"][i, j], out["acc"][i, j] = loss_and_accuracy(model, batches)
+                if attack is not None:
+                    out["adv_loss"][i, j], out["adv_acc"][i, j] = loss_and_accuracy(model, batches, attack(model),
+                                                                                    seed)
                 if progress is not None:
                     progress(i * len(coords) + j + 1, total)
     return {"coords": coords, **out}
@@ -182,7 +180,7 @@ def interpolate_models(model_a, model_b, x, y, *, steps: int = 21, t_min: float 
     ts = np.linspace(t_min, t_max, steps)
     work = copy.deepcopy(model_a).eval()
     device = next(work.parameters()).device
-    batches = _batches(x.to(device), y.to(device), batch_size)
+    batches = batches_of(x.to(device), y.to(device), batch_size)
     keys = ["loss", "acc"] + (["adv_loss", "adv_acc"] if attack is not None else [])
     out = {k: np.zeros(len(ts)) for k in keys}
     for i, t in enumerate(ts):
@@ -207,9 +205,7 @@ def input_landscape(model, x, y, *, eps: float, grid: int = 21, span: float = 2.
     coords = np.linspace(-span, span, grid)
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
-    was_training = model.training
-    model.eval()
-    try:
+    with model_mode(model, training=False):
         xg = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(F.cross_entropy(model(xg).float(), y, reduction="sum"), xg)
@@ -234,8 +230,6 @@ def input_landscape(model, x, y, *, eps: float, grid: int = 21, span: float = 2.
                     rows = slice(start, start + len(c))
                     loss.reshape(len(y), -1)[n, rows] = F.cross_entropy(logits, target, reduction="none").cpu().numpy()
                     correct.reshape(len(y), -1)[n, rows] = (logits.argmax(1) == target).cpu().numpy()
-    finally:
-        model.train(was_training)
     return {"coords": coords, "loss": loss, "correct": correct, "clean_loss": clean,
             "u": u.cpu().numpy(), "v": v.cpu().numpy(), "labels": y.cpu().numpy()}
 
@@ -254,16 +248,14 @@ def hessian_top_eigenvalue(model, x, y, *, iters: int = 20, tol: float = 1e-3, s
     """
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
-    batches = _batches(x.to(device), y.to(device), batch_size)
+    batches = batches_of(x.to(device), y.to(device), batch_size)
     n = len(y)
     generator = torch.Generator().manual_seed(int(seed))
     v = [torch.randn(p.shape, generator=generator).to(p) for p in params]
     norm = math.sqrt(sum(float((t * t).sum()) for t in v))
     v = [t / norm for t in v]
     history, value, converged = [], 0.0, False
-    was_training = model.training
-    model.eval()
-    try:
+    with model_mode(model, training=False):
         for _ in range(iters):
             hv = [torch.zeros_like(p) for p in params]
             for xb, yb in batches:
@@ -284,8 +276,6 @@ def hessian_top_eigenvalue(model, x, y, *, iters: int = 20, tol: float = 1e-3, s
                 value, converged = new, True
                 break
             value = new
-    finally:
-        model.train(was_training)
     return {"eigenvalue": value, "history": history, "converged": converged}
 
 

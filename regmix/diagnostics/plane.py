@@ -1,11 +1,12 @@
 """The clean loss surface over a plane of weights, theta + a*d1 + b*d2, many grid points per pass: the
 fast path of weight_landscape (landscape.py). A pass's weights come from one matrix product over the
 flattened parameters (PlaneWeights); the model is called functionally, vmap'd over the stacked
-weights, or one point per pass (on a GPU optionally captured once as a CUDA graph and replayed)."""
+weights, or one point per pass."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call, vmap
 
 from ..modes import model_mode
 
@@ -40,90 +41,59 @@ class PlaneWeights:
 POINT_IMAGES_PER_PASS_CUDA = 32_768
 
 
-def _captured_points(call, weights_of, batches, grid, total, correct, progress=None):
-    """One grid point per replay of a CUDA graph that makes the point's weights (PlaneWeights, from a
-    static [a, b]) and runs the clean pass over every batch: the host copies [a, b] in, replays, and
-    copies the two sums out, a few launches per point however deep the model."""
-    device = total.device
-    grid = grid.to(device)
-    point = grid[:1].clone()
-    sums = torch.zeros(2, dtype=torch.float64, device=device)
+class PlaneSurface:
+    """One clean surface in the making: the model called functionally (torch.func.functional_call) with
+    a grid point's weights (weights_of: PlaneWeights), so that its own parameters are never written; the
+    grid of (a, b) points in row order, and the per-point sums, kept on the device until result().
+    On a CPU, 4-d weights and inputs go channels-last, which oneDNN's convolutions run faster."""
 
-    def body():
-        weights = weights_of(point)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        hits = torch.zeros((), dtype=torch.long, device=device)
-        for xb, yb in batches:
-            logits = call(weights, xb).float()
-            # summed per batch in float32 then accumulated in float64, like loss_and_accuracy
-            loss_sum += F.cross_entropy(logits, yb, reduction="none").sum().double()
-            hits += (logits.argmax(1) == yb).sum()
-        sums[0].copy_(loss_sum)
-        sums[1].copy_(hits)
+    def __init__(self, model, batches, d1, d2, coords):
+        base = {name: p.detach() for name, p in model.named_parameters()}
+        self.model, self.buffers = model, dict(model.named_buffers())
+        channels_last = all(xb.dim() == 4 and not xb.is_cuda for xb, _ in batches)
+        if channels_last:
+            batches = [(xb.contiguous(memory_format=torch.channels_last), yb) for xb, yb in batches]
+        self.batches = batches
+        self.device = batches[0][0].device
+        self.side = len(coords)
+        self.grid = torch.tensor([[a, b] for a in coords for b in coords], dtype=torch.float64)
+        self.n = sum(len(yb) for _, yb in batches)
+        self.total = torch.zeros(len(self.grid), dtype=torch.float64, device=self.device)
+        self.correct = torch.zeros(len(self.grid), dtype=torch.long, device=self.device)
+        self.weights_of = PlaneWeights(base, d1, d2, channels_last)
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):  # warm-up outside the capture: cuDNN's choices, lazy initialisation
-            body()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        body()
-    for i in range(len(grid)):
-        point.copy_(grid[i:i + 1])
-        graph.replay()
-        total[i].copy_(sums[0])
-        correct[i].copy_(sums[1])
-        if progress is not None:
-            progress(i + 1, len(grid))
+    def call(self, weights, xb):
+        return functional_call(self.model, (weights, self.buffers), (xb,))
+
+    def result(self):
+        """(loss, acc), each (G, G) indexed [a, b]: the means over the points of every batch."""
+        shape = (self.side, self.side)
+        loss = (self.total / self.n).cpu().numpy()
+        acc = (self.correct.double() / self.n).cpu().numpy()
+        return loss.reshape(shape), acc.reshape(shape)
 
 
-def batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, progress=None, cuda_graph=False):
+def batched_clean_surface(model, batches, d1, d2, coords, points_per_batch, progress=None):
     """Clean loss and accuracy at every grid point, points_per_batch points per forward pass.
 
-    The model is called functionally (torch.func.functional_call) with the grid point's weights, so
-    its own parameters are never written; with several points per pass, vmap maps the call over the
-    stacked weights (PlaneWeights: one matrix product makes a pass's weights). Inference mode, eval mode
-    (BatchNorm uses its running statistics, as in the plain path). The sums stay on the device until the
-    surface is done. On a CPU, 4-d weights and inputs go channels-last, which oneDNN's convolutions run
-    faster.
+    The model is called functionally with the grid point's weights (PlaneSurface); with several points
+    per pass, vmap maps the call over the stacked weights (PlaneWeights: one matrix product makes a
+    pass's weights). Inference mode, eval mode (BatchNorm uses its running statistics, as when the
+    weights are written into the model).
     """
-    from torch.func import functional_call, vmap  # torch.func loads functorch: only the landscape needs it
-
-    base = {name: p.detach() for name, p in model.named_parameters()}
-    buffers = {name: b for name, b in model.named_buffers()}
-    channels_last = all(xb.dim() == 4 and not xb.is_cuda for xb, _ in batches)
-    if channels_last:
-        batches = [(xb.contiguous(memory_format=torch.channels_last), yb) for xb, yb in batches]
-    device = batches[0][0].device
-    grid = torch.tensor([[a, b] for a in coords for b in coords], dtype=torch.float64)
-    n = sum(len(yb) for _, yb in batches)
-    total = torch.zeros(len(grid), dtype=torch.float64, device=device)
-    correct = torch.zeros(len(grid), dtype=torch.long, device=device)
-    weights_of = PlaneWeights(base, d1, d2, channels_last)
-
-    def call(weights, xb):
-        return functional_call(model, (weights, buffers), (xb,))
-
+    surface = PlaneSurface(model, batches, d1, d2, coords)
     with model_mode(model, training=False), torch.inference_mode():
-        captured = cuda_graph and points_per_batch == 1 and device.type == "cuda"
-        if captured:
-            _captured_points(call, weights_of, batches, grid, total, correct, progress)
-        for start in range(0, 0 if captured else len(grid), points_per_batch):
-            ab = grid[start:start + points_per_batch]
+        for start in range(0, len(surface.grid), points_per_batch):
+            ab = surface.grid[start:start + points_per_batch]
             k = len(ab)
-            weights = weights_of(ab.to(device))
-            forward = call if k == 1 else vmap(call, in_dims=(0, None))
-            for xb, yb in batches:
+            weights = surface.weights_of(ab.to(surface.device))
+            forward = surface.call if k == 1 else vmap(surface.call, in_dims=(0, None))
+            for xb, yb in surface.batches:
                 logits = forward(weights, xb).float().reshape(k, len(yb), -1)
                 per = F.cross_entropy(logits.flatten(0, 1), yb.repeat(k), reduction="none").view(k, -1)
                 # summed per batch in float32 then accumulated in float64, like loss_and_accuracy
-                total[start:start + k] += per.sum(1).double()
-                correct[start:start + k] += (logits.argmax(2) == yb).sum(1)
+                surface.total[start:start + k] += per.sum(1).double()
+                surface.correct[start:start + k] += (logits.argmax(2) == yb).sum(1)
             if progress is not None:
-                progress(start + k, len(grid))
-    shape = (len(coords), len(coords))
-    loss = (total / n).cpu().numpy()
-    acc = (correct.double() / n).cpu().numpy()
-    return loss.reshape(shape), acc.reshape(shape)
+                progress(start + k, len(surface.grid))
+    return surface.result()

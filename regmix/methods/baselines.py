@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from ..attacks import FGSM, PGD
 from ..attacks.base import project
 from ..losses import kl
+from ..modes import model_mode
 from .base import METHODS, Method, detached
 
 
@@ -95,9 +96,7 @@ class TRADES(Method):
     non_negative = ("beta",)
 
     def adversarial(self, model, x):
-        was_training = model.training
-        model.train(self.attack_mode == "train")
-        try:
+        with model_mode(model, training=self.attack_mode == "train"):
             with torch.no_grad():
                 logits_clean = model(x)
             delta = project(0.001 * torch.randn_like(x), x, self.threat)
@@ -107,8 +106,6 @@ class TRADES(Method):
                     loss = kl(logits_clean, model(x + delta), reduction="batchmean")
                     (grad,) = torch.autograd.grad(loss, delta)
                 delta = project(delta.detach() + self.threat.step * grad.sign(), x, self.threat)
-        finally:
-            model.train(was_training)
         return (x + delta).detach()
 
     def loss(self, model, x, y, index=None):
