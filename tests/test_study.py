@@ -1,4 +1,5 @@
 """`regmix study`: the smoke path end to end, a stopped study resumed, --dry-run writing nothing."""
+import ast
 import json
 import os
 import subprocess
@@ -11,7 +12,8 @@ from regmix.cli import main
 from regmix.diagnostics.records import load_record
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
-from regmix.study import StudyStopped, load_suite, run_study
+from regmix.study import load_suite, run_study
+from regmix.study import runner
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["standard", "fgsm_rs", "pgd_at", "trades", "mart", "pgk", "regmix"]
@@ -63,12 +65,29 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
     assert set(result["outcomes"].values()) == {"skipped"} and len(result["outcomes"]) == 42
 
 
-def test_stopped_study_resumes_and_skips_finished_work(tmp_path):
+class Stopped(RuntimeError):
+    """Raised by stop_after's hook: the study stops between two pieces of work."""
+
+
+def stop_after(count: int):
+    """A runner.after_work that raises Stopped once `count` pieces of work are done, as an interruption would."""
+    done = []
+
+    def after_work(key, outcome):
+        done.append(key)
+        if len(done) >= count:
+            raise Stopped(f"stopped after {done}")
+    return after_work
+
+
+def test_stopped_study_resumes_and_skips_finished_work(tmp_path, monkeypatch):
     suite = load_suite("mnist5k", smoke=True)
     out = tmp_path / "study"
     quiet = lambda *a: None  # noqa: E731
-    with pytest.raises(StudyStopped):  # stopped after the training and the first evaluation
-        run_study(suite, out, methods=["standard"], stop_after=2, log=quiet)
+    monkeypatch.setattr(runner, "after_work", stop_after(2))
+    with pytest.raises(Stopped, match=r"\['standard-seed0', 'standard-seed0/whole'\]"):  # a training, an evaluation
+        run_study(suite, out, methods=["standard"], log=quiet)
+    monkeypatch.undo()
     assert RunDir(out / "runs" / "standard-seed0").is_complete()
     done = json.loads((out / "study.json").read_text())["evals_done"]
     assert list(done) == ["standard-seed0/whole"]
@@ -247,3 +266,15 @@ def test_every_shipped_suite_loads_whole_and_as_its_smoke_variant(name):
     assert smoke.smoke and len(smoke.seeds) <= len(whole.seeds)
     for entry in smoke.sweeps.values():  # a smoke's sweeps evaluate with the smoke's evaluations
         assert set(entry.get("evals", [])) <= {e.name for e in smoke.evals}
+
+
+def test_the_study_engine_never_imports_the_paper():
+    """regmix.study is generic: the RegMix paper's claims and rules (regmix.paper) sit above it and use it,
+    never the reverse (the `regmix study` command joins them)."""
+    found = []
+    for path in sorted((ROOT / "regmix" / "study").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}:{node.lineno}" for name in names if "paper" in name.split(".")]
+    assert found == []

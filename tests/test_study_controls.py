@@ -3,9 +3,8 @@ equal (on synthetic records), and the sweeps that produce them (plan, order, --s
 import pytest
 
 from regmix.registry import ConfigError
-from regmix.study import load_suite
-from regmix.study.claims import CLAIMS, evaluate_claims, write_claims
-from regmix.study.runner import plan
+from regmix.paper.claims import CLAIMS, evaluate_claims, write_claims
+from regmix.study import load_suite, plan
 
 
 def _entry(method, sweep, variant, seed, pgd, apgd):

@@ -1,8 +1,17 @@
-"""The tests behind every "wins" / "loses" of a study: Welch's t and the bootstrap interval over seeds."""
+"""The tests behind every "wins" / "loses" of a study: Welch's t and the bootstrap interval over seeds
+(regmix.study.stats); the results folder's README blocks and same-points numbers (regmix.study.results);
+and what the RegMix paper's study reads from them: the rules that chose the defaults
+(regmix.paper.defaults) and its tables (regmix.paper.tables)."""
 import math
 
+import numpy as np
 import pytest
 
+from regmix.evaluation.records import flags_key
+from regmix.paper.defaults import (check_against_default, check_gamma, choose_amr_weights, choose_gamma,
+                                   defaults_section, gamma_section)
+from regmix.paper.tables import _reference_row, _same_points_table
+from regmix.study.results import _same_points, fill_readme
 from regmix.study.stats import bootstrap_interval, compare, welch_p
 
 
@@ -36,11 +45,10 @@ def test_welch_p_matches_the_textbook_value_and_the_bootstrap_is_reproducible():
 
 
 def test_readme_blocks_are_regenerated_and_the_prose_around_them_kept(tmp_path):
-    from regmix.study.claims import fill_readme
     (tmp_path / "tables.md").write_text("# Study tables\n\nintro\n\n## Main table\n\n| a |\n|---|\n| 1 |\n")
     (tmp_path / "README.md").write_text("Prose before.\n<!-- generated: Main table -->\nstale 0\n"
                                         "<!-- end: Main table -->\nProse after.\n")
-    fill_readme(tmp_path)
+    fill_readme(tmp_path, ("tables.md", "claims.md"))
     text = (tmp_path / "README.md").read_text()
     assert "stale" not in text and "| 1 |" in text
     assert text.startswith("Prose before.") and text.endswith("Prose after.\n")
@@ -60,7 +68,6 @@ def _grid_results(scores, main=(80.0, 84.0, 76.0)):
 
 
 def test_amr_weights_are_chosen_by_neighbourhood_not_by_one_lucky_cell():
-    from regmix.study.defaults import choose_amr_weights, defaults_section
     scores = [[70, 70, 90],   # a lone spike at (0.25, 16) among poor neighbours
               [80, 84, 70],
               [82, 85, 83]]   # a good region around (16, 1)
@@ -73,14 +80,12 @@ def test_amr_weights_are_chosen_by_neighbourhood_not_by_one_lucky_cell():
 
 
 def test_no_choice_until_every_cell_is_measured():
-    from regmix.study.defaults import choose_amr_weights, defaults_section
     results = _grid_results([[70, 70, 90], [80, 84, 70], [82, 85, 83]])
     del results["runs"][-1]["evals"]["whole"]
     assert choose_amr_weights(results) is None and defaults_section(results) == []
 
 
 def test_the_chosen_cell_is_adopted_only_if_it_matches_the_default_over_the_same_seeds():
-    from regmix.study.defaults import check_against_default, defaults_section
     scores = [[70, 70, 90], [80, 84, 70], [82, 85, 83]]  # chosen: alpha 16, beta 1 (seed 0 scores 85)
     results = _grid_results(scores, main=(80.0, 84.0, 76.0))
     assert check_against_default(results) is None  # no check runs yet: one seed is no check
@@ -113,7 +118,6 @@ def _runs(sweep, gamma, scores):
 
 
 def test_gamma_is_chosen_by_neighbourhood_and_kept_when_the_rule_picks_the_default():
-    from regmix.study.defaults import choose_gamma, gamma_section
     # a lone spike at gamma 0.25 next to a poor gamma 0 loses to the good region around gamma 1
     c = choose_gamma(_gamma_results([70, 95, 84, 86, 75]))
     assert c["gamma"] == 1.0 and c["default"] == 1.0
@@ -126,7 +130,6 @@ def test_gamma_is_chosen_by_neighbourhood_and_kept_when_the_rule_picks_the_defau
 
 
 def test_another_gamma_needs_the_check_at_the_current_alpha_and_beta_and_must_match_it():
-    from regmix.study.defaults import check_gamma, gamma_section
     results = _gamma_results([70, 72, 75, 84, 86])  # the rule picks gamma 16 (averaged 85 vs 80.3)
     assert check_gamma(results) is None
     assert "Not yet checked over seeds: sweep `gamma_defaults_check` (gamma = 16" in "\n".join(gamma_section(results))
@@ -142,10 +145,6 @@ def test_another_gamma_needs_the_check_at_the_current_alpha_and_beta_and_must_ma
 def test_pgd_is_compared_with_the_stronger_attacks_on_exactly_their_points(tmp_path):
     """PGD-20 on the first n points of `whole` (from its flags) beside APGD's n points; refused where the
     points or the model differ (clean flags, eps)."""
-    import numpy as np
-    from regmix.study.claims import _same_points_table
-    from regmix.evaluation.records import flags_key
-    from regmix.study.results import _same_points
 
     def record(name, flags, eps=0.2):  # flags by attack name, saved as evaluate_run saves them
         np.savez(tmp_path / f"{name}.flags.npz", **{flags_key(a): v for a, v in flags.items()})
@@ -167,7 +166,6 @@ def test_pgd_is_compared_with_the_stronger_attacks_on_exactly_their_points(tmp_p
 
 
 def test_each_sweep_table_starts_with_its_method_from_the_main_table_on_the_same_seeds():
-    from regmix.study.claims import _reference_row
     run = lambda sweep, seed, s: {"method": "regmix", "sweep": sweep, "variant": "v" if sweep else "", "seed": seed,  # noqa: E731
                                   "evals": {"whole": {"accuracy": {"clean": 0.9, "pgd20": s / 100, "cw20": s / 100}}}}
     results = {"runs": [run("", 0, 80), run("", 1, 70), run("", 2, 60), run("ablations", 0, 85)]}

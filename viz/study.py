@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
 from regmix.diagnostics import load_record  # noqa: E402
+from regmix.paper.claims import METRICS, NO_SMOOTHING, values  # noqa: E402
 
 from . import kl as K  # noqa: E402
 from . import landscape as LV  # noqa: E402
@@ -83,13 +84,11 @@ def plot_claims(results, preset="double"):
 
 
 def _unit(metric: str) -> str:
-    from regmix.study.claims import METRICS
     unit = METRICS[metric][2]
     return "points" if unit == "%" else unit
 
 
 def _higher(metric: str) -> bool:
-    from regmix.study.claims import METRICS
     return METRICS[metric][1]
 
 
@@ -119,8 +118,6 @@ def plot_convergence(results, preset="single"):
 
 def _regmix_seed_std(results):
     """{heatmap metric: std over seeds (points)} of the main table's RegMix runs on the whole test split."""
-    import statistics
-    from regmix.study.claims import values
     out = {}
     for key, metric in (("clean", "clean"), ("pgd20", "PGD-20")):
         vals = values(results, "regmix", metric)
@@ -163,7 +160,6 @@ def plot_sweep_lines(results, preset="double"):
 def plot_softmax_truth(results, preset="double"):
     """p(true), cross-entropy to the one-hot truth and ECE, clean and final-adversarial view, per
     method (mean +- std over seeds); hollow markers: label smoothing switched off in RegMix and PGK."""
-    from regmix.study.claims import NO_SMOOTHING, values
     metrics = ["p(true)", "CE to one-hot", "ECE"]
     fig, axes = figure(preset, aspect=0.55, nrows=2, ncols=3)
     methods = _main_methods(results)

@@ -1,4 +1,16 @@
-"""`regmix study SUITE`: the flags of regmix.study.run_study."""
+"""`regmix study SUITE`: the flags of regmix.study.run_study; with --results, the RegMix paper's results
+folder (regmix.paper.results.write_results: the engine's numbers, the paper's claims and tables).
+
+This command is where the study engine (regmix.study) and the paper (regmix.paper) meet: the engine
+never imports the paper."""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..registry import ConfigError
+from .figures import draw, viz_home
+from .flags import flag_names
 
 # run_study's argument names -> this command's flags, for its error messages
 FLAGS = {"out": "--out", "methods": "--methods", "seeds": "--seeds", "suite": "SUITE", "part": "--part",
@@ -46,12 +58,8 @@ def add_parser(sub):
 
 
 def run(args):
-    import os
-
-    from ..registry import ConfigError
-    from ..study import load_suite, merge_evals, run_study
-    from ..sweep import parse_seeds
-    from .flags import flag_names
+    from ..study import load_suite, merge_evals, run_study  # loads torch: at run time, not at CLI start-up
+    from ..sweep import parse_seeds  # loads torch: at run time, not at CLI start-up
     with flag_names(FLAGS):
         suite = load_suite(args.suite, smoke=args.smoke)
         seeds = parse_seeds(args.seeds) if args.seeds is not None else None
@@ -71,27 +79,19 @@ def run(args):
                 raise ConfigError(f"merge: {len(refused)} records are not of the same finished runs here "
                                   f"(first: {refused[0]}); they were not copied")
             return None
-        # tests only: stop after that many trainings/evaluations, as an interruption would
-        stop_after = os.environ.get("REGMIX_STUDY_STOP_AFTER")
         evals = [e.strip() for e in args.evals.split(",") if e.strip()] if args.evals is not None else None
         sweeps = [w.strip() for w in args.sweeps.split(",") if w.strip()] if args.sweeps is not None else None
         if sweeps is not None and not sweeps:
             raise ConfigError("sweeps: give at least one sweep")
         run_study(suite, out, methods=methods, seeds=seeds, part=args.part, evals=evals, dry_run=args.dry_run,
-                  stop_after=int(stop_after) if stop_after else None, eval_device=args.eval_device, train=not args.no_train,
-                  sweeps=sweeps)
+                  eval_device=args.eval_device, train=not args.no_train, sweeps=sweeps)
 
 
 def write_results_folder(suite, out, args):
     """--results DIR: the study's numbers, records, claims and tables, then its figures (viz, in a child
     process)."""
-    import os
-    import sys
-
-    from ..registry import ConfigError
-    from ..study import read_ledger
-    from ..study.results import write_results
-    from .figures import draw, viz_home
+    from ..paper.results import write_results  # loads torch: at run time, not at CLI start-up
+    from ..study import read_ledger  # loads torch: at run time, not at CLI start-up
     if not read_ledger(out):
         raise ConfigError(f"out: {out} holds no study yet; run `regmix study {args.suite}` first")
     viz_home()

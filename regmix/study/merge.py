@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Callable, Dict
 
-from ..files import atomic_write, atomic_write_text
 from ..checks import inside, plain_name, read_json
 from ..evaluation.records import REQUIRED
+from ..files import atomic_write, atomic_write_text
 from ..lock import FolderLock
 from ..registry import ConfigError
 from ..rundir import RunDir
-from .runner import STUDY_FILE, _check_folder, read_ledger
+from .ledger import STUDY_FILE, check_folder, read_ledger
 from .suite import Suite
 
 
@@ -39,7 +39,7 @@ def merge_evals(suite: Suite, out, source, log: Callable = print) -> Dict[str, s
     outcomes: Dict[str, str] = {}
     with FolderLock(out, field="out", what="study"):
         ledger = read_ledger(out)
-        _check_folder(out, suite, ledger)
+        check_folder(out, suite, ledger)
         done = ledger.setdefault("evals_done", {})
         todo = _merge_plan(out, source, theirs, done, outcomes, log)
         for key, device, files in todo:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..evaluation.records import load_record
+from ..evaluation.report import build_table, format_table
 from ..files import atomic_write_text
+from .ledger import epoch_times, run_dir
 
 
 def duration(seconds: float) -> str:
@@ -24,8 +27,6 @@ def _cell(value) -> str:
 
 def _sweep_table(name, runs, evals, done, spec) -> list:
     """One row per variant of sweep `name` for evaluation `spec`, aggregated by build_table."""
-    from ..evaluation.records import load_record
-    from ..evaluation.report import build_table
     variants = list(dict.fromkeys(r.variant for r in runs if r.sweep == name))
     rows, columns = [], []
     for variant in variants:
@@ -46,9 +47,7 @@ def _sweep_table(name, runs, evals, done, spec) -> list:
 
 
 def write_report(out: Path, suite, runs, evals, ledger) -> Path:
-    from ..evaluation.records import load_record
-    from ..evaluation.report import build_table, format_table
-    from .runner import epoch_times, run_dir
+    """OUT/report.md from the suite, its planned runs and evaluations (runner.plan) and the ledger."""
     done = ledger.get("evals_done") or {}
     main = [r for r in runs if not r.sweep]
     lines = [f"# Study {suite.name}{' (smoke)' if suite.smoke else ''}", "",

@@ -1,19 +1,28 @@
-"""A study's results in one file: `regmix study SUITE --results DIR` writes DIR/results.json (every
-number of every run: evaluations, training curve, wall time, diagnostics summaries, each with the
-record it comes from), DIR/records/ (copies of those records, so the folder stands alone), and
-DIR/claims.md + DIR/tables.md (claims.py). viz draws DIR's figures from results.json alone.
+"""A study's results in one folder, DIR: DIR/results.json (every number of every run: evaluations,
+training curve, wall time, diagnostics summaries, each with the record it comes from) and DIR/records/
+(copies of those records, so the folder stands alone). viz draws DIR's figures from results.json alone.
+
+The engine gathers the numbers (collect, copy_records) and saves them (save_results); what a study
+reads from them (claims, tables) is written by the study's own code between the two, which may add its
+entries to results.json: `regmix study --results DIR` runs regmix.paper.results.write_results, the
+RegMix paper's. fill_readme then regenerates the generated blocks of DIR/README.md from those tables.
 """
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
-from ..files import atomic_write_text
+import numpy as np
+
+from ..diagnostics import records as diagnostics_records
 from ..evaluation.records import load_flags, load_record
+from ..files import atomic_write_text
 from ..rundir import RunDir
-from .runner import epoch_times, plan, read_ledger, run_dir
+from .ledger import epoch_times, read_ledger, run_dir
+from .runner import plan
 from .suite import Suite
 
 RESULTS_FILE = "results.json"
@@ -28,22 +37,21 @@ def _curve(rd: RunDir) -> dict:
 
 def _summaries(rd: RunDir, kinds) -> dict:
     """The numbers the claims use from the run's diagnostics records (weight landscape, softmax)."""
-    from ..diagnostics.records import load_record
     found = {}
     if "weight" in kinds and rd.diagnostic("landscape_weight").exists():
-        _, meta = load_record(rd.diagnostic("landscape_weight"))
+        _, meta = diagnostics_records.load_record(rd.diagnostic("landscape_weight"))
         found["weight"] = {"record": str(rd.diagnostic("landscape_weight")), "grid": meta.get("grid"),
                            "n": meta.get("n"), "attack": meta.get("attack"),
                            "hessian": {k: v.get("eigenvalue") for k, v in (meta.get("hessian") or {}).items()},
                            "sharpness": meta.get("sharpness") or {}}
     if "softmax" in kinds and rd.diagnostic("softmax").exists():
-        _, meta = load_record(rd.diagnostic("softmax"))
+        _, meta = diagnostics_records.load_record(rd.diagnostic("softmax"))
         found["softmax"] = {"record": str(rd.diagnostic("softmax")), "n": meta.get("n"),
                             "summary": meta.get("summary")}
     return found
 
 
-# the stronger evaluations whose points are a prefix of `whole`'s -> their attack (as claims.METRICS reads them)
+# the stronger evaluations whose points are a prefix of `whole`'s -> their attack (as the suites name them)
 SAME_POINTS = {"apgd": "aa:apgd-ce+apgd-t", "autoattack": "aa"}
 
 
@@ -52,7 +60,6 @@ def _same_points(records: Dict[str, dict]) -> dict:
     test digits, in the order of every evaluation, evaluation.run._first_points), from the per-point
     flags: a PGD-to-AutoAttack gap without the difference of the point sets. Used only where both
     records are of the same checkpoint at the same eps and their clean flags agree point for point."""
-    import numpy as np
     whole = records.get("whole")
     w = load_flags(whole) if whole is not None else None
     if not w or "pgd20" not in w:
@@ -114,8 +121,9 @@ def collect(suite: Suite, out) -> Dict:
             "setting": setting, "evals": specs, "seeds": suite.seeds, "runs": entries}
 
 
-def _copy_records(results: dict, dest: Path) -> None:
-    """Copy every cited record under DEST/records/<run>/ and point results.json at the copies."""
+def copy_records(results: dict, dest) -> None:
+    """Copy every cited record under DEST/records/<run>/ and point `results` (collect's) at the copies."""
+    dest = Path(dest)
     records = dest / "records"
     if records.exists():
         shutil.rmtree(records)
@@ -138,19 +146,33 @@ def _copy_records(results: dict, dest: Path) -> None:
         atomic_write_text(folder / "metrics_epochs.jsonl", "\n".join(epochs) + "\n")
 
 
-def write_results(suite: Suite, out, dest, *, command: str = "") -> Path:
-    """DEST/results.json, DEST/records/, DEST/tables.md and DEST/claims.md from study folder OUT, and
-    the generated blocks of DEST/README.md (claims.fill_readme) when it exists."""
-    from .claims import evaluate_claims, fill_readme, write_claims, write_tables
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    results = collect(suite, out)
-    results["command"] = command
-    _copy_records(results, dest)
-    results["claims"] = evaluate_claims(results)
-    path = dest / RESULTS_FILE
+def save_results(results: dict, dest) -> Path:
+    """DEST/results.json."""
+    path = Path(dest) / RESULTS_FILE
     atomic_write_text(path, json.dumps(results, indent=1))
-    write_tables(results, dest)
-    write_claims(results, dest)
-    fill_readme(dest)
     return path
+
+
+def fill_readme(dest, sources: Sequence[str]) -> None:
+    """Replace each `<!-- generated: NAME -->` ... `<!-- end: NAME -->` block of DEST/README.md with the
+    section of the markdown files `sources` (in DEST) that NAME names (a heading's text, or a file's
+    name for the whole file), so the prose stays and every number in it is regenerated with the tables.
+    Nothing happens where DEST has no README.md."""
+    dest = Path(dest)
+    readme = dest / "README.md"
+    if not readme.exists():
+        return
+    sections = {}
+    for source in sources:
+        text = (dest / source).read_text() if (dest / source).exists() else ""
+        for block in re.split(r"\n(?=#+ )", text):
+            heading, _, body = block.partition("\n")
+            sections[heading.lstrip("# ").strip()] = body.strip()
+        sections[source] = text.strip()
+
+    def replace(match):
+        name = match.group(1)
+        body = sections.get(name, f"(no section {name!r} in {' or '.join(sources)} yet)")
+        return f"<!-- generated: {name} -->\n{body}\n<!-- end: {name} -->"
+    text = re.sub(r"<!-- generated: (.+?) -->.*?<!-- end: \1 -->", replace, readme.read_text(), flags=re.S)
+    atomic_write_text(readme, text)

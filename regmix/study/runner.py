@@ -22,19 +22,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ..config import load_config
+from ..diagnostics import compute
+from ..evaluation.run import evaluate_run
 from ..files import atomic_write_text
 from ..lock import FolderLock
+from ..progress import progress_bar
 from ..registry import ConfigError, suggest
-from ..rundir import RunDir
+from ..runtime import resolve_device
+from ..trainer import train as train_run
+from .ledger import STUDY_FILE, check_folder, epoch_times, eval_done, read_ledger, run_dir
 from .report import duration as _duration
+from .report import write_report
 from .suite import EvalSpec, Suite, check_seeds, sweep_points
 
 PARTS = ("main", "sweeps", "all")
-STUDY_FILE = "study.json"
 
 
-class StudyStopped(RuntimeError):
-    """Raised by the stop_after hook (tests): the study stops between two pieces of work."""
+def after_work(key: str, outcome: str) -> None:
+    """Called by run_study after each piece of work it did (a training, an evaluation or a diagnostics
+    record; not after one it skipped), with the piece's key ('run', 'run/evaluation', 'run/record') and
+    its outcome. It does nothing: a test replaces it (monkeypatch) with one that raises, to stop the
+    study at a chosen point as an interruption would, and checks that the next start resumes there."""
 
 
 @dataclass
@@ -70,7 +79,6 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
         if name not in suite.sweeps:
             raise ConfigError(f"sweeps: {name!r} is not a sweep of suite {suite.name}{suggest(name, suite.sweeps)}; "
                               f"it has {', '.join(suite.sweeps) or 'none'}")
-    from ..config import load_config
     methods = list(suite.recipes) if not methods else list(methods)
     for m in methods:
         if m not in suite.recipes:
@@ -105,53 +113,12 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
     return runs, evals
 
 
-def run_dir(out: Path, run: RunTask) -> RunDir:
-    return RunDir(Path(out) / "runs" / run.name)
-
-# ---------------------------------------------------------------- what is done, what it costs
-
-
-def read_ledger(out: Path, *, check: bool = True) -> dict:
-    """OUT/study.json, or {} where it is missing, not a regular file or not a JSON object. check: every
-    record it lists is read where it belongs, OUT/runs/<run>/eval/<its file name> (ledger_record), so
-    a moved folder still finds its records and an entry leading elsewhere is refused."""
-    from ..checks import read_json
-    try:
-        ledger = read_json(Path(out) / STUDY_FILE, "study")
-    except ConfigError:
-        return {}
-    if check and "evals_done" in ledger:
-        done = ledger["evals_done"]
-        if not isinstance(done, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in done.items()):
-            raise ConfigError(f"study: {Path(out) / STUDY_FILE}: evals_done must map 'run/evaluation' keys to record paths")
-        ledger["evals_done"] = {key: str(ledger_record(out, key, where)) for key, where in done.items()}
-    return ledger
-
-
-def ledger_record(out, key: str, where: str) -> Path:
-    """Where the ledger's record of `key` ('run/evaluation') is: OUT/runs/<run>/eval/<file name of where>,
-    resolved and refused (one line) unless it stays inside the study's runs."""
-    from ..checks import inside, plain_name
-    field = f"study: {Path(out) / STUDY_FILE}: evals_done key {key!r}"
-    name = plain_name(key.rpartition("/")[0], field, "run/evaluation with a plain run name")
-    file = plain_name(Path(where).name, f"{field}: its record", "a record file name")
-    return inside(Path(out) / "runs", Path(name) / RunDir.EVAL / file, field)
-
-
-def eval_done(out: Path, task: EvalTask, ledger: dict) -> bool:
-    record = (ledger.get("evals_done") or {}).get(task.key)
-    return bool(record) and Path(record).exists()
-
-
-def epoch_times(run: RunDir) -> List[float]:
-    """A run's recorded epoch wall times (s), from its metrics.jsonl."""
-    return [r["epoch_time_s"] for r in run.metrics("epoch") if isinstance(r.get("epoch_time_s"), (int, float))]
+# ---------------------------------------------------------------- what is left, what it costs
 
 
 def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
     """Seconds still to spend: training from measured epoch times where a run of that method has any
     (in this study folder), else from the suite's cost table; evaluations from the table."""
-    from ..config import load_config
     measured: Dict[str, List[float]] = {}
     for run in runs:
         measured.setdefault(run.method, []).extend(epoch_times(run_dir(out, run)))
@@ -170,11 +137,10 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
             base = load_config(run.recipe, suite.overrides).train.epochs
             train_s += float((suite.cost.get("train") or {}).get(run.method, 0)) * max(epochs - done, 0) / max(base, 1)
             sources.add("cost table")
-    todo_evals = [e for e in evals if not eval_done(out, e, ledger)]
+    todo_evals = [e for e in evals if not eval_done(e, ledger)]
     eval_s = sum(float((suite.cost.get("eval") or {}).get(task.spec.name, 0)) for task in todo_evals)
-    from ..diagnostics.compute import default_path
     todo_records = [kind for r in runs for kind in r.diagnostics
-                    if not default_path(run_dir(out, r).path, kind).exists()]
+                    if not compute.default_path(run_dir(out, r).path, kind).exists()]
     eval_s += sum(float((suite.cost.get("diagnostics") or {}).get(kind, 0)) for kind in todo_records)
     if todo_evals or todo_records:
         sources.add("cost table")
@@ -206,16 +172,7 @@ def describe(suite: Suite, out: Path, runs, evals, cost) -> str:
 # ---------------------------------------------------------------- running
 
 
-def _check_folder(out: Path, suite: Suite, ledger: dict):
-    """A study folder holds one suite in one variant: smoke runs never mix with real ones."""
-    if ledger and (ledger.get("suite") != suite.name or bool(ledger.get("smoke")) != suite.smoke):
-        raise ConfigError(f"out: {out} holds study {ledger.get('suite')!r}{' (smoke)' if ledger.get('smoke') else ''}; "
-                          f"choose another folder for {suite.name!r}{' (smoke)' if suite.smoke else ''}")
-
-
 def _train(run: RunTask, out: Path, log):
-    from ..config import load_config
-    from ..trainer import train
     rd = run_dir(out, run)
     state = rd.state()
     if state == "complete":
@@ -224,27 +181,25 @@ def _train(run: RunTask, out: Path, log):
     config = load_config(run.recipe, run.overrides)
     if not rd.is_run():
         log(f"[study] {run.name}: training")
-        train(config)
+        train_run(config)
         return "trained"
     if rd.checkpoint("last").exists():
         log(f"[study] {run.name}: {state}, resuming from last.pt")
-        train(config, resume=True)
+        train_run(config, resume=True)
         return "resumed"
     # nothing to continue from (stopped before its first checkpoint): the old folder is kept aside
     log(f"[study] {run.name}: {state} without last.pt, starting again (the old folder is moved aside)")
-    train(config, overwrite=True)
+    train_run(config, overwrite=True)
     return "restarted"
 
 
 def _evaluate(task: EvalTask, out: Path, ledger: dict, device, log) -> str:
-    from ..evaluation.run import evaluate_run
-    if eval_done(out, task, ledger):
+    if eval_done(task, ledger):
         log(f"[study] {task.key}: record exists, skipped")
         return "skipped"
     log(f"[study] {task.key}: evaluating ({task.spec.attacks}, n={task.spec.n or 'all'})")
     eps = None
     if task.spec.eps_scale != 1:
-        from ..config import load_config
         eps = load_config(task.run.recipe, task.run.overrides).eval_threat().eps * task.spec.eps_scale
     record = evaluate_run(str(run_dir(out, task.run).path), attacks=task.spec.attacks, n=task.spec.n, eps=eps,
                           which=task.spec.checkpoint, device=device, sanity=task.spec.sanity, log=log,
@@ -268,7 +223,6 @@ def link_sweeps(out: Path, runs) -> None:
 
 def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]:
     """The diagnostics records of one run (run.diagnostics), computed where missing: [(key, outcome)]."""
-    from ..diagnostics import compute
     makers = {"weight": compute.weight_landscape_record, "softmax": compute.softmax_run_record}
     outcomes = []
     for kind in run.diagnostics:
@@ -284,7 +238,7 @@ def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]
 
 
 def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", evals=None, dry_run: bool = False,
-              log: Callable = print, stop_after: Optional[int] = None, progress: Optional[bool] = None,
+              log: Callable = print, progress: Optional[bool] = None,
               eval_device: Optional[str] = None, train: bool = True, sweeps=None) -> dict:
     """Plan, state the cost, then train, evaluate and report what is not done yet. part: main|sweeps|all.
     evals: names of the suite's evaluations to run now (default: all of them). progress: a bar over the
@@ -293,15 +247,14 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
     the suite's device, so a CPU suite's finished runs can be evaluated on a GPU (see merge_evals). Each
     record states the device it ran on. train=False: train nothing; a run that is not complete is
     skipped with its evaluations (a copy of the folder evaluated elsewhere holds only some runs).
-    dry_run: print the plan and cost only, write nothing. stop_after (tests): raise StudyStopped once
-    that many pieces of work (trainings or evaluations, skipped ones not counted) are done.
+    dry_run: print the plan and cost only, write nothing. After each piece of work done (not skipped)
+    it calls after_work(key, outcome).
     sweeps: names of the suite's sweeps to run (with part sweeps or all), in that order (default: all).
     Returns {'plan': cost summary, 'outcomes': {key: trained|resumed|restarted|skipped|untrained|evaluated},
     'report': path}.
     """
     out = Path(out)
     only = evals
-    from ..runtime import resolve_device
     if eval_device:  # checked before any work, as every argument
         try:
             resolve_device(eval_device)
@@ -316,7 +269,7 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
                                   f"it has {', '.join(names)}")
         evals = [e for e in evals if e.spec.name in only]
     ledger = read_ledger(out)
-    _check_folder(out, suite, ledger)
+    check_folder(out, suite, ledger)
     cost = estimate(suite, out, runs, evals, ledger)
     log(describe(suite, out, runs, evals, cost))
     if eval_device:
@@ -325,25 +278,20 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
         return {"plan": cost, "outcomes": {}, "report": None}
     device = resolve_device(eval_device or suite.device)
     outcomes: Dict[str, str] = {}
-    done = 0
 
     def count(key, outcome):
-        nonlocal done
         outcomes[key] = outcome
         if outcome != "skipped":
-            done += 1
-            if stop_after is not None and done >= stop_after:
-                raise StudyStopped(f"stopped after {done} pieces of work (stop_after)")
+            after_work(key, outcome)
 
     start = time.time()
     with FolderLock(out, field="out", what="study"):
         ledger = read_ledger(out)
-        _check_folder(out, suite, ledger)
+        check_folder(out, suite, ledger)
         ledger.update({"kind": "study", "version": 1, "suite": suite.name, "smoke": suite.smoke,
                        "suite_file": str(suite.file), "evals_done": ledger.get("evals_done", {})})
         ledger[f"plan_{part}"] = {"runs": [r.name for r in runs], "evals": [e.key for e in evals]}
         atomic_write_text(out / STUDY_FILE, json.dumps(ledger, indent=1))
-        from ..progress import progress_bar
         bar = progress_bar(len(runs), f"study {suite.name}", progress, unit="run")
         for run in runs:
             bar.set_postfix_str(run.name)
@@ -359,7 +307,6 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
                 count(key, outcome)
             bar.update(1)
         bar.close()
-        from .report import write_report
         everything = plan(suite, out, methods, seeds, "all")
         link_sweeps(out, everything[0])
         report = write_report(out, suite, *everything, ledger)

@@ -20,7 +20,7 @@ BOOTSTRAP_RESAMPLES = 10_000
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided p-value of Welch's t-test (unequal variances); nan when it is undefined (fewer than
     two values in a group, or no spread in either)."""
-    from scipy import stats
+    from scipy import stats  # slow to import (it comes with scikit-learn); only Welch's p needs it
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or len(b) < 2:
         return math.nan

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..recipes import RECIPES
+from ..attacks.specs import parse_attacks
 from ..checks import MAX_GRID, MAX_ITERS, MAX_POINTS, check_number, in_range, plain_name
+from ..recipes import RECIPES
 from ..registry import ConfigError, suggest
+from ..yaml_text import load_yaml_text
 
 SUITES_DIR = RECIPES / "study"
 SUITE_KEYS = ("suite", "description", "device", "recipes", "seeds", "evals", "cost", "smoke", "sweeps", "diagnostics")
@@ -63,7 +65,6 @@ def check_seeds(value, where) -> List[int]:
 
 
 def _evals(data, where) -> List[EvalSpec]:
-    from ..attacks.specs import parse_attacks
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{where}: must map evaluation names to {{attacks, n, seeds, checkpoint, sanity, eps_scale}}")
     out = []
@@ -125,7 +126,6 @@ def suite_path(name) -> Path:
 
 def load_suite(name, *, smoke: bool = False) -> Suite:
     path = suite_path(name)
-    from ..yaml_text import load_yaml_text
     data = load_yaml_text(path.read_text(), field="suite", path=path) or {}
     where = path.stem
     _refuse_unknown(data, SUITE_KEYS, where)

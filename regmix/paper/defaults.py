@@ -16,13 +16,16 @@ from __future__ import annotations
 import statistics
 from typing import List, Optional
 
+from ..study.stats import compare
+from .claims import METRICS
+
 SCORE = ("PGD-20", "CW-20")  # names of claims.METRICS
 TIED_ADOPTED = ("adopted, as the named recipe configs/study/mnist5k/regmix_tied.yaml; the method's defaults "
                 "stay the paper's form (alpha 1.0, beta 0.5, gamma 1.0): a tie does not change what its name means.")
 
 
 def _score(entry) -> Optional[float]:
-    from .claims import METRICS
+    """A run's score: the mean of its SCORE metrics (None until it has them all)."""
     parts = [METRICS[name][0](entry) for name in SCORE]
     return None if any(v is None for v in parts) else sum(parts) / len(parts)
 
@@ -95,8 +98,6 @@ def compare_over_seeds(candidate: list, default: list) -> Optional[dict]:
     """Two sets of runs on the seeds both have: the score and APGD-CE+T (where every seed has it),
     Welch's p and a bootstrap interval each; adopt = the candidate's mean score is at least the
     default's over all those seeds. None below two common seeds (one seed is no check)."""
-    from .claims import METRICS
-    from .stats import compare
     seeds = sorted({e["seed"] for e in candidate} & {e["seed"] for e in default})
     if len(seeds) < 2:
         return None
@@ -137,7 +138,7 @@ def defaults_section(results: dict, sweep: str = "alpha_beta") -> List[str]:
         return rows
     std = f"{c['seed_std']:.1f}" if c["seed_std"] is not None else "unknown"
     return ["## Choosing alpha and beta", "",
-            "Rule (regmix/study/defaults.py): score = mean of PGD-20 and CW-20 accuracy on the whole test split "
+            "Rule (regmix/paper/defaults.py): score = mean of PGD-20 and CW-20 accuracy on the whole test split "
             f"(sweep `{sweep}`, one seed per cell, gamma at the recipe's); each cell's score averaged with its "
             "grid neighbours; the best averaged cell is chosen. One seed of RegMix varies by "
             f"{std} points of this score (std over the main table's {c['seeds_main']} seeds), so cells closer "
@@ -227,7 +228,7 @@ def gamma_section(results: dict, sweep: str = "gamma") -> List[str]:
         return []
     mark = lambda i, v: f"**{v:.1f}**" if c["gammas"][i] == c["gamma"] else f"{v:.1f}"  # noqa: E731
     lines = ["## Choosing gamma", "",
-             f"Rule (regmix/study/defaults.py, written before the sweep ran): the same score for each gamma of sweep "
+             f"Rule (regmix/paper/defaults.py, written before the sweep ran): the same score for each gamma of sweep "
              f"`{sweep}` (one seed, alpha and beta at the recipe's), averaged with its neighbours; the best averaged "
              "gamma is chosen; if it is not the current default it must match the current default over three seeds "
              "at the method's alpha and beta (sweep `gamma_defaults_check` against `amr_defaults_check`).", "",

@@ -1,0 +1,105 @@
+"""DIR/tables.md of the RegMix paper's study: the setting, the main table of every method over seeds
+(best and last checkpoint), PGD-20 against APGD and AutoAttack on the same points, how the defaults
+were chosen (defaults.py) and one table per sweep, each read against its method in the main table."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from ..files import atomic_write_text
+from ..study.metrics import accuracy, mean_std, median_range
+from .claims import METRICS, values
+from .defaults import defaults_section, gamma_section
+
+
+def _sweep_rows(results, sweep: str, metrics) -> List[str]:
+    """One row per variant of the sweep: its seeds and each metric's mean ± std over them."""
+    runs = [e for e in results["runs"] if e["sweep"] == sweep]
+    rows = []
+    for variant in dict.fromkeys(e["variant"] for e in runs):
+        method = next(e["method"] for e in runs if e["variant"] == variant)
+        seeds = len([e for e in runs if e["variant"] == variant])
+        cells = [mean_std(values(results, method, m, (sweep, variant))) for m in metrics]
+        rows.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _same_points_table(results: dict) -> List[str]:
+    """PGD-20 against APGD-CE+T and AutoAttack on the same test points (each entry's same_points,
+    regmix.study.results), per method: how much of PGD-20's robustness the stronger attacks take away."""
+    def column(runs, name):
+        pairs = [e["same_points"][name] for e in runs if name in e.get("same_points", {})]
+        pgd, att = [100 * p["pgd20"] for p in pairs], [100 * p["attack"] for p in pairs]
+        drop = [a - b for a, b in zip(pgd, att)]
+        return [str(len(pairs)) if pairs else "0", mean_std(pgd, 1), mean_std(att, 1), mean_std(drop, 1)]
+    lines = ["## PGD-20 against APGD and AutoAttack on the same points", "",
+             "PGD-20 measured on exactly the test points of the stronger evaluation (its first n digits, from the "
+             "per-point flags of both records), so the drop is the stronger attack's alone, not a change of points. "
+             "A drop of more than a few points means PGD-20 overstated the robustness (a masked gradient).", "",
+             "| method | seeds | PGD-20 | APGD-CE+APGD-T | drop | seeds | PGD-20 | AutoAttack | drop |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
+        runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
+        lines.append(f"| {method} | " + " | ".join(column(runs, "apgd") + column(runs, "autoattack")) + " |")
+    return lines
+
+
+def _reference_row(results, sweep: str, metrics) -> List[str]:
+    """The sweep's method in the main table (its recipe, no override) on the sweep's seeds, first in the
+    sweep's table, so that each variant reads against what it changes."""
+    runs = [e for e in results["runs"] if e["sweep"] == sweep]
+    seeds = {e["seed"] for e in runs}
+    ref = [e for e in results["runs"] if not e["sweep"] and e["method"] == runs[0]["method"] and e["seed"] in seeds]
+    if not ref:
+        return []
+    cells = [mean_std([v for v in (METRICS[m][0](e) for e in ref) if v is not None]) for m in metrics]
+    return [f"| *{runs[0]['method']}, main table (seeds {', '.join(map(str, sorted(seeds)))})* | {len(ref)} | "
+            + " | ".join(cells) + " |"]
+
+
+def write_tables(results: dict, dest: Path) -> Path:
+    """DEST/tables.md: the setting, the main table (best and last checkpoint), PGD-20 against the stronger
+    attacks on the same points, the choice of the defaults (defaults.py) and a table per sweep."""
+    s = results["setting"]
+    lines = ["# Study tables", "", f"Suite `{results['suite']}`; regenerate with "
+             f"`{results.get('command') or 'regmix study ... --results'}`. Accuracies in percent on the test split, "
+             "mean ± std over seeds."]
+    if s:
+        lines += ["", f"Setting: {s['dataset']}, {s['model']['name']} {s['model'].get('options') or ''}, "
+                      f"{s['threat']['norm']} eps {s['threat']['eps']}, {s['epochs']} epochs (eps warm-up "
+                      f"{s['eps_warmup_epochs']}), batch {s['batch_size']}, {s['optim']['name']} lr {s['optim']['lr']}."]
+    evals = results["evals"]
+    main = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "PGD-20 at 1.5x eps", "PGD-20 at 2x eps"]
+    points = lambda name: f"{evals[name]['n'] or 'all'} test points" if name in evals else "-"  # noqa: E731
+    lines += ["", "## Main table (best checkpoint)", "",
+              f"PGD-20 / CW-20: {points('whole')}; APGD-CE + APGD-T: {points('apgd')}; standard AutoAttack: "
+              f"{points('autoattack')}, first seed only. Train time: sum of a run's epoch times (s), median "
+              "(min-max) over seeds: a run that shared the CPU with other work shows as an outlier, not as a "
+              "shifted mean.", "",
+              "| method | seeds | " + " | ".join(main) + " | train time (s) |", "|---" * (len(main) + 3) + "|"]
+    for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
+        runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
+        cells = [mean_std(values(results, method, m)) for m in main]
+        train_time = median_range([e["train_s"] for e in runs])
+        lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + f" | {train_time} |")
+    last = [("clean", accuracy("whole_last", "clean")), ("PGD-20", accuracy("whole_last", "pgd20")),
+            ("CW-20", accuracy("whole_last", "cw20"))]
+    lines += ["", "## Last checkpoint (end of training)", "", "| method | seeds | clean | PGD-20 | CW-20 |", "|---|---|---|---|---|"]
+    for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
+        runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
+        cells = [mean_std([v for v in (g(e) for e in runs) if v is not None]) for _, g in last]
+        lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + " |")
+    lines += ["", *_same_points_table(results)]
+    for choice in (defaults_section(results), gamma_section(results)):
+        if choice:
+            lines += ["", *choice]
+    sweep_metrics = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T"]
+    for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
+        metrics = sweep_metrics + ["AutoAttack"] * any("autoattack" in e["evals"] for e in results["runs"]
+                                                       if e["sweep"] == sweep)
+        lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(metrics) + " |",
+                  "|---" * (len(metrics) + 2) + "|"]
+        lines += _reference_row(results, sweep, metrics) + _sweep_rows(results, sweep, metrics)
+    path = dest / "tables.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,62 @@
+"""What a study folder holds and what is done in it: OUT/study.json (the ledger: the plan and the
+evaluations finished so far, with their record files), OUT/runs/<run>/ (one RunDir per run) and the
+epoch times each run recorded. The runner, the report, the results and the merge all read the folder
+through these functions; none of them imports another to do so."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from ..checks import inside, plain_name, read_json
+from ..registry import ConfigError
+from ..rundir import RunDir
+
+STUDY_FILE = "study.json"
+
+
+def run_dir(out: Path, run) -> RunDir:
+    """The run folder of `run` (a runner.RunTask, or anything with its `name`): OUT/runs/<name>."""
+    return RunDir(Path(out) / "runs" / run.name)
+
+
+def epoch_times(run: RunDir) -> List[float]:
+    """A run's recorded epoch wall times (s), from its metrics.jsonl."""
+    return [r["epoch_time_s"] for r in run.metrics("epoch") if isinstance(r.get("epoch_time_s"), (int, float))]
+
+
+def read_ledger(out: Path, *, check: bool = True) -> dict:
+    """OUT/study.json, or {} where it is missing, not a regular file or not a JSON object. check: every
+    record it lists is read where it belongs, OUT/runs/<run>/eval/<its file name> (ledger_record), so
+    a moved folder still finds its records and an entry leading elsewhere is refused."""
+    try:
+        ledger = read_json(Path(out) / STUDY_FILE, "study")
+    except ConfigError:
+        return {}
+    if check and "evals_done" in ledger:
+        done = ledger["evals_done"]
+        if not isinstance(done, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in done.items()):
+            raise ConfigError(f"study: {Path(out) / STUDY_FILE}: evals_done must map 'run/evaluation' keys to record paths")
+        ledger["evals_done"] = {key: str(ledger_record(out, key, where)) for key, where in done.items()}
+    return ledger
+
+
+def ledger_record(out, key: str, where: str) -> Path:
+    """Where the ledger's record of `key` ('run/evaluation') is: OUT/runs/<run>/eval/<file name of where>,
+    resolved and refused (one line) unless it stays inside the study's runs."""
+    field = f"study: {Path(out) / STUDY_FILE}: evals_done key {key!r}"
+    name = plain_name(key.rpartition("/")[0], field, "run/evaluation with a plain run name")
+    file = plain_name(Path(where).name, f"{field}: its record", "a record file name")
+    return inside(Path(out) / "runs", Path(name) / RunDir.EVAL / file, field)
+
+
+def eval_done(task, ledger: dict) -> bool:
+    """Whether the evaluation `task` (a runner.EvalTask: its `key`, 'run/evaluation') has its record."""
+    record = (ledger.get("evals_done") or {}).get(task.key)
+    return bool(record) and Path(record).exists()
+
+
+def check_folder(out: Path, suite, ledger: dict):
+    """A study folder holds one suite in one variant: smoke runs never mix with real ones."""
+    if ledger and (ledger.get("suite") != suite.name or bool(ledger.get("smoke")) != suite.smoke):
+        raise ConfigError(f"out: {out} holds study {ledger.get('suite')!r}{' (smoke)' if ledger.get('smoke') else ''}; "
+                          f"choose another folder for {suite.name!r}{' (smoke)' if suite.smoke else ''}")
