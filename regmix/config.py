@@ -86,8 +86,10 @@ class EvalConfig:
     max_points: Optional[int] = None    # validate on the first N validation points only
     # masking caught while training (regmix/training/monitor.py): on the first monitor_points validation
     # points (0: off), PGD-10 against a stronger attack (PGD on CE with monitor_restarts restarts, then on the
-    # CW margin, monitor_steps steps each) and against FGSM; a gap above masking_threshold (a fraction: 0.1
-    # is 10 points of accuracy) is a warning in the log, metrics.jsonl and status.json
+    # CW margin, monitor_steps steps each) and against FGSM; masking (PGD-10 above the strong attack) or
+    # catastrophic overfitting (FGSM above PGD-10 while PGD-10 fell below its best), each by more than
+    # masking_threshold (a fraction: 0.1 is 10 points of accuracy), is a warning in the log, metrics.jsonl
+    # and status.json
     monitor_points: int = 200
     monitor_steps: int = 20
     monitor_restarts: int = 1
@@ -117,8 +119,8 @@ class TrainConfig:
     deterministic: bool = False
     sync_batchnorm: bool = False        # distributed runs: BatchNorm statistics over all ranks
     loggers: List[str] = field(default_factory=list)   # also send metrics to: tensorboard, mlflow
-    stop_on_overfit: bool = False       # end the run at the first epoch whose FGSM-to-PGD gap on the monitor
-                                        # subset passes eval.masking_threshold (catastrophic overfitting)
+    stop_on_overfit: bool = False       # end the run at the first epoch the monitor flags for catastrophic
+                                        # overfitting (training/monitor.py)
 
 
 @dataclass

@@ -284,7 +284,8 @@ class Trainer(EpochLoops):
         record = {"val_clean": counts[0] / counts[2], "val_pgd": counts[1] / counts[2]}
         if monitor:
             record.update(monitor_record({k: v / max(counts[-1], 1) for k, v in zip(monitor, counts[3:-1])},
-                                         c.eval.masking_threshold, armed=epoch + 1 >= c.train.eps_warmup_epochs))
+                                         c.eval.masking_threshold, armed=epoch + 1 >= c.train.eps_warmup_epochs,
+                                         peak=self.best.get("monitor_pgd_peak")))
         return record
 
     def _reduce_flags(self, nonfinite: bool) -> tuple:
@@ -343,10 +344,9 @@ class Trainer(EpochLoops):
                 if main:
                     atomic_save(self._best_state(epoch + 1, record), self.run.checkpoint("best"))
             if "val_monitor_pgd" in record:  # the best monitor PGD accuracy so far, which a collapse falls from
-                peak = self.best.get("monitor_pgd_peak", record["val_monitor_pgd"])
-                if c.train.stop_on_overfit and overfit(record, c.eval.masking_threshold, peak):
+                if c.train.stop_on_overfit and overfit(record):
                     self.best["stopped_on_overfit"] = epoch + 1
-                self.best["monitor_pgd_peak"] = max(peak, record["val_monitor_pgd"])
+                self.best["monitor_pgd_peak"] = max(self.best.get("monitor_pgd_peak", 0.0), record["val_monitor_pgd"])
         stopping = bool(self.best.get("stopped_on_overfit"))
         log({"kind": "epoch", "epoch": epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"], **record})
         log.flush()
