@@ -5,7 +5,7 @@ evaluations (attacks, points, which seeds), a cost table for the estimate, a `sm
 (a grid of options, or named variants such as ablations) run with part='sweeps' or 'all'. OUT holds:
 
     OUT/.lock          one study writes a folder at a time (FolderLock)
-    OUT/study.json     the plan and the evaluations finished so far (with their record files)
+    OUT/study.json     the plan and the evaluations finished so far (with their record files; ledger.py)
     OUT/runs/<method>-seed<k>/   one run directory per method and seed (RunDir)
     OUT/sweeps/<sweep>/          a symlink per finished run of that sweep (a sweep folder)
     OUT/report.md      tables of the main runs and the sweeps (report.py)
@@ -32,8 +32,7 @@ from ..registry import ConfigError, suggest
 from ..runtime import resolve_device
 from ..trainer import train as train_run
 from .ledger import STUDY_FILE, check_folder, epoch_times, eval_done, read_ledger, run_dir
-from .report import duration as _duration
-from .report import write_report
+from .report import duration as _duration, write_report
 from .suite import EvalSpec, Suite, check_seeds, sweep_points
 
 PARTS = ("main", "sweeps", "all")
