@@ -10,8 +10,10 @@ import torch
 from .registry import ConfigError
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; a CUDA device asked for without one is refused."""
+def resolve_device(name) -> torch.device:
+    """'auto' -> cuda when available, else cpu; a CUDA device asked for without one is refused. name: a
+    device name ('cpu', 'cuda', 'cuda:N', 'auto') or a torch.device."""
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

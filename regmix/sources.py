@@ -31,13 +31,16 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .models.robustbench import (ROBUSTBENCH, ROBUSTBENCH_WRN, load_robustbench, load_weights_file,  # noqa: F401
-                                 parse_robustbench, register_robustbench_wrn)
-from .files import atomic_write_text, first_line
+from .checkpoint import FORMAT, resolve_checkpoint
 from .checks import regular_file
+from .config import Config, DataConfig, MethodConfig, ModelConfig, ThreatConfig, load_config
+from .data.base import dataset_classes
+from .files import atomic_write_text, first_line
+from .models import model_from_checkpoint
+from .models.robustbench import ROBUSTBENCH, load_robustbench, load_weights_file, parse_robustbench
 from .modes import model_mode
-from .registry import ConfigError, suggest
-from .threat import ThreatModel, parse_number
+from .registry import ConfigError
+from .threat import ThreatModel, parse_threat
 
 META_FILE = "regmix.json"  # TorchScript extra file holding {"dataset", "threat", "num_classes", "name"}
 
@@ -117,38 +120,6 @@ def read_source_card(folder) -> Optional[dict]:
     return card if isinstance(card, dict) else None
 
 
-# ---------------------------------------------------------------- small parsers
-
-
-def parse_threat(value, field: str = "threat") -> ThreatModel:
-    """ThreatModel, {"norm":..., "eps":...}, or "NORM:EPS" such as "linf:8/255" or "l2:0.5"."""
-    if isinstance(value, ThreatModel):
-        return value
-    if isinstance(value, dict):
-        try:
-            return ThreatModel(**value)
-        except TypeError as err:
-            raise ConfigError(f"{field}: allowed keys are norm, eps, step, steps ({err})") from None
-    match = re.fullmatch(r"\s*(linf|l2)\s*:\s*(\S+)\s*", str(value), flags=re.IGNORECASE)
-    if not match:
-        raise ConfigError(f"{field}: expected NORM:EPS such as 'linf:8/255' or 'l2:0.5', got {value!r}")
-    return ThreatModel(match.group(1).lower(), parse_number(match.group(2), field))
-
-
-def dataset_classes(name: str, field: str = "dataset") -> int:
-    """The number of classes of a registered dataset, without reading a large dataset's files."""
-    from .data import DATASETS, create_dataset
-    from .data.torchvision_sets import CIFAR, TinyImageNet
-    if name not in DATASETS:
-        raise ConfigError(f"{field}: unknown dataset {name!r}{suggest(name, DATASETS.names())}; "
-                          f"known: {', '.join(DATASETS.names())}")
-    if name in CIFAR:
-        return CIFAR[name]["num_classes"]
-    if name == TinyImageNet.name:
-        return TinyImageNet.num_classes
-    return create_dataset(name, "test").num_classes  # the embedded sets load in well under a second
-
-
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "model"
 
@@ -182,7 +153,6 @@ def source_home(source) -> Path:
 
 def _external_config(name: str, dataset: str, threat: ThreatModel, kind: str):
     """A Config describing a model that has no run, so run-directory code reads dataset and threat."""
-    from .config import Config, DataConfig, MethodConfig, ModelConfig, ThreatConfig
     return Config(name=_safe_name(name), out_dir=str(Path("runs") / "external"), data=DataConfig(name=dataset),
                   model=ModelConfig(name=f"{kind}:{name}"), method=MethodConfig(name="external"),
                   threat=ThreatConfig(norm=threat.norm, eps=threat.eps, step=threat.step, steps=threat.steps))
@@ -280,9 +250,6 @@ def _load_torchscript(path: Path, *, dataset, threat, num_classes, name, device)
 
 
 def _load_regmix(path: Path, *, which, ema, device, name):
-    from .checkpoint import FORMAT, resolve_checkpoint
-    from .models import model_from_checkpoint
-    from .config import load_config
     file = resolve_checkpoint(path, which)
     state = load_weights_file(file)
     if not (isinstance(state, dict) and state.get("format") == FORMAT):
@@ -336,21 +303,5 @@ def load_source(source: Union[str, Path, nn.Module, ExternalModel], *, dataset: 
     return _load_regmix(path, which=which, ema=ema, device=device, name=name)
 
 
-def add_source_arguments(parser):
-    """The flags a command needs to take a model that is not a regmix run (for commands' parsers)."""
-    parser.add_argument("--dataset", default=None,
-                        help="dataset of a TorchScript model without stored metadata (e.g. cifar10)")
-    parser.add_argument("--threat", default=None,
-                        help="its threat model, NORM:EPS such as linf:8/255 (runs and RobustBench know theirs)")
-    parser.add_argument("--model-dir", default="./models",
-                        help="RobustBench model directory: <dir>/<dataset>/<threat>/<name>.pt (default ./models)")
-
-
-def source_options(args) -> dict:
-    """load_source keyword arguments from a parser that add_source_arguments filled."""
-    return {"dataset": getattr(args, "dataset", None), "threat": getattr(args, "threat", None),
-            "model_dir": getattr(args, "model_dir", "./models")}
-
-
-__all__ = ["ExternalModel", "load_source", "source_label", "write_source_card", "read_source_card", "SOURCE_CARD", "export_torchscript", "parse_threat", "parse_robustbench",
-           "register_robustbench_wrn", "source_home", "add_source_arguments", "source_options", "ROBUSTBENCH_WRN"]
+__all__ = ["ExternalModel", "SOURCE_CARD", "check_fits", "export_torchscript", "load_source", "read_source_card",
+           "source_home", "source_label", "write_source_card"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Optional, Union
@@ -57,3 +58,18 @@ class ThreatModel:
 
     def __str__(self):
         return f"{self.norm} eps={self.eps:.4g} step={self.step:.4g} steps={self.steps}"
+
+
+def parse_threat(value, field: str = "threat") -> ThreatModel:
+    """ThreatModel, {"norm":..., "eps":...}, or "NORM:EPS" such as "linf:8/255" or "l2:0.5"."""
+    if isinstance(value, ThreatModel):
+        return value
+    if isinstance(value, dict):
+        try:
+            return ThreatModel(**value)
+        except TypeError as err:
+            raise ConfigError(f"{field}: allowed keys are norm, eps, step, steps ({err})") from None
+    match = re.fullmatch(r"\s*(linf|l2)\s*:\s*(\S+)\s*", str(value), flags=re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"{field}: expected NORM:EPS such as 'linf:8/255' or 'l2:0.5', got {value!r}")
+    return ThreatModel(match.group(1).lower(), parse_number(match.group(2), field))

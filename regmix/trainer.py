@@ -43,13 +43,13 @@ from .training.claim import check_checkpoint_config, claim
 from .training.data import IndexedDataset
 from .training.device_data import DeviceBatches
 from .training.loops import EpochLoops
-from .training.errors import TrainingDiverged, TrainingStopped
+from .training.errors import TrainingStopped
 from .training.metrics_log import MetricsLog, truncate_metrics
 from .training.monitor import masking_history, monitor_flags, monitor_record, overfit
 from .training.schedule import lr_factor, make_optimizer
 from .training.step import DeviceStep
 
-__all__ = ["Trainer", "train", "TrainingDiverged", "TrainingStopped", "lr_factor", "resolve_device"]
+__all__ = ["Trainer", "train"]
 
 
 class Trainer(EpochLoops):

@@ -4,6 +4,8 @@ import torch
 
 import regmix
 from regmix.data import DATASETS, DatasetNotFound
+from regmix.data.base import NUM_CLASSES, dataset_classes
+from regmix.data.torchvision_sets import CIFAR, TinyImageNet
 from regmix.registry import ConfigError
 
 
@@ -195,3 +197,15 @@ def test_tinyimagenet_reads_the_standard_layout(tmp_path):
 
 def test_every_registered_dataset_documents_itself():
     assert set(DATASETS.names()) == {"mnist5k", "digits", "cifar10", "cifar100", "tinyimagenet"}
+
+
+def test_the_classes_table_is_each_datasets_own():
+    """NUM_CLASSES answers without building a dataset; each entry is what the dataset itself says."""
+    assert set(NUM_CLASSES) == set(DATASETS.names())
+    for name in ("mnist5k", "digits"):
+        assert dataset_classes(name) == regmix.create_dataset(name, "test").num_classes
+    for name in CIFAR:
+        assert dataset_classes(name) == CIFAR[name]["num_classes"]
+    assert dataset_classes("tinyimagenet") == TinyImageNet.num_classes
+    with pytest.raises(ConfigError, match=r"^source\.dataset: unknown dataset 'cifar1' \(did you mean"):
+        dataset_classes("cifar1", "source.dataset")

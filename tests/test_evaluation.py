@@ -52,7 +52,6 @@ def test_one_vocabulary_for_every_caller():
     """create_attack, regmix eval and the diagnostics read names through the one parser."""
     from regmix.attacks import FGSM, create_attack
     from regmix.attacks.specs import attack_factory, parse_attack
-    from regmix.diagnostics.runs import attack_factory as diagnostics_factory
     model = regmix.create_model("small_cnn", 10, 1, width=4)
     threat = regmix.ThreatModel("linf", 0.1, step=0.05, steps=3)
     # a bare name runs the threat as given; a count sets the steps, at step eps/4
@@ -62,13 +61,12 @@ def test_one_vocabulary_for_every_caller():
     assert create_attack("cw7", model, threat).loss == "cw"
     assert isinstance(create_attack("fgsm", model, threat), FGSM) and create_attack("fgsm_rs", model, threat).random_start
     assert parse_attack("none") == parse_attack("clean") and attack_factory("none", threat) is None
-    for factory in (attack_factory, diagnostics_factory):
-        attack = factory("pgd7", threat)(model)
-        assert attack.threat.steps == 7 and attack.threat.step == pytest.approx(0.025)
+    attack = attack_factory("pgd7", threat)(model)
+    assert attack.threat.steps == 7 and attack.threat.step == pytest.approx(0.025)
     assert parse_attack("aa:apgd-ce+apgd-t").aa_attacks == ["apgd-ce", "apgd-t"]
     assert parse_attack("pgd").at(threat).steps == 3  # the sanity checks order attacks by their steps
     with pytest.raises(ConfigError, match="^attack: unknown name 'pgdx'"):
-        diagnostics_factory("pgdx", threat)
+        attack_factory("pgdx", threat)
 
 
 def test_compacted_attack_gives_the_same_accuracy_as_attacking_every_point(tiny_run, digits_points):

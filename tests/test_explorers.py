@@ -142,10 +142,11 @@ def test_fine_tune_stop_button_stops_after_the_current_step(runs, tmp_path):
 
 def test_fine_tune_uses_the_runs_optimiser_and_lr_or_adam_at_half_as_an_option(runs):
     import copy
-    from regmix.diagnostics.runs import load_run
+    from regmix.sources import load_source
     from regmix.registry import ConfigError
     from viz.explorers.finetune import FineTune
-    model, config = load_run(runs["regmix"], device="cpu")
+    source = load_source(runs["regmix"], device="cpu")
+    model, config = source.model, source.config
     sgd = copy.deepcopy(config)  # as if the run had been trained with SGD (the tiny runs use Adam)
     sgd.optim.name, sgd.optim.lr, sgd.optim.momentum, sgd.optim.weight_decay = "sgd", 0.02, 0.8, 1e-4
     job = FineTune(model, sgd, {"alpha": 1.0}, steps=1, batch_size=16).start().join(timeout=120)

@@ -5,7 +5,8 @@ import torch
 
 from regmix.data.base import random_crop_flip
 from regmix.registry import ConfigError
-from regmix.trainer import Trainer, TrainingDiverged, train
+from regmix.trainer import Trainer, train
+from regmix.training.errors import TrainingDiverged
 from regmix.training.device_data import crop_flip
 
 from conftest import tiny_config

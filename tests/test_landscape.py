@@ -10,7 +10,7 @@ from benchmarks.landscape_paths import plain_weight_landscape
 from regmix.diagnostics.landscape import (filter_normalized_direction, hessian_top_eigenvalue,
                                           input_landscape, interpolate_models, random_plane,
                                           surface_sharpness, weight_landscape)
-from regmix.diagnostics.runs import attack_factory
+from regmix.attacks.specs import attack_factory
 from regmix.registry import ConfigError
 
 

@@ -18,7 +18,8 @@ from regmix.files import atomic_save
 from regmix.lock import FolderLocked
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
-from regmix.trainer import Trainer, TrainingDiverged, train
+from regmix.trainer import Trainer, train
+from regmix.training.errors import TrainingDiverged
 
 from regmix.config import load_config
 

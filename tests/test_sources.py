@@ -1,14 +1,17 @@
 """Model sources: RobustBench's file layout (offline), TorchScript, plain modules, regmix runs."""
+import argparse
 from pathlib import Path
 
 import pytest
 import torch
 
 import regmix
+from regmix.commands.flags import add_source_arguments, source_options
+from regmix.models.robustbench import ROBUSTBENCH_WRN
 from regmix.models.wide_resnet import WideResNet
 from regmix.registry import ConfigError
-from regmix.sources import ROBUSTBENCH_WRN, ExternalModel, export_torchscript, load_source, parse_threat, source_home
-from regmix.threat import ThreatModel
+from regmix.sources import ExternalModel, export_torchscript, load_source, source_home
+from regmix.threat import ThreatModel, parse_threat
 
 from conftest import tiny_config
 
@@ -203,8 +206,6 @@ def test_parse_threat():
 
 
 def test_command_flags_reach_load_source(tmp_path):
-    import argparse
-    from regmix.sources import add_source_arguments, source_options
     parser = argparse.ArgumentParser()
     parser.add_argument("path")
     add_source_arguments(parser)

@@ -119,7 +119,7 @@ def test_a_run_directory_is_never_overwritten(tmp_path):
 
 def test_lr_schedules():
     from regmix.config import load_config
-    from regmix.trainer import lr_factor
+    from regmix.training.schedule import lr_factor
     cfg = lambda **s: load_config(data={"train": {"epochs": 10}, "schedule": s})
     assert lr_factor(cfg(name="multistep", milestones=[5, 8]), 4.9) == 1.0
     assert lr_factor(cfg(name="multistep", milestones=[5, 8]), 5.0) == pytest.approx(0.1)
@@ -161,11 +161,12 @@ def test_finetune_trains_a_copy_and_the_comparison_has_its_control(tmp_path):
     regmix.diagnostics.finetune_comparison: the chosen weights beside the run's own, accuracy before
     and after on the same fixed validation points."""
     from regmix.diagnostics.finetune import finetune_comparison, validation_subset
-    from regmix.diagnostics.runs import load_run
+    from regmix.sources import load_source
     from regmix.registry import ConfigError
     from regmix.training.finetune import finetune
     run = train(tiny_config(tmp_path, "regmix", train={"epochs": 1, "progress": False}, eval={"max_points": 32}))
-    model, config = load_run(run, device="cpu")
+    source = load_source(run, device="cpu")
+    model, config = source.model, source.config
     original = {k: v.clone() for k, v in model.state_dict().items()}
     a, losses_a, _ = finetune(model, config, {"alpha": 2.0}, steps=2, batch_size=16)
     b, losses_b, _ = finetune(model, config, {"alpha": 2.0}, steps=2, batch_size=16)

@@ -1,4 +1,10 @@
 """`regmix eval`: the flags of regmix.evaluation.run.evaluate_run."""
+import sys
+
+from ..evaluation.report import build_table, format_table
+from ..evaluation.run import evaluate_run
+from ..runtime import resolve_device
+from .flags import add_source_arguments, flag_names, source_options
 
 # evaluate_run's argument names -> this command's flags, for its error messages
 FLAGS = {"attacks": "--attacks", "n": "--n", "eps": "--eps", "step": "--step", "restarts": "--restarts",
@@ -9,7 +15,6 @@ FLAGS = {"attacks": "--attacks", "n": "--n", "eps": "--eps", "step": "--step", "
 
 
 def add_parser(sub):
-    from ..sources import add_source_arguments
     p = sub.add_parser("eval", help="evaluate a run or checkpoint under attack; write a JSON record",
                        description="Evaluate on the test split (first N points, or all) with the given attacks "
                                    "(each runs only on the points still robust), run the sanity checks, print "
@@ -40,13 +45,6 @@ def add_parser(sub):
 
 
 def run(args):
-    import sys
-
-    from ..evaluation.report import build_table, format_table
-    from ..evaluation.run import evaluate_run
-    from ..runtime import resolve_device
-    from ..sources import source_options
-    from .flags import flag_names
     # progress bars only when someone watches: stdout a terminal (tqdm checks stderr itself)
     progress = None if sys.stdout.isatty() else False
     with flag_names(FLAGS):

@@ -1,8 +1,17 @@
 """`regmix figures`: compute the records that are missing (here, in regmix), then draw them with viz's
 own entry point (`python -m viz figures`) in a child process: regmix never imports viz or a plotting
 library, and the drawing half can also be run alone on records that exist."""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from ..sources import add_source_arguments
+from ..diagnostics.ensure import check_options, ensure_records
+from ..registry import ConfigError
+from ..runtime import resolve_device
+from ..sources import ExternalModel, load_source, write_source_card
+from .flags import add_source_arguments, flag_names, integer, source_options
 
 FORMATS = ("pdf", "svg", "png")  # what viz exports; checked here so a typo fails before minutes of compute
 # the library's argument names -> this command's flags
@@ -39,11 +48,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..diagnostics import ensure_records
-    from ..diagnostics.ensure import check_options
-    from ..sources import ExternalModel, write_source_card
-    from ..registry import ConfigError
-    from .flags import flag_names, integer
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if not formats or any(f not in FORMATS for f in formats):
         raise ConfigError(f"--formats: each must be one of {', '.join(FORMATS)}, got {args.formats!r}")
@@ -64,10 +68,6 @@ def run(args):
 
 def _item(run: str, args):
     """A run directory or sweep folder as given; any other source loaded (regmix.sources.load_source)."""
-    from pathlib import Path
-
-    from ..diagnostics.runs import resolve_device
-    from ..sources import load_source, source_options
     if Path(run).is_dir():
         return run
     return load_source(run, device=resolve_device(args.device), **source_options(args))
@@ -75,10 +75,6 @@ def _item(run: str, args):
 
 def viz_home() -> str:
     """The folder holding the installed viz package; one line if it is missing (checked before any work)."""
-    import importlib.util
-    from pathlib import Path
-
-    from ..registry import ConfigError
     spec = importlib.util.find_spec("viz")  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("figures: the viz package is not installed; install regmix with its figure "
@@ -88,11 +84,6 @@ def viz_home() -> str:
 
 def draw(argv) -> None:
     """Run `python -m viz ARGV` in a child process: regmix itself never imports viz or a plotting library."""
-    import os
-    import subprocess
-    import sys
-
-    from ..registry import ConfigError
     # the child imports the viz found here, not a `viz` folder that happens to be in the working directory
     home = viz_home()
     env = {**os.environ, "PYTHONSAFEPATH": "1",

@@ -1,5 +1,16 @@
+"""`regmix landscape`: the flags of regmix.diagnostics.compute's landscape records."""
+from ..attacks.specs import parse_attack
+from ..diagnostics import compute
+from ..diagnostics.records import load_record
+from ..progress import progress_callback
+from ..registry import ConfigError
+from ..runtime import resolve_device
+from ..sources import load_source
+from ..threat import parse_number
+from .flags import add_source_arguments, flag_names, integer, source_options
+
+
 def add_parser(sub):
-    from ..sources import add_source_arguments
     p = sub.add_parser("landscape", help="compute a loss landscape of a run (an .npz record)",
                        description="Compute a loss landscape on a fixed subset (the first N points of a split) "
                                    "and write RUN/diagnostics/landscape_{weight,input}.npz or interp_<OTHER>.npz. "
@@ -37,14 +48,6 @@ FLAGS = {"span": "--span", "grid": "--grid", "steps": "--grid", "n": "--n", "exa
 
 
 def run(args):
-    from ..diagnostics import compute, load_record
-    from ..registry import ConfigError
-    from ..threat import parse_number
-    from ..attacks.specs import parse_attack
-    from ..diagnostics.runs import resolve_device
-    from ..sources import load_source, source_options
-    from ..progress import progress_callback
-    from .flags import flag_names, integer
     if args.kind not in compute.KINDS:
         raise ConfigError(f"--kind: must be one of {', '.join(compute.KINDS)}, got {args.kind!r}")
     if args.checkpoint not in ("best", "last"):

@@ -11,17 +11,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..attacks.specs import parse_attack
+import torch
+
+from ..attacks.specs import attack_factory, parse_attack
 from ..checks import MAX_GRID, MAX_ITERS, MAX_POINTS, check_number
-from ..methods import METHODS, resolved_options
-from ..methods import prior_start
+from ..data import create_dataset
+from ..methods import METHODS, prior_start, resolved_options
 from ..registry import ConfigError
 from ..rundir import RunDir
-from ..sources import source_home
+from ..runtime import resolve_device
+from ..sources import check_fits, load_source, source_home
 from . import landscape as L
 from .hessian import hessian_spectrum
 from .records import save_record
-from .runs import attack_factory, eval_threat, fixed_subset, load_run, resolve_device
 from .softmax import softmax_record
 
 KINDS = ("weight", "input", "interp")
@@ -36,6 +38,21 @@ def default_path(run_dir, kind: str, other=None) -> Path:
     if kind == "softmax":
         return run.diagnostic("softmax")
     return run.diagnostic(f"landscape_{kind}")
+
+
+def fixed_subset(config, split: str = "test", n: int = 512, *, data_dir=None, model=None):
+    """The first n points of a split (a fixed subset: the same points for every run and every call).
+    model: checked against them (classes, input shape: sources.check_fits) before any work."""
+    if n < 1:
+        raise ConfigError(f"n: must be an integer >= 1, got {n}")
+    ds = create_dataset(config.data.name, split, data_dir or config.data.data_dir, augment=False,
+                        val_size=config.data.val_size)
+    n = min(n, len(ds))
+    xs, ys = zip(*(ds[i] for i in range(n)))
+    x, y = torch.stack(xs), torch.as_tensor([int(v) for v in ys])
+    if model is not None:
+        check_fits(model, x, ds.num_classes)
+    return x, y
 
 
 # the largest value of each size argument: every grid, subset and iteration count is bounded work
@@ -79,9 +96,10 @@ def weight_landscape_record(run_dir, *, grid=21, span=1.0, n=512, attack="pgd10"
     parse_attack(attack, "attack")  # a bad name fails before the model is loaded
     start = time.time()
     device = resolve_device(device)
-    model, config = load_run(run_dir, which, device)
+    source = load_source(run_dir, which=which, device=device)
+    model, config = source.model, source.config
     x, y = fixed_subset(config, split, n, data_dir=data_dir, model=model)
-    threat = eval_threat(config, eps)
+    threat = config.eval_threat(eps)
     factory = attack_factory(attack, threat)
     surface = L.weight_landscape(model, x, y, grid=grid, span=span, seed=seed, include_bias_bn=include_bias_bn,
                                  attack=factory, progress=progress)
@@ -112,9 +130,10 @@ def input_landscape_record(run_dir, *, grid=21, span=2.0, examples=8, seed=0, sp
     check_span(span)
     start = time.time()
     device = resolve_device(device)
-    model, config = load_run(run_dir, which, device)
+    source = load_source(run_dir, which=which, device=device)
+    model, config = source.model, source.config
     x, y = fixed_subset(config, split, examples, data_dir=data_dir, model=model)
-    threat = eval_threat(config, eps)
+    threat = config.eval_threat(eps)
     surface = L.input_landscape(model, x, y, eps=threat.eps, grid=grid, span=span, seed=seed)
     meta = _base_meta(run_dir, config, which, split, len(y), device, "fgsm-direction")
     sharp = [L.surface_sharpness(surface["coords"], s) for s in surface["loss"]]
@@ -134,13 +153,14 @@ def interp_record(run_dir, other, *, steps=21, t_min=-0.5, t_max=1.5, n=512, att
     parse_attack(attack, "attack")
     start = time.time()
     device = resolve_device(device)
-    model_a, config = load_run(run_dir, which, device)
-    model_b, config_b = load_run(other, which, device)
+    source_a = load_source(run_dir, which=which, device=device)
+    source_b = load_source(other, which=which, device=device)
+    model_a, config, model_b, config_b = source_a.model, source_a.config, source_b.model, source_b.config
     if config_b.data.name != config.data.name:
         raise ConfigError(f"other: {other} was trained on {config_b.data.name}, {run_dir} on {config.data.name}")
     x, y = fixed_subset(config, split, n, data_dir=data_dir, model=model_a)
     fixed_subset(config, split, 1, data_dir=data_dir, model=model_b)
-    threat = eval_threat(config, eps)
+    threat = config.eval_threat(eps)
     line = L.interpolate_models(model_a, model_b, x, y, steps=steps, t_min=t_min, t_max=t_max,
                                 attack=attack_factory(attack, threat), seed=seed, progress=progress)
     meta = _base_meta(run_dir, config, which, split, len(y), device, attack)
@@ -156,7 +176,8 @@ def softmax_run_record(run_dir, *, n=512, final_steps=1, seed=0, split="test", w
     without a prior), then final_steps sign steps of the training step (scaled to eps when eps is
     overridden)."""
     device = resolve_device(device)
-    model, config = load_run(run_dir, which, device)
+    source = load_source(run_dir, which=which, device=device)
+    model, config = source.model, source.config
     x, y = fixed_subset(config, split, n, data_dir=data_dir, model=model)
     threat = config.training_threat()
     if eps is not None:

@@ -16,7 +16,7 @@ from ..rundir import RunDir
 from ..sources import ExternalModel, read_source_card
 from ..attacks.specs import parse_attack
 from . import compute
-from .runs import resolve_device
+from ..runtime import resolve_device
 
 SWEEP_SPEC = "sweep.json"  # written by regmix.sweep into a sweep folder (not a run directory)
 

@@ -16,10 +16,9 @@ from plotly.subplots import make_subplots
 
 from regmix import losses
 from regmix.diagnostics import kl_toy
-from regmix.diagnostics.runs import load_run, resolve_device
-from regmix.methods import prior_start
-from regmix.sources import ExternalModel
-from regmix.methods import resolved_options
+from regmix.methods import prior_start, resolved_options
+from regmix.runtime import resolve_device
+from regmix.sources import ExternalModel, load_source
 
 from ..style import PALETTE
 from . import sweep_lookup
@@ -54,7 +53,8 @@ class AMRWeightExplorer:
         # a run directory, or any model source (regmix.sources: an ExternalModel, a TorchScript file)
         self.run_dir = run_dir if isinstance(run_dir, ExternalModel) else Path(run_dir)
         self.device = resolve_device(device)  # auto: CUDA when there is one
-        self.model, self.config = load_run(self.run_dir, device=self.device)
+        source = load_source(self.run_dir, device=self.device)
+        self.model, self.config = source.model, source.config
         self.trained = self.model  # every fine-tune starts here; reset() comes back here
         self.x, self.y = spread_subset(self.config, examples)
         self.threat = self.config.training_threat()

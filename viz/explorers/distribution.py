@@ -8,9 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from regmix.diagnostics.runs import load_run, resolve_device
 from regmix.methods import prior_start
-from regmix.sources import source_label
+from regmix.runtime import resolve_device
+from regmix.sources import load_source, source_label
 
 from ..style import method_color
 from .export_bar import ExportBar
@@ -32,7 +32,8 @@ class DistributionExplorer:
         self.runs, self.methods, self.probs = {}, {}, {}
         self.device = resolve_device(device)
         for name, run_dir in runs.items():
-            model, config = load_run(run_dir, device=self.device)
+            source = load_source(run_dir, device=self.device)
+            model, config = source.model, source.config
             if not self.runs:
                 self.x, self.y = spread_subset(config, n)
             logits = view_logits(model, self.x, self.y, config.training_threat(), seed=seed,

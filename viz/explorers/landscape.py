@@ -13,7 +13,7 @@ import ipywidgets as W
 import numpy as np
 
 from regmix.diagnostics import compute, load_record
-from regmix.diagnostics.runs import resolve_device
+from regmix.runtime import resolve_device
 from regmix.sources import source_label
 
 from .background import BackgroundJob, Cancelled
