@@ -21,9 +21,13 @@ pytestmark = [
 ]
 
 
+# the simplex figure's P trace, found by its handle (viz.explorers.widgets.handles), not by position
+P_TRACE = "document.querySelectorAll('.js-plotly-plot')[0].data.find(t => t.meta === 'P')"
+
+
 def simplex_path(page):
     """The P trajectory of the simplex figure (the first plotly graph), as the browser holds it."""
-    return page.evaluate("() => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[0].data[2].x)")
+    return page.evaluate(f"() => JSON.stringify({P_TRACE}.x)")
 
 
 # every plotly graph in the page has traces, and each scatter trace with points drew a path
@@ -76,7 +80,7 @@ def test_amr_explorer_draws_on_a_cold_first_run_and_reacts_to_the_alpha_slider(t
         alpha.scroll_into_view_if_needed()
         drag(page, alpha, -120)
         page.wait_for_function(
-            "before => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[0].data[2].x) !== before",
+            f"before => JSON.stringify({P_TRACE}.x) !== before",
             arg=before, timeout=30_000)
         after_value, after = readout.text_content(), simplex_path(page)
         assert after_value != before_value

@@ -13,6 +13,7 @@ from regmix.trainer import train  # noqa: E402
 from conftest import tiny_config  # noqa: E402
 from viz.explorers import AMRWeightExplorer, DistributionExplorer, ExportBar, LandscapeExplorer  # noqa: E402
 from viz.explorers import sweep_lookup  # noqa: E402
+from viz.explorers.widgets import figure_widget, handles  # noqa: E402
 from viz.export import plotly_export_available  # noqa: E402
 
 
@@ -44,15 +45,15 @@ def test_sliders_change_the_figures_and_the_terms(runs, tmp_path):
     ex = AMRWeightExplorer(runs["regmix"], examples=3, export_dir=tmp_path)
     ex.alpha.value, ex.beta.value = 1.0, 1.0
     terms = ex.loss_terms()
-    path_before = np.array(ex.simplex.data[2].x)
-    bars_before = np.array(ex.terms.data[0].y)
+    path_before = np.array(ex.simplex_traces["P"].x)
+    bars_before = np.array(ex.term_bars.y)
     ex.alpha.value = 3.0
-    assert not np.allclose(np.array(ex.simplex.data[2].x), path_before)      # the flow moved
-    assert np.array(ex.terms.data[0].y)[1] == pytest.approx(3 * bars_before[1], rel=1e-6)
+    assert not np.allclose(np.array(ex.simplex_traces["P"].x), path_before)      # the flow moved
+    assert np.array(ex.term_bars.y)[1] == pytest.approx(3 * bars_before[1], rel=1e-6)
     assert ex.loss_terms()["amr_init_final"] == pytest.approx(terms["amr_init_final"])
-    soft_before = np.array(ex.softmax.data[0].y)
+    soft_before = np.array(ex.softmax_bars[(0, "clean")].y)
     ex.temperature.value = 4.0
-    soft_after = np.array(ex.softmax.data[0].y)
+    soft_after = np.array(ex.softmax_bars[(0, "clean")].y)
     assert soft_after.sum() == pytest.approx(1.0)
     assert soft_after.max() < soft_before.max()                                  # T flattens
 
@@ -104,7 +105,7 @@ def test_explorers_run_where_the_device_is(runs, tmp_path):
 def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tmp_path):
     ex = AMRWeightExplorer(runs["regmix"], examples=2, finetune_steps=3, finetune_points=16, export_dir=tmp_path)
     original = {k: v.clone() for k, v in ex.model.state_dict().items()}
-    before = np.array(ex.softmax.data[0].y)
+    before = np.array(ex.softmax_bars[(0, "clean")].y)
     assert "the trained model" in ex.softmax.layout.title.text
     ex.alpha.value, ex.beta.value, ex.gamma.value = 2.0, 0.5, 0.0
     job = ex.fine_tune()
@@ -112,7 +113,7 @@ def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tm
     job.join(timeout=300)
     assert not job.running and job.error is None
     assert ex.progress.value == 6 and len(job.losses) == 3        # 3 steps, then 3 of the control
-    assert not np.allclose(np.array(ex.softmax.data[0].y), before)
+    assert not np.allclose(np.array(ex.softmax_bars[(0, "clean")].y), before)
     assert all(np.allclose(original[k], v) for k, v in job.source.state_dict().items())  # a copy was trained
     assert "fine-tuned 3 steps at α=2, β=0.5, γ=0 from the trained weights" in ex.softmax.layout.title.text
     c = job.comparison
@@ -124,7 +125,7 @@ def test_fine_tune_runs_in_the_background_and_updates_the_distributions(runs, tm
     assert second.source is ex.trained and second.comparison["before"] == c["before"]
     assert "fine-tuned 1 steps" in ex.softmax.layout.title.text
     ex.reset()
-    assert ex.model is ex.trained and np.allclose(np.array(ex.softmax.data[0].y), before)
+    assert ex.model is ex.trained and np.allclose(np.array(ex.softmax_bars[(0, "clean")].y), before)
     assert "the trained model" in ex.softmax.layout.title.text
     # the widget's default: the run's own optimiser at the run's own learning rate (not Adam at half of it)
     assert ex.fine_optimizer.value == "run"
@@ -187,7 +188,7 @@ def test_landscape_explorer_cancels_at_a_grid_point_and_writes_nothing(runs, tmp
     ex.bar.unobserve(cancel_at_point_4, names="value")
     job = ex.compute().join(timeout=300)
     assert job.error is None and not job.cancelled and job.result == path and path.exists()
-    assert np.allclose(np.array(ex.contour.data[0].z), ex.record("regmix", 6)[0]["loss"].T)
+    assert np.allclose(np.array(ex.contour_surface.z), ex.record("regmix", 6)[0]["loss"].T)
 
 
 def test_distribution_explorer_example_and_class(runs, tmp_path):
@@ -209,9 +210,9 @@ def test_landscape_explorer_computes_once_and_shows_the_record(runs, tmp_path):
     ex = LandscapeExplorer(runs, grids=(3,), n=16, attack="fgsm", hessian_iters=2, export_dir=tmp_path)
     arrays, meta = ex.record(ex.run.value, 3)
     assert meta["grid"] == 3
-    assert np.allclose(np.array(ex.contour.data[0].z), arrays["loss"].T)
+    assert np.allclose(np.array(ex.contour_surface.z), arrays["loss"].T)
     ex.surface.value = "adversarial"
-    assert np.allclose(np.array(ex.surface3d.data[0].z), arrays["adv_loss"].T)
+    assert np.allclose(np.array(ex.surface3d_surface.z), arrays["adv_loss"].T)
     assert "Hessian" in ex.numbers.value and f"{meta['hessian']['adv']['eigenvalue']:.4g}" in ex.numbers.value
     # beside the top eigenvalue: the trace (Hutchinson) and the spectrum's lower edge (Lanczos)
     assert f"{meta['hessian_spectrum']['adv']['trace']:.4g}" in ex.numbers.value
@@ -320,3 +321,23 @@ def test_landscape_explorer_never_shows_another_runs_surface(runs, tmp_path):
     ex.run.value = "standard"                            # no surface of this run yet
     assert ex.shown is None and ex.contour_surface.z is None and ex.surface3d_surface.z is None
     assert ex.contour.layout.title.text.startswith("standard") and "regmix" not in ex.numbers.value
+
+
+def test_traces_are_found_by_their_handle_wherever_they_sit():
+    """widgets.handles: a trace is reached by its meta key, wherever it sits in the figure's data; two
+    traces under one key are refused."""
+    widgets = []
+    for first in (None, "new"):
+        widget = figure_widget(width=300)
+        if first:
+            widget.add_scatter(x=[9], y=[9], meta=first)
+        widget.add_scatter(x=[0], y=[1], meta="P")
+        widget.add_bar(x=[0], y=[2], meta="terms")
+        widgets.append(widget)
+    widgets[1].data = widgets[1].data[::-1]
+    for widget in widgets:
+        found = handles(widget)
+        assert list(found["P"].y) == [1] and list(found["terms"].y) == [2]
+    widgets[0].add_scatter(meta="P")
+    with pytest.raises(ValueError, match="'P'"):
+        handles(widgets[0])

@@ -187,18 +187,20 @@ def test_explorer_marks_the_current_weight(tmp_path):
     run = train(tiny_config(tmp_path, "regmix", train={"epochs": 1, "progress": False}, eval={"max_points": 32}))
     ex = AMRWeightExplorer(run, examples=2, export_dir=tmp_path)
     fit = ex.traces["fit"]
+    now_line, now, fitted = (ex.weighting_traces[k] for k in ("now_line", "now", "fit"))
+    meeting = ex.simplex_traces["meeting"]
     ex.alpha.value, ex.beta.value = 0.0, 1.0
-    assert list(ex.weighting.data[6].x) == [0.0, 0.0]
-    np.testing.assert_allclose(ex.weighting.data[1].y, fit["q"][0])
-    star_beta = np.array([ex.simplex.data[5].x[0], ex.simplex.data[5].y[0]])
+    assert list(now_line.x) == [0.0, 0.0]
+    np.testing.assert_allclose(fitted.y, fit["q"][0])
+    star_beta = np.array([meeting.x[0], meeting.y[0]])
     ex.alpha.value = 3.0  # r = 0.75
-    assert list(ex.weighting.data[6].x) == [0.75, 0.75]
-    np.testing.assert_allclose(ex.weighting.data[1].y, fit["q"][75])
-    assert ex.weighting.data[7].y[0] == pytest.approx(fit["p_true"][75])
+    assert list(now_line.x) == [0.75, 0.75]
+    np.testing.assert_allclose(fitted.y, fit["q"][75])
+    assert now.y[0] == pytest.approx(fit["p_true"][75])
     assert "0.75" in ex.weighting.layout.title.text
-    assert np.linalg.norm(np.array([ex.simplex.data[5].x[0], ex.simplex.data[5].y[0]]) - star_beta) > 0.1
+    assert np.linalg.norm(np.array([meeting.x[0], meeting.y[0]]) - star_beta) > 0.1
     ex.alpha.value, ex.beta.value = 0.0, 0.0
-    assert "AMR is off" in ex.weighting.layout.title.text and len(ex.weighting.data[6].x) == 0
+    assert "AMR is off" in ex.weighting.layout.title.text and len(now_line.x) == 0
     assert "kl_weighting" in ex.export.figures
 
 

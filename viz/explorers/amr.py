@@ -25,7 +25,7 @@ from . import sweep_lookup
 from .export_bar import ExportBar
 from .finetune import FineTune
 from .views import LABELS, VIEWS, softmax, spread_subset, view_logits
-from .widgets import figure_widget
+from .widgets import figure_widget, handles
 
 VIEW_COLORS = {"clean": PALETTE[2], "init": PALETTE[0], "final": PALETTE[3]}
 TERM_LABELS = {"ce": "CE(final)", "amr_final_init": "α·KL(final‖init)", "amr_init_final": "β·KL(init‖final)",
@@ -87,8 +87,9 @@ class AMRWeightExplorer:
                                    yaxis=dict(title="value (batchmean, log scale)", type="log"),
                                    template="plotly_white")
         self.terms.add_bar(x=list(TERM_LABELS.values()), y=[1e-12] * 4, text=[""] * 4, textposition="outside",
-                           marker_color=[PALETTE[7], PALETTE[3], PALETTE[0], PALETTE[2]], name="terms")
-        self.term_bars = self.terms.data[0]
+                           marker_color=[PALETTE[7], PALETTE[3], PALETTE[0], PALETTE[2]], name="terms",
+                           meta="terms")
+        self.term_bars = handles(self.terms)["terms"]
         self.softmax = self._softmax_figure()
         self.accuracy = W.HTML()
         self.term_table = W.HTML()
@@ -160,14 +161,18 @@ class AMRWeightExplorer:
                             yaxis=dict(visible=False, scaleanchor="x", range=[-0.08, 0.95]))
         fig.add_scatter(x=CORNERS[:, 0].tolist(), y=CORNERS[:, 1].tolist(), mode="lines+text",
                         line=dict(color="black", width=1), text=["class 0", "class 1", "class 2", ""],
-                        textposition="bottom center", showlegend=False, hoverinfo="skip", name="simplex")
-        fig.add_scatter(mode="lines", line=dict(color="#999", width=1), name="push on P (Q fixed)", hoverinfo="skip")
-        fig.add_scatter(mode="lines", line=dict(color=PALETTE[3], width=2), name="P = f(x+d_final)")
-        fig.add_scatter(mode="lines", line=dict(color=PALETTE[0], width=2, dash="dash"), name="Q = f(x+d_init)")
-        fig.add_scatter(mode="markers", marker=dict(symbol="star", size=12, color="black"), name="meeting point")
+                        textposition="bottom center", showlegend=False, hoverinfo="skip", name="simplex",
+                        meta="outline")
+        fig.add_scatter(mode="lines", line=dict(color="#999", width=1), name="push on P (Q fixed)", hoverinfo="skip",
+                        meta="field")
+        fig.add_scatter(mode="lines", line=dict(color=PALETTE[3], width=2), name="P = f(x+d_final)", meta="P")
+        fig.add_scatter(mode="lines", line=dict(color=PALETTE[0], width=2, dash="dash"), name="Q = f(x+d_init)",
+                        meta="Q")
+        fig.add_scatter(mode="markers", marker=dict(symbol="star", size=12, color="black"), name="meeting point",
+                        meta="meeting")
         fig.add_scatter(mode="markers", marker=dict(symbol="star-open", size=12, color="black"),
-                        name="meeting point, target detached")
-        self.simplex_traces = dict(zip(("field", "P", "Q", "meeting", "detached"), fig.data[1:]))
+                        name="meeting point, target detached", meta="detached")
+        self.simplex_traces = handles(fig)
         return fig
 
     def _weighting_figure(self):
@@ -178,20 +183,23 @@ class AMRWeightExplorer:
                             subplot_titles=["unimodal P fitted to a fixed two-peaked Q",
                                             "against the AMR weight α/(α+β)"])
         classes = list(range(len(fit["target"])))
-        fig.add_bar(x=classes, y=fit["target"], marker_color="#bbb", name="Q: fixed two-peaked output", row=1, col=1)
+        fig.add_bar(x=classes, y=fit["target"], marker_color="#bbb", name="Q: fixed two-peaked output",
+                    meta="target", row=1, col=1)
         fig.add_scatter(x=classes, y=fit["q"][0], mode="lines+markers", line=dict(color=PALETTE[3], width=2),
-                        name="fitted P at the current weight", row=1, col=1)
-        curves = [("P(true class) of the fit", fit["p_true"], PALETTE[4], "solid"),
-                  (f"entropy of the fit / ln {len(classes)}", fit["entropy"] / np.log(len(classes)), "black", "dash"),
-                  ("share of the way P travels, both move", runs["both"]["share_p"], PALETTE[2], "solid"),
-                  ("same, target side detached", runs["detached"]["share_p"], PALETTE[2], "dot")]
-        for name, y, color, dash in curves:
+                        name="fitted P at the current weight", meta="fit", row=1, col=1)
+        curves = [("p_true", "P(true class) of the fit", fit["p_true"], PALETTE[4], "solid"),
+                  ("entropy", f"entropy of the fit / ln {len(classes)}", fit["entropy"] / np.log(len(classes)),
+                   "black", "dash"),
+                  ("share_both", "share of the way P travels, both move", runs["both"]["share_p"], PALETTE[2],
+                   "solid"),
+                  ("share_detached", "same, target side detached", runs["detached"]["share_p"], PALETTE[2], "dot")]
+        for key, name, y, color, dash in curves:
             fig.add_scatter(x=RATIOS, y=y, mode="lines", line=dict(color=color, dash=dash, width=2), name=name,
-                            row=1, col=2)
+                            meta=key, row=1, col=2)
         fig.add_scatter(x=[0, 0], y=[0, 1.02], mode="lines", line=dict(color="#888", width=1), showlegend=False,
-                        hoverinfo="skip", row=1, col=2)
+                        hoverinfo="skip", meta="now_line", row=1, col=2)
         fig.add_scatter(x=[0] * 4, y=[0] * 4, mode="markers", marker=dict(size=9, color="black"),
-                        name="current α/(α+β)", row=1, col=2)
+                        name="current α/(α+β)", meta="now", row=1, col=2)
         fig.update_yaxes(range=[0, 1.02])
         fig.update_xaxes(title_text="class", dtick=1, row=1, col=1)
         fig.update_xaxes(title_text="AMR weight α/(α+β)  (0: β only, 1: α only)", range=[0, 1], row=1, col=2)
@@ -199,8 +207,7 @@ class AMRWeightExplorer:
                           legend=dict(orientation="v", x=1.02, y=1, font=dict(size=10)),
                           title=dict(text="what α/(α+β) changes", y=0.98, font=dict(size=13)))
         widget = figure_widget(fig)
-        names = ("target", "fit", "p_true", "entropy", "share_both", "share_detached", "now_line", "now")
-        self.weighting_traces = dict(zip(names, widget.data))
+        self.weighting_traces = handles(widget)
         return widget
 
     def _softmax_figure(self):
@@ -211,11 +218,11 @@ class AMRWeightExplorer:
         for i in range(n):
             for view in VIEWS:
                 fig.add_bar(x=classes, y=[0] * len(classes), name=LABELS[view], marker_color=VIEW_COLORS[view],
-                            legendgroup=view, showlegend=i == 0, row=1, col=i + 1)
+                            legendgroup=view, showlegend=i == 0, meta=f"{view} {i}", row=1, col=i + 1)
             truth = [1.0 if c == int(self.y[i]) else None for c in classes]
             fig.add_scatter(x=classes, y=truth, mode="markers", marker=dict(symbol="line-ew-open", size=18,
                             color="black", line=dict(width=3)), name="ground truth", legendgroup="truth",
-                            showlegend=i == 0, row=1, col=i + 1)
+                            showlegend=i == 0, meta=f"truth {i}", row=1, col=i + 1)
         fig.update_yaxes(range=[0, 1.05])
         fig.update_xaxes(dtick=1)
         fig.update_layout(width=min(260 * n + 120, 1100), height=340, barmode="group", template="plotly_white",
@@ -223,9 +230,8 @@ class AMRWeightExplorer:
                           title=dict(text="softmax(z / T) that the KL terms compare", y=0.98, yanchor="top",
                                      font=dict(size=13)))
         widget = figure_widget(fig)
-        # (example, view) -> its bar trace; every example's ground-truth marker follows its three views
-        self.softmax_bars = {(i, view): widget.data[i * (len(VIEWS) + 1) + k]
-                             for i in range(n) for k, view in enumerate(VIEWS)}
+        bars = handles(widget)  # (example, view) -> its bar trace
+        self.softmax_bars = {(i, view): bars[f"{view} {i}"] for i in range(n) for view in VIEWS}
         return widget
 
     def _draw_simplex(self, w):

@@ -18,7 +18,7 @@ from regmix.sources import source_label
 
 from .background import BackgroundJob, Cancelled
 from .export_bar import ExportBar
-from .widgets import figure_widget
+from .widgets import figure_widget, handles
 
 SURFACES = {"clean": "loss", "adversarial": "adv_loss"}
 
@@ -78,15 +78,15 @@ class LandscapeExplorer:
         self.contour = figure_widget(width=430, xaxis_title="along d1", yaxis_title="along d2",
                                      yaxis_scaleanchor="x", **common)
         self.contour.add_contour(colorscale="Viridis", contours_coloring="heatmap", colorbar=dict(title="loss"),
-                                 name="surface")
+                                 name="surface", meta="surface")
         self.contour.add_scatter(x=[0], y=[0], mode="markers", marker=dict(symbol="cross", color="red", size=9),
-                                 name="trained weights", showlegend=False)
-        self.contour_surface = self.contour.data[0]
+                                 name="trained weights", showlegend=False, meta="origin")
+        self.contour_surface = handles(self.contour)["surface"]
         # the 3D view keeps plotly's toolbar (its camera buttons), with a top margin that clears the title
         self.surface3d = figure_widget(width=430, scene=dict(xaxis_title="d1", yaxis_title="d2", zaxis_title="loss"),
                                        toolbar=True, **common)
-        self.surface3d.add_surface(colorscale="Viridis", showscale=False, name="surface")
-        self.surface3d_surface = self.surface3d.data[0]
+        self.surface3d.add_surface(colorscale="Viridis", showscale=False, name="surface", meta="surface")
+        self.surface3d_surface = handles(self.surface3d)["surface"]
         self.export = ExportBar({"contour": self.contour, "surface": self.surface3d}, export_dir, prefix="landscape_")
         for control in (self.run, self.surface, self.grid):
             control.observe(lambda _: self.update(), names="value")

@@ -72,6 +72,18 @@ def figure_widget(figure=None, *, toolbar: bool = False, **layout) -> go.FigureW
     return widget
 
 
+def handles(widget) -> dict:
+    """meta -> trace, for every trace of the widget given a `meta` key: the explorers address their traces
+    by these keys, never by position in widget.data, so a trace added anywhere moves no other one."""
+    found = {}
+    for trace in widget.data:
+        if trace.meta is not None:
+            if trace.meta in found:
+                raise ValueError(f"two traces carry the handle {trace.meta!r}")
+            found[trace.meta] = trace
+    return found
+
+
 def sent_arrays(widget) -> bool:
     """Whether the widget's state holds a numpy array (what would go to the browser as a buffer)."""
     return has_arrays(widget._widget_data) or has_arrays(widget._widget_layout)
