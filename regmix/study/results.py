@@ -36,7 +36,7 @@ def _curve(rd: RunDir) -> dict:
 
 
 def _summaries(rd: RunDir, kinds) -> dict:
-    """The numbers the claims use from the run's diagnostics records (weight landscape, softmax)."""
+    """The summary numbers of the run's diagnostics records (weight landscape, softmax) that tables read."""
     found = {}
     if "weight" in kinds and rd.diagnostic("landscape_weight").exists():
         _, meta = diagnostics_records.load_record(rd.diagnostic("landscape_weight"))
