@@ -1,4 +1,7 @@
+"""`regmix demo`: the flags of regmix.demo.run_demo."""
 from pathlib import Path
+
+from ..demo import run_demo
 
 
 def add_parser(sub):
@@ -15,7 +18,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..demo import run_demo
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     run_demo(Path(args.out), methods=methods, epochs=args.epochs, progress=not args.no_progress,
              config_dir=args.config_dir)

@@ -1,4 +1,7 @@
 """`regmix report`: the flags of regmix.evaluation.report."""
+from ..evaluation.records import find_records
+from ..evaluation.report import build_table, format_table
+from .flags import flag_names
 
 FLAGS = {"group_by": "--group-by", "fmt": "--format"}
 
@@ -21,9 +24,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..evaluation.records import find_records
-    from ..evaluation.report import build_table, format_table
-    from .flags import flag_names
     with flag_names(FLAGS):
         table = format_table(build_table(find_records(args.records), args.group_by), args.format)
     print(table)

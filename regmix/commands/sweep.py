@@ -1,3 +1,7 @@
+"""`regmix sweep`: the flags of regmix.sweep.sweep."""
+from ..sweep import SweepFailed, parse_grid, parse_seeds, sweep
+
+
 def add_parser(sub):
     p = sub.add_parser("sweep", help="train every combination of a grid of config values and seeds",
                        description="Train one run per (grid combination, seed) into OUT_DIR/<values>_seed<S>/. "
@@ -15,7 +19,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..sweep import SweepFailed, parse_grid, parse_seeds, sweep
     rows = sweep(args.config, parse_grid(args.grid), parse_seeds(args.seeds), out_dir=args.out_dir,
                  jobs=args.jobs, extra_overrides=args.set or ())
     counts = {}

@@ -1,3 +1,10 @@
+"""`regmix train`: the flags of regmix.trainer.train."""
+from .. import distributed
+from ..config import load_config
+from ..registry import ConfigError
+from ..trainer import train
+
+
 def add_parser(sub):
     p = sub.add_parser("train", help="train one model from a YAML config",
                        description="Train one model. The resolved config, metrics.jsonl and the "
@@ -19,12 +26,9 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..config import load_config
-    from ..registry import ConfigError
     if args.resume and args.overwrite:
         raise ConfigError("--overwrite: cannot be combined with --resume; --resume continues the run in "
                           "place, --overwrite moves it aside and starts again")
-    from ..trainer import train
     overrides = list(args.set or [])
     for flag, key in (("data_dir", "data.data_dir"), ("out_dir", "out_dir"), ("name", "name"),
                       ("device", "train.device"), ("seed", "train.seed")):
@@ -32,7 +36,6 @@ def run(args):
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.no_progress:
         overrides.append("train.progress=false")
-    from .. import distributed
     try:
         run_dir = train(load_config(args.config, overrides), resume=args.resume, overwrite=args.overwrite)
         if distributed.is_main():

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from ..attacks.specs import parse_attack
+from ..progress import progress_bar
 from ..registry import ConfigError
 from ..rundir import RunDir
-from ..sources import ExternalModel, read_source_card
-from ..attacks.specs import parse_attack
-from . import compute
 from ..runtime import resolve_device
+from ..sources import ExternalModel, read_source_card
+from . import compute
 
 SWEEP_SPEC = "sweep.json"  # written by regmix.sweep into a sweep folder (not a run directory)
 
@@ -150,7 +151,6 @@ def ensure_records(paths, *, grid: int = 11, n: int = 256, attack: str = "pgd10"
                                                                        data_dir=data_dir))
                for path, r in zip(records.softmax, runs)]
     todo = [(path, make) for path, make in makers if recompute or not path.exists()]
-    from ..progress import progress_bar
     bar = progress_bar(len(todo), "records", progress, unit="record")
     for path, make in todo:
         log(f"computing {path}")

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import torch
 
+from ..attacks import create_attack
 from ..attacks.flags import robust_flags
+from ..data import create_dataset
+from ..methods import resolved_options
 from ..registry import ConfigError
 from ..training.finetune import _own_options, finetune
 
 
 def validation_subset(config, n: int):
     """The first n points of the run's validation split (fixed: the same points for every model)."""
-    from ..data import create_dataset
     data = config.data
     dataset = create_dataset(data.name, "val", data.data_dir, augment=False, val_size=data.val_size)
     n = min(int(n), len(dataset))
@@ -27,7 +29,6 @@ def validation_subset(config, n: int):
 
 def robust_accuracy(model, config, x, y, *, attack: str = "pgd10") -> dict:
     """{'clean': acc, attack: acc} in [0, 1] of model on (x, y) under the run's threat."""
-    from ..attacks import create_attack
     device = next(model.parameters()).device
     threat = config.eval_threat()
     flags = robust_flags(model, x, y, {attack: lambda m: create_attack(attack, m, threat)}, device=device)
@@ -43,7 +44,6 @@ def finetune_comparison(model, config, weights: dict, *, steps: int, n: int = 25
 
     Returns {'weights', 'own', 'steps', 'n', 'attack', 'before', 'after', 'control', 'model',
     'losses', 'control_losses', 'optimizer'}."""
-    from ..methods import resolved_options
     own = resolved_options("regmix", _own_options(config), config.training_threat())
     own = {k: own[k] for k in weights}
     x, y = validation_subset(config, n)

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import ipywidgets as W
+from IPython.display import display
 import numpy as np
 import torch
 from plotly.subplots import make_subplots
@@ -378,7 +379,6 @@ class AMRWeightExplorer:
         self.update()
 
     def _ipython_display_(self):
-        from IPython.display import display
         display(self.widget)
 
 

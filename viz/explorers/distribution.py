@@ -2,10 +2,9 @@
 final adversarial softmax of every chosen run side by side, against the one-hot ground truth."""
 from __future__ import annotations
 
-
 import ipywidgets as W
+from IPython.display import display
 import numpy as np
-import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from regmix.methods import prior_start
@@ -117,5 +116,4 @@ class DistributionExplorer:
                             f"{''.join(rows)}</table>")
 
     def _ipython_display_(self):
-        from IPython.display import display
         display(self.widget)

@@ -5,6 +5,7 @@ the same budget at the run's own weights beside it, and PGD accuracy before and 
 from __future__ import annotations
 
 from regmix.diagnostics.finetune import finetune_comparison
+from regmix.registry import ConfigError
 from regmix.training.finetune import OPTIMIZERS, finetune, finetune_optimizer
 
 from .background import BackgroundJob, Cancelled
@@ -26,7 +27,6 @@ class FineTune(BackgroundJob):
                  optimizer: str = "run", batch_size: int = 128, seed: int = 0, control: bool = False,
                  n: int = 256, attack: str = "pgd10", before=None, on_progress=None, on_done=None):
         if optimizer not in OPTIMIZERS:
-            from regmix.registry import ConfigError
             raise ConfigError(f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         super().__init__(on_progress=on_progress, on_done=on_done)
         self.source, self.config, self.weights = model, config, dict(weights)

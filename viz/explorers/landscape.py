@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import ipywidgets as W
+from IPython.display import display
 import numpy as np
 
 from regmix.diagnostics import compute, load_record
@@ -225,7 +226,6 @@ class LandscapeExplorer:
         self.shown = None
 
     def _ipython_display_(self):
-        from IPython.display import display
         display(self.widget)
 
 

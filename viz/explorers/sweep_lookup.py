@@ -5,6 +5,9 @@ import json
 import math
 from pathlib import Path
 
+from regmix.methods import resolved_options
+from regmix.sweep import collect
+
 WEIGHTS = ("alpha", "beta", "gamma", "temperature")
 ROBUST_ORDER = ("aa", "worst", "pgd50", "pgd20", "cw20", "pgd10", "pgd", "fgsm")
 
@@ -23,7 +26,6 @@ def swept_keys(sweep_dir) -> list:
 def effective_weights(config: dict) -> dict:
     """The weights a run trained with, from its config.yaml, which records every option of the method;
     resolved_options fills what a run written before that left to the method's defaults."""
-    from regmix.methods import resolved_options
     method = config.get("method") or {}
     options = resolved_options(method["name"], method.get("options"))
     return {k: options.get(k) for k in WEIGHTS}
@@ -31,7 +33,6 @@ def effective_weights(config: dict) -> dict:
 
 def load_points(sweep_dir) -> list:
     """One row per grid point: its weights and its accuracies, averaged over seeds."""
-    from regmix.sweep import collect
     points = {}
     for row in collect(sweep_dir):
         if not row["accuracy"]:

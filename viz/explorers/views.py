@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from regmix.data import create_dataset
 from regmix.methods.views import perturbation_views, random_start
 from regmix.modes import model_mode
 
@@ -32,7 +33,6 @@ def softmax(logits, temperature: float = 1.0):
 def spread_subset(config, n: int, split: str = "test"):
     """n points spread evenly over the split (indices 0, L/n, 2L/n, ...): fixed across runs and calls,
     and every class present even where a split is stored sorted by label (mnist5k's test split is)."""
-    from regmix.data import create_dataset
     data = config.data
     dataset = create_dataset(data.name, split, data.data_dir, augment=False, val_size=data.val_size)
     n = max(1, min(n, len(dataset)))
