@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..modes import model_mode
-from .plane import POINT_IMAGES_PER_PASS_CUDA, batched_clean_surface
 from ..registry import ConfigError
+from .plane import POINT_IMAGES_PER_PASS_CUDA, batched_clean_surface
 
 AttackFactory = Callable[[torch.nn.Module], Callable]
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from regmix.diagnostics.finetune import finetune_comparison
 from regmix.registry import ConfigError
-from regmix.training.finetune import OPTIMIZERS, finetune, finetune_optimizer
+from regmix.training.finetune import OPTIMIZERS, finetune
 
 from .background import BackgroundJob, Cancelled
 
-__all__ = ["OPTIMIZERS", "FineTune", "finetune_optimizer"]
+__all__ = ["FineTune"]
 
 
 class FineTune(BackgroundJob):
