@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import regmix.config as C
+from regmix.config_ranges import NUMBER_RANGES
 from regmix.checks import check_number
 from regmix.cli import main
 from regmix.config import load_config
@@ -83,7 +84,7 @@ def test_every_float_field_of_the_config_refuses_nan_and_infinity(field, value):
         load_config(data=data)
 
 
-@pytest.mark.parametrize("row", C.NUMBER_RANGES, ids=[r[0] for r in C.NUMBER_RANGES])
+@pytest.mark.parametrize("row", NUMBER_RANGES, ids=[r[0] for r in NUMBER_RANGES])
 def test_every_ranged_field_refuses_its_bounds_and_nan(row):
     field, lo, hi, options = row
     section, key = field.split(".")
