@@ -160,7 +160,8 @@ def test_finetune_trains_a_copy_and_the_comparison_has_its_control(tmp_path):
     """regmix.training.finetune: the given model untouched, the same batches for the same seed;
     regmix.diagnostics.finetune_comparison: the chosen weights beside the run's own, accuracy before
     and after on the same fixed validation points."""
-    from regmix.diagnostics.finetune import finetune_comparison, validation_subset
+    from regmix.diagnostics.compute import fixed_subset
+    from regmix.diagnostics.finetune import finetune_comparison
     from regmix.sources import load_source
     from regmix.registry import ConfigError
     from regmix.training.finetune import finetune
@@ -175,8 +176,8 @@ def test_finetune_trains_a_copy_and_the_comparison_has_its_control(tmp_path):
     assert any(not torch.equal(original[k], v) for k, v in a.state_dict().items())
     with pytest.raises(ConfigError, match="steps"):
         finetune(model, config, {}, steps=0)
-    x1, _ = validation_subset(config, 8)
-    x2, _ = validation_subset(config, 8)
+    x1, _ = fixed_subset(config, "val", 8)
+    x2, _ = fixed_subset(config, "val", 8)
     assert torch.equal(x1, x2)
     seen = []
     c = finetune_comparison(model, config, {"alpha": 2.0, "beta": 0.5}, steps=2, n=8, attack="pgd2", batch_size=16,

@@ -6,25 +6,11 @@ robust accuracy (PGD on a fixed subset of the validation split) of the trained m
 fine-tune and of the control. Both fine-tunes see the same batches in the same order."""
 from __future__ import annotations
 
-import torch
-
 from ..attacks import create_attack
 from ..attacks.flags import robust_flags
-from ..data import create_dataset
 from ..methods import resolved_options
-from ..registry import ConfigError
 from ..training.finetune import _own_options, finetune
-
-
-def validation_subset(config, n: int):
-    """The first n points of the run's validation split (fixed: the same points for every model)."""
-    data = config.data
-    dataset = create_dataset(data.name, "val", data.data_dir, augment=False, val_size=data.val_size)
-    n = min(int(n), len(dataset))
-    if n < 1:
-        raise ConfigError(f"n: must be an integer >= 1, got {n!r}")
-    points = [dataset[i] for i in range(n)]
-    return torch.stack([p[0] for p in points]), torch.as_tensor([int(p[1]) for p in points])
+from .compute import fixed_subset
 
 
 def robust_accuracy(model, config, x, y, *, attack: str = "pgd10") -> dict:
@@ -46,7 +32,7 @@ def finetune_comparison(model, config, weights: dict, *, steps: int, n: int = 25
     'losses', 'control_losses', 'optimizer'}."""
     own = resolved_options("regmix", _own_options(config), config.training_threat())
     own = {k: own[k] for k in weights}
-    x, y = validation_subset(config, n)
+    x, y = fixed_subset(config, "val", n)
     if before is None:
         before = robust_accuracy(model, config, x, y, attack=attack)
     options = dict(steps=steps, seed=seed, optimizer=optimizer, lr=lr, batch_size=batch_size, check=check)
