@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import regmix
-from regmix.data import DATASETS, DatasetNotFound
+from regmix.data import DATASETS, DatasetNotFound, ImageTensorDataset
 from regmix.data.base import NUM_CLASSES, dataset_classes
 from regmix.data.torchvision_sets import CIFAR, TinyImageNet
 from regmix.registry import ConfigError
@@ -209,3 +209,13 @@ def test_the_classes_table_is_each_datasets_own():
     assert dataset_classes("tinyimagenet") == TinyImageNet.num_classes
     with pytest.raises(ConfigError, match=r"^source\.dataset: unknown dataset 'cifar1' \(did you mean"):
         dataset_classes("cifar1", "source.dataset")
+
+
+
+def test_a_dataset_registered_elsewhere_is_asked_its_classes(monkeypatch):
+    """Not in NUM_CLASSES (a dataset registered by a user's own module): built once to ask."""
+    def three_classes(split="train", data_dir=None, download=False, augment=None):
+        return ImageTensorDataset(torch.zeros(6, 1, 4, 4, dtype=torch.uint8), [0, 1, 2] * 2,
+                                  name="three", num_classes=3, mean=(0.5,), std=(0.5,))
+    monkeypatch.setitem(DATASETS._entries, "three", three_classes)
+    assert dataset_classes("three") == 3
