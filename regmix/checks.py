@@ -9,8 +9,10 @@ Both raise ConfigError with one line naming the field and what is allowed.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Optional
 
@@ -93,7 +95,6 @@ def plain_name(value, field: str, what: str = "a name") -> str:
 def regular_file(path) -> Optional[Path]:
     """PATH when it is a regular file (after symlinks), else None: a FIFO, a socket or a device named
     *.json is never opened (reading a FIFO blocks until a writer comes)."""
-    import stat
     try:
         return Path(path) if stat.S_ISREG(os.stat(path).st_mode) else None
     except OSError:
@@ -103,7 +104,6 @@ def regular_file(path) -> Optional[Path]:
 def read_json(path, field: str, *, kind=dict):
     """A JSON file read as untrusted data: refused with one line naming FIELD and the file unless it is a
     regular file holding valid JSON of `kind` (deep nesting is refused, never a RecursionError)."""
-    import json
     if regular_file(path) is None:
         raise ConfigError(f"{field}: {path} is not a regular file")
     try:

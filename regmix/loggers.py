@@ -13,10 +13,16 @@ Values that are not numbers (strings, lists, None) are skipped; nested dicts are
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
 import math
+import sqlite3
+import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+from .files import first_line
 from .registry import ConfigError, suggest
 
 FIELD = "train.loggers"
@@ -68,7 +74,7 @@ class TensorBoardLogger:
     """
 
     def __init__(self, run_dir, start_step: Optional[int] = None):
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional extra (tensorboard)
         self.log_dir = Path(run_dir) / "tensorboard"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         purge = None if start_step is None else int(start_step) + 1
@@ -97,8 +103,7 @@ class MLflowLogger:
     """
 
     def __init__(self, run_dir, start_step: Optional[int] = None):
-        import logging
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # optional extra (mlflow)
         run_dir = Path(run_dir).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         # creating the store runs MLflow's schema migrations, which log a page of INFO lines
@@ -121,14 +126,12 @@ class MLflowLogger:
     def _purge(db: Path, run_id: str, step: int):
         """Drop the metric points an earlier attempt logged after the checkpoint (MLflow's client has no
         call for it; the local store is SQLite, its tables metrics and latest_metrics)."""
-        import sqlite3
         with sqlite3.connect(str(db)) as con:
             for table in ("metrics", "latest_metrics"):
                 con.execute(f"DELETE FROM {table} WHERE run_uuid = ? AND step > ?", (run_id, step))
 
     def log(self, record: dict):
-        from mlflow.entities import Metric
-        import time
+        from mlflow.entities import Metric  # optional extra (mlflow)
         self._count += 1
         step, now = _step(record, self._count), int(time.time() * 1000)
         metrics = [Metric(tag, value, now, step) for tag, value in scalars(record).items() if math.isfinite(value)]
@@ -150,13 +153,12 @@ STARTS = {"tensorboard": "torch.utils.tensorboard", "mlflow": "mlflow.tracking"}
 def start_check(names: Iterable[str]) -> List[str]:
     """check_loggers, then each logger's module imported: called before the run folder is created, so a
     logger that cannot start costs one line and leaves nothing behind."""
-    import importlib
     names = check_loggers(names)
     for name in names:
         try:
             importlib.import_module(STARTS[name])
         except Exception as err:  # a broken install raises anything from ImportError to AttributeError
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            first = first_line(err)
             raise ConfigError(f"{FIELD}: {name!r} cannot start ({type(err).__name__}: {first}); "
                               f"reinstall it (pip install 'regmix[{LOGGERS[name][1]}]') or remove it") from None
     return names
@@ -167,7 +169,6 @@ def check_loggers(names: Iterable[str]) -> List[str]:
 
     Unknown name -> ConfigError naming train.loggers; a missing package -> the extra to install.
     """
-    import importlib.util
     if isinstance(names, str):
         names = [names]
     names = list(names or [])

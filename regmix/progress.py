@@ -11,7 +11,7 @@ def progress_bar(total: int, desc: str, progress: Optional[bool] = None, unit: s
     otherwise (tqdm's disable=None); True/False force it. Without tqdm installed (a bare GPU image), a
     bar that was not asked for (progress not True) is a silent counter."""
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # optional on a bare GPU image (see below)
     except ImportError:
         if progress:
             raise

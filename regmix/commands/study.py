@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import sys
 
+from ..paper.results import write_results
 from ..registry import ConfigError
+from ..study import load_suite, merge_evals, read_ledger, run_study
+from ..sweep import parse_seeds
 from .figures import draw, viz_home
 from .flags import flag_names
 
@@ -58,8 +61,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..study import load_suite, merge_evals, run_study  # loads torch: at run time, not at CLI start-up
-    from ..sweep import parse_seeds  # loads torch: at run time, not at CLI start-up
     with flag_names(FLAGS):
         suite = load_suite(args.suite, smoke=args.smoke)
         seeds = parse_seeds(args.seeds) if args.seeds is not None else None
@@ -90,8 +91,6 @@ def run(args):
 def write_results_folder(suite, out, args):
     """--results DIR: the study's numbers, records, claims and tables, then its figures (viz, in a child
     process)."""
-    from ..paper.results import write_results  # loads torch: at run time, not at CLI start-up
-    from ..study import read_ledger  # loads torch: at run time, not at CLI start-up
     if not read_ledger(out):
         raise ConfigError(f"out: {out} holds no study yet; run `regmix study {args.suite}` first")
     viz_home()

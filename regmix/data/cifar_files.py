@@ -8,6 +8,7 @@ in it runs. The contents are then checked (shape, dtype, labels), one line namin
 """
 from __future__ import annotations
 
+import codecs
 import io
 import pickle
 from pathlib import Path
@@ -32,13 +33,12 @@ PIXELS = 3 * 32 * 32
 
 
 def _numpy_global(module: str, name: str):
-    import numpy
-    core = getattr(numpy, "_core", None) or numpy.core
+    core = getattr(np, "_core", None) or np.core
     if name == "_reconstruct":
         return core.multiarray._reconstruct
     if name == "_frombuffer":
         return core.numeric._frombuffer
-    return getattr(numpy, name)
+    return getattr(np, name)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -53,7 +53,6 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise ConfigError(f"data.data_dir: {self.path} refused: it names {module}.{name}, which a CIFAR "
                               f"batch (numpy arrays, lists, strings) never needs; it was not run")
         if module == "_codecs":
-            import codecs
             return codecs.encode
         return _numpy_global(module, name)
 

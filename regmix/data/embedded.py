@@ -58,7 +58,7 @@ def mnist5k(split="train", data_dir=None, download=False, augment=None, val_size
 def digits(split="train", data_dir=None, download=False, augment=None, val_size=None):
     """scikit-learn's 1,797 real 8x8 digits (pixel values 0-16)."""
     _fixed_split("digits", val_size)
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn: only the `digits` dataset needs it (slow to import)
     bunch = load_digits()
     images = bunch.images.astype(np.float32).reshape(-1, 1, 8, 8)
     labels = bunch.target.astype(np.int64)

@@ -94,8 +94,8 @@ class TinyImageNet(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        from PIL import Image
-        from torchvision.transforms.functional import pil_to_tensor
+        from PIL import Image  # Tiny ImageNet's JPEG files only; keeps PIL out of every other import
+        from torchvision.transforms.functional import pil_to_tensor  # (the same)
         with Image.open(self.paths[i]) as img:
             x = pil_to_tensor(img.convert("RGB")).float() / 255
         if self.augment:

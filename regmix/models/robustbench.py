@@ -139,8 +139,8 @@ def wrn_from_robustbench_keys(weights: Dict[str, torch.Tensor], depth: int) -> D
 def _robustbench_zoo_model(dataset: str, threat: str, name: str) -> Optional[nn.Module]:
     """The architecture from robustbench's own model zoo, where `import robustbench` works; else None."""
     try:
-        from robustbench.model_zoo import model_dicts
-        from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel as RBThreat
+        from robustbench.model_zoo import model_dicts  # optional extra (robustbench)
+        from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel as RBThreat  # (the same)
     except Exception:  # not installed, or 1.1.1's import of fra31's `autoattack` fails
         return None
     entries = model_dicts[BenchmarkDataset(dataset)][RBThreat(threat)]
