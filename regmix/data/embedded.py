@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..registry import ConfigError
-from .base import DATASETS, DatasetNotFound, ImageTensorDataset, stratified_split
+from .base import DATASETS, NUM_CLASSES, DatasetNotFound, ImageTensorDataset, stratified_split
 
 # Per class: 10% validation, 20% test, the rest training (fixed seed, so the split never moves).
 SPLIT_FRACTIONS = {"test": 0.2, "val": 0.1, "train": None}
@@ -50,7 +50,7 @@ def mnist5k(split="train", data_dir=None, download=False, augment=None, val_size
     index = stratified_split(labels, SPLIT_FRACTIONS)[split]
     # Digits are not mirror-symmetric, so no flips; a 2-pixel shift is the usual MNIST augmentation.
     return ImageTensorDataset(torch.from_numpy(images[index]), labels[index], name="mnist5k",
-                              num_classes=10, mean=(0.1307,), std=(0.3081,),
+                              num_classes=NUM_CLASSES["mnist5k"], mean=(0.1307,), std=(0.3081,),
                               augment=bool(augment), crop_padding=2, flip=False)
 
 
@@ -64,5 +64,5 @@ def digits(split="train", data_dir=None, download=False, augment=None, val_size=
     labels = bunch.target.astype(np.int64)
     index = stratified_split(labels, SPLIT_FRACTIONS)[split]
     return ImageTensorDataset(torch.from_numpy(images[index]), labels[index], name="digits",
-                              num_classes=10, mean=(0.3,), std=(0.38,), scale=16.0,
+                              num_classes=NUM_CLASSES["digits"], mean=(0.3,), std=(0.38,), scale=16.0,
                               augment=bool(augment), crop_padding=1, flip=False)

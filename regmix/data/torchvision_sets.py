@@ -8,16 +8,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .base import DATASETS, DatasetNotFound, ImageTensorDataset, holdout_split, random_crop_flip
+from .base import DATASETS, NUM_CLASSES, DatasetNotFound, ImageTensorDataset, holdout_split, random_crop_flip
 from .cifar_files import load_split
 
 CIFAR_VAL_SIZE = 1000
 TINY_VAL_SIZE = 5000
 
 CIFAR = {
-    "cifar10": dict(cls="CIFAR10", folder="cifar-10-batches-py", num_classes=10,
+    "cifar10": dict(cls="CIFAR10", folder="cifar-10-batches-py", num_classes=NUM_CLASSES["cifar10"],
                     mean=(0.4914, 0.4822, 0.4465), std=(0.2471, 0.2435, 0.2616)),
-    "cifar100": dict(cls="CIFAR100", folder="cifar-100-python", num_classes=100,
+    "cifar100": dict(cls="CIFAR100", folder="cifar-100-python", num_classes=NUM_CLASSES["cifar100"],
                      mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762)),
 }
 
@@ -67,7 +67,7 @@ class TinyImageNet(Dataset):
     is held out of the official training set.
     """
     name = "tinyimagenet"
-    num_classes = 200
+    num_classes = NUM_CLASSES["tinyimagenet"]
     in_channels = 3
     image_size = (64, 64)
     mean = (0.4802, 0.4481, 0.3975)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..attacks import create_attack
 from ..attacks.flags import robust_flags
 from ..methods import resolved_options
-from ..training.finetune import _own_options, finetune
+from ..training.finetune import regmix_options, finetune
 from .compute import fixed_subset
 
 
@@ -30,7 +30,7 @@ def finetune_comparison(model, config, weights: dict, *, steps: int, n: int = 25
 
     Returns {'weights', 'own', 'steps', 'n', 'attack', 'before', 'after', 'control', 'model',
     'losses', 'control_losses', 'optimizer'}."""
-    own = resolved_options("regmix", _own_options(config), config.training_threat())
+    own = resolved_options("regmix", regmix_options(config), config.training_threat())
     own = {k: own[k] for k in weights}
     x, y = fixed_subset(config, "val", n)
     if before is None:

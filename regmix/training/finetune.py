@@ -56,7 +56,7 @@ def finetune(model, config, weights: dict, *, steps: int, optimizer: str = "run"
         raise ConfigError(f"steps: must be an integer >= 1, got {steps!r}")
     tuned = copy.deepcopy(model).train()
     device = next(tuned.parameters()).device
-    method = create_method("regmix", config.training_threat(), **{**_own_options(config), **weights})
+    method = create_method("regmix", config.training_threat(), **{**regmix_options(config), **weights})
     opt = finetune_optimizer(config, tuned.parameters(), choice=optimizer, lr=lr)
     batches = training_batches(config, batch_size=batch_size, seed=seed)
     losses = []
@@ -86,6 +86,6 @@ def _loop(tuned, method, opt, batches, device, steps, losses, on_step, check):
         raise
 
 
-def _own_options(config) -> dict:
+def regmix_options(config) -> dict:
     """The run's RegMix options; a run of another method fine-tunes with RegMix's defaults."""
     return dict(config.method.options) if config.method.name == "regmix" else {}
