@@ -34,6 +34,8 @@ phase --methods pgk,regmix --part main
 # 2. the controls
 phase --part sweeps --sweeps $CONTROLS --evals $CHEAP
 phase --part sweeps --sweeps $CONTROLS
+# 2b. best.pt on the strong attack (eval.select=strong): does it remove the masked seeds?
+phase --part sweeps --sweeps regmix_select_strong
 # 3. PGD-AT's main runs: the baseline of the EMA / smoothing control (no committed run folders to reuse)
 phase --methods pgd_at --part main
 # 4. architecture, 5. the longer schedule
