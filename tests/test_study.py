@@ -56,7 +56,11 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
         assert (results_dir / entry["summaries"]["softmax"]["record"]).exists()
     assert [c["id"] for c in results["claims"]][:3] == ["robustness", "robustness_no_smoothing", "wider_eps"]
     assert "| RegMix is more robust than FGSM-PGK and PGD-AT |" in (results_dir / "claims.md").read_text()
-    assert "| regmix | 1 |" in (results_dir / "tables.md").read_text()
+    tables = (results_dir / "tables.md").read_text()
+    assert "| regmix | 1 |" in tables
+    # what the masking monitor saw while each run trained, beside the APGD gap
+    assert all(e["monitor"]["select_pgd_epoch"] == 1 for e in results["runs"])
+    assert "## Masking caught while training" in tables and "| regmix-seed0 | 1 | 1 |" in tables
     assert {"claims.png", "convergence.png", "landscapes.png", "softmax_truth.png"} <= \
         {p.name for p in (results_dir / "figures").iterdir()}
 

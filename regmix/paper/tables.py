@@ -44,6 +44,48 @@ def _same_points_table(results: dict) -> List[str]:
     return lines
 
 
+def _epochs(epochs) -> str:
+    return ", ".join(map(str, epochs)) if epochs else "-"
+
+
+def _monitor_table(results: dict) -> List[str]:
+    """What the masking monitor flagged while each run trained (its entry's `monitor`, regmix.study.results)
+    beside what the kept checkpoint's evaluations found afterwards: PGD-20 against APGD on the same points.
+    One row per main-table run, then per sweep the runs it flagged. Empty when no run has a monitor."""
+    runs = [e for e in results["runs"] if e.get("monitor")]
+    if not runs:
+        return []
+    threshold = 100 * runs[0]["monitor"]["threshold"]
+
+    def drop(e):
+        p = e.get("same_points", {}).get("apgd")
+        return f"{100 * (p['pgd20'] - p['attack']):.1f}" if p else "-"
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+    lines = ["## Masking caught while training", "",
+             f"The monitor (regmix/training/monitor.py) on the first validation points of every evaluation epoch, "
+             f"once the eps is at its full value, read with today's rule from the logged accuracies: masking = "
+             f"validation PGD-10 more than {threshold:.0f} points above the strong attack (PGD-10, PGD-CE with "
+             f"restarts and PGD-CW); overfitting = FGSM more than {threshold:.0f} points above PGD-10 while PGD-10 "
+             "fell more than as much below its best. 'kept' is the epoch best.pt holds (selected on PGD-10), "
+             "'strong' the epoch eval.select=strong would keep; the last column is PGD-20 minus APGD-CE+T of the "
+             "kept checkpoint on the same test points (what masking hid).", "",
+             "| run | kept | strong | masking epochs | overfitting epochs | max PGD-10 - strong | max FGSM - PGD-10 "
+             "| PGD-20 - APGD (test) |", "|---|---|---|---|---|---|---|---|"]
+    for e in (e for e in runs if not e["sweep"]):
+        m = e["monitor"]
+        lines.append(f"| {e['name']} | {m['select_pgd_epoch']} | {m['select_strong_epoch']} | "
+                     f"{_epochs(m['masking_epochs'])} | {_epochs(m['overfit_epochs'])} | {pct(m['max_pgd_gap'])} | "
+                     f"{pct(m['max_fgsm_gap'])} | {drop(e)} |")
+    for sweep in dict.fromkeys(e["sweep"] for e in runs if e["sweep"]):
+        swept = [e for e in runs if e["sweep"] == sweep]
+        flagged = [e["name"] for e in swept if e["monitor"]["masking_epochs"] or e["monitor"]["overfit_epochs"]]
+        lines.append(f"| sweep `{sweep}`: {len(flagged)} of {len(swept)} runs flagged"
+                     f"{' (' + ', '.join(flagged) + ')' if flagged else ''} | | | | | | | |")
+    return lines
+
+
 def _reference_row(results, sweep: str, metrics) -> List[str]:
     """The sweep's method in the main table (its recipe, no override) on the sweep's seeds, first in the
     sweep's table, so that each variant reads against what it changes."""
@@ -90,6 +132,9 @@ def write_tables(results: dict, dest: Path) -> Path:
         cells = [mean_std([v for v in (g(e) for e in runs) if v is not None]) for _, g in last]
         lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + " |")
     lines += ["", *_same_points_table(results)]
+    monitor = _monitor_table(results)
+    if monitor:
+        lines += ["", *monitor]
     for choice in (defaults_section(results), gamma_section(results)):
         if choice:
             lines += ["", *choice]

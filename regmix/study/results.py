@@ -21,6 +21,7 @@ from ..diagnostics import records as diagnostics_records
 from ..evaluation.records import load_flags, load_record
 from ..files import atomic_write_text
 from ..rundir import RunDir
+from ..training.monitor import PREFIX, flags_of, monitor_record
 from .ledger import epoch_times, read_ledger, run_dir
 from .runner import plan
 from .suite import Suite
@@ -49,6 +50,36 @@ def _summaries(rd: RunDir, kinds) -> dict:
         found["softmax"] = {"record": str(rd.diagnostic("softmax")), "n": meta.get("n"),
                             "summary": meta.get("summary")}
     return found
+
+
+def _monitor(rd: RunDir, config: dict) -> dict:
+    """What the masking monitor (training/monitor.py) saw while the run trained, re-read with today's rule
+    from the accuracies its epoch records logged (a run logged under an earlier rule is judged as a run
+    today would be): the epochs flagged for gradient masking and for catastrophic overfitting, the largest
+    gaps once armed, and the epoch each selection (eval.select pgd | strong) keeps. {} without a monitor."""
+    rows = [r for r in rd.metrics("epoch") if f"{PREFIX}pgd" in r]
+    if not rows:
+        return {}
+    threshold = config["eval"].get("masking_threshold", 0.1)
+    warmup = config["train"].get("eps_warmup_epochs") or 0
+    peak, masked, overfit, gaps = None, [], [], {"pgd_gap": [], "fgsm_gap": []}
+    for r in rows:
+        armed = r["epoch"] + 1 >= warmup
+        record = monitor_record({k: r[f"{PREFIX}{k}"] for k in ("pgd", "strong", "fgsm")}, threshold, armed, peak)
+        is_masked, is_overfit = flags_of(record, threshold) if armed else (False, False)
+        masked += [r["epoch"] + 1] * is_masked
+        overfit += [r["epoch"] + 1] * is_overfit
+        if armed:
+            for key in gaps:
+                gaps[key].append(record[f"{PREFIX}{key}"])
+        peak = r[f"{PREFIX}pgd"] if peak is None else max(peak, r[f"{PREFIX}pgd"])
+
+    def best_epoch(key):  # the trainer's rule: the highest accuracy, clean accuracy breaking ties, first wins
+        best = max(rows, key=lambda r: (r[key], r["val_clean"], -r["epoch"]))
+        return best["epoch"] + 1
+    return {"threshold": threshold, "masking_epochs": masked, "overfit_epochs": overfit,
+            "max_pgd_gap": max(gaps["pgd_gap"], default=None), "max_fgsm_gap": max(gaps["fgsm_gap"], default=None),
+            "select_pgd_epoch": best_epoch("val_pgd"), "select_strong_epoch": best_epoch(f"{PREFIX}strong")}
 
 
 # the stronger evaluations whose points are a prefix of `whole`'s -> their attack (as the suites name them)
@@ -107,6 +138,9 @@ def collect(suite: Suite, out) -> Dict:
                                               "warnings": record.get("autoattack_warnings") or [],
                                               "record": done[task.key]}
         entry["same_points"] = _same_points(records)
+        monitor = _monitor(rd, config)
+        if monitor:  # runs trained before the monitor existed keep their entries as they were
+            entry["monitor"] = monitor
         entries.append(entry)
     setting = {}
     main = [e for e in entries if not e["sweep"]]
