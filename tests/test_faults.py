@@ -1,7 +1,7 @@
 """Fault injection: a training run walked through kill points and write failures, checking that
 nothing is lost and that resuming ends bit for bit where an uninterrupted run ends.
 
-Faults fire at events (a step, the N-th write of a file), never after a sleep (regmix/training/faults.py).
+Faults fire at events (a step, the N-th write of a file), never after a sleep (regmix/faults.py).
 CI runs the small subset: every method once, in process, interrupted right after a periodic checkpoint
 (half the methods with EMA); each kind of kill in a child process on one method; one full-disk
 failure. `-m slow` adds every method x EMA x kill point in child processes."""

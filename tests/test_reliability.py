@@ -46,7 +46,7 @@ def write_recipe(path, **changes):
 
 
 def cli(*args, fault=None, **kw):
-    """`regmix ARGS` in a child process; fault: a REGMIX_FAULT value (regmix/training/faults.py)."""
+    """`regmix ARGS` in a child process; fault: a REGMIX_FAULT value (regmix/faults.py)."""
     env = {k: v for k, v in os.environ.items() if k != "REGMIX_FAULT"}
     if fault:
         env["REGMIX_FAULT"] = fault

@@ -1,7 +1,7 @@
 """What a resume promises, kept: the config stored in last.pt is the one continued; TensorBoard drops
 what an earlier attempt logged past the checkpoint; a torn temporary file from a kill is removed; a
 run reached through a symlink is resumed as its target, not rewritten; a logger that cannot start
-leaves no folder. Issue 24, class 'resume'. Faults are injected at an event (regmix/training/faults.py)."""
+leaves no folder. Issue 24, class 'resume'. Faults are injected at an event (regmix/faults.py)."""
 import os
 import subprocess
 import sys
