@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ..files import atomic_write_text
-from ..rundir import RunDir, parse_metrics_line
 from .. import faults
+from ..files import atomic_write_text
+from ..loggers import create_loggers
+from ..rundir import RunDir, parse_metrics_line
 
 
 class MetricsLog:
@@ -23,7 +24,6 @@ class MetricsLog:
             start = last_step(run) if run.metrics_path.exists() else None
             self._file = open(run.metrics_path, "a")
             if loggers:
-                from ..loggers import create_loggers  # optional extras, imported only when asked for
                 self._loggers = list(create_loggers(list(loggers), run.path, start_step=start))
 
     def __call__(self, record: dict):
