@@ -357,10 +357,11 @@ class Trainer(EpochLoops):
             self._print(f"warning: epoch {epoch + 1}: {record['masking_warning']}")
             self._write_status("running")  # status.json lists every flagged epoch
         if stopping:
-            self._print(f"stopped after epoch {epoch + 1} (train.stop_on_overfit): the FGSM-to-PGD gap passed "
-                        f"eval.masking_threshold; best.pt holds epoch {self.best['epoch']}")
+            self._print(f"stopped after epoch {epoch + 1} (train.stop_on_overfit): catastrophic overfitting flagged "
+                        f"(FGSM above PGD-10, PGD-10 below its best, each by more than eval.masking_threshold); "
+                        f"best.pt holds epoch {self.best['epoch']}")
         if self._stop_signal is not None and not last and not stopping:
-            raise self._stopped(f"after epoch {epoch + 1};")
+            raise self._stopped(f"after epoch {epoch + 1}")
 
     def _best_state(self, epoch, record):
         return {"format": FORMAT, "config": self.config.to_dict(), "data": self.data_info, "epoch": epoch,
