@@ -64,15 +64,18 @@ def _monitor(rd: RunDir, config: dict) -> dict:
     warmup = config["train"].get("eps_warmup_epochs") or 0
     peak, masked, overfit, gaps = None, [], [], {"pgd_gap": [], "fgsm_gap": []}
     for r in rows:
-        armed = r["epoch"] + 1 >= warmup
-        record = monitor_record({k: r[f"{PREFIX}{k}"] for k in ("pgd", "strong", "fgsm")}, threshold, armed, peak)
-        is_masked, is_overfit = flags_of(record, threshold) if armed else (False, False)
-        masked += [r["epoch"] + 1] * is_masked
-        overfit += [r["epoch"] + 1] * is_overfit
-        if armed:
-            for key in gaps:
-                gaps[key].append(record[f"{PREFIX}{key}"])
+        # the gaps and the drop, unflagged; the flags once, below, where the eps is at its full value
+        record = monitor_record({k: r[f"{PREFIX}{k}"] for k in ("pgd", "strong", "fgsm")}, threshold, False, peak)
         peak = r[f"{PREFIX}pgd"] if peak is None else max(peak, r[f"{PREFIX}pgd"])
+        if r["epoch"] + 1 < warmup:
+            continue
+        is_masked, is_overfit = flags_of(record, threshold)
+        if is_masked:
+            masked.append(r["epoch"] + 1)
+        if is_overfit:
+            overfit.append(r["epoch"] + 1)
+        for key in gaps:
+            gaps[key].append(record[f"{PREFIX}{key}"])
 
     def best_epoch(key):  # the trainer's rule: the highest accuracy, clean accuracy breaking ties, first wins
         best = max(rows, key=lambda r: (r[key], r["val_clean"], -r["epoch"]))
