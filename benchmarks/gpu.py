@@ -74,9 +74,9 @@ class Step:
 class DeviceDataStep:
     """The trainer's train.fast step (regmix/training/step.py): the data set on the device as uint8 with the
     CIFAR augmentation made there (random crop with 4 pixels of padding, flip), sums kept on the device, no
-    host read; graph=True captures the forward, attack and backward as one CUDA graph. The optimiser
-    (SGD, the recipes') and the EMA (gated with averaged buffers for pgk and regmix, as their recipes) run
-    after it, as in the trainer."""
+    host read; graph=True captures the whole step as one CUDA graph: forward, attack, backward, the
+    optimiser (fused SGD, the recipes' settings) and the EMA (gated with averaged buffers for pgk and
+    regmix, as their recipes), as in the trainer."""
 
     def __init__(self, method, dtype, graph, channels_last, batch, device, model_name, image, batches=8):
         torch.manual_seed(0)
@@ -91,10 +91,11 @@ class DeviceDataStep:
         self.method = regmix.create_method(method, _threat(method), **OPTIONS.get(method, {}))
         self.method.setup(n, (3, image, image), device)
         self.method.start_epoch(0)
-        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, fused=True)
         gated = method in ("pgk", "regmix")
         self.ema = EMA(model, 0.999, gate=0.82 if gated else None, buffers="average" if gated else "copy")
-        self.step = DeviceStep(model, self.method, model.parameters(), amp=dtype == "bf16", graph=graph)
+        self.step = DeviceStep(model, self.method, self.opt, amp=dtype == "bf16", graph=graph,
+                               after_update=lambda: self.ema.update(self.model, self.method.attack_ratio))
         self.step.reset({}, 0, device)
         self.batch, self.batches, self.channels_last, self.k = batch, batches, channels_last, 0
 
@@ -108,8 +109,6 @@ class DeviceDataStep:
             x = x.contiguous(memory_format=torch.channels_last)
         self.model.train()
         self.step(x, self.y[idx], idx)
-        self.opt.step()
-        self.ema.update(self.model, self.method.attack_ratio)
 
 
 def step_flops(method, device, model_name="resnet18", image=32, batch=128) -> float:

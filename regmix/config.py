@@ -104,7 +104,7 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     amp: str = "none"                   # none | bf16 (CUDA only)
     channels_last: bool = False
-    fast: bool = False                  # data on the device, no host sync inside a step, CUDA graph (trainer.py)
+    fast: bool = False                  # data on the device, a whole step (fused optimiser, EMA) with no host read
     cuda_graph: bool = True             # with fast on CUDA: capture the step once and replay it
     ema: bool = False
     ema_decay: float = 0.999

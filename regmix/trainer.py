@@ -82,7 +82,7 @@ class Trainer(EpochLoops):
         self.threat = c.training_threat()
         self.method = create_method(c.method.name, self.threat, **c.method.options)
         self.method.setup(len(ds), (ds.in_channels, *ds.image_size), self.device, seed=c.train.seed)
-        self.optimizer = make_optimizer(c, self.model.parameters())
+        self.optimizer = make_optimizer(c, self.model.parameters(), fused=c.train.fast)
         self.sampler = EpochSampler(len(ds), c.data.batch_size // self.world, c.train.seed, self.rank, self.world)
         self.steps_per_epoch = self.sampler.batches_per_epoch()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -107,7 +107,8 @@ class Trainer(EpochLoops):
                                            batch_size=1000))
         self.net = self._wrap_ddp()
         if c.train.fast:
-            self.device_step = DeviceStep(self.net, self.method, self.model.parameters(),
+            self.device_step = DeviceStep(self.net, self.method, self.optimizer,
+                                          after_update=self._update_ema if self.ema is not None else None,
                                           amp=c.train.amp == "bf16" and self.device.type == "cuda", graph=graph)
         self.start_epoch, self.start_batch, self.step = 0, 0, 0
         self.partial = None  # running sums of an epoch that a checkpoint interrupted

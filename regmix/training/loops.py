@@ -1,7 +1,7 @@
 """One epoch of training, the two ways the Trainer (regmix/trainer.py) can run it: the DataLoader loop,
 which reads every step's loss back (a non-finite one stops or is skipped), and train.fast's loop on
-batches made on the device, whose step reads nothing back (training/step.py). Both share the update
-(optimiser, EMA) and the bookkeeping after a step (the step record, a checkpoint inside the epoch,
+batches made on the device, whose step (optimiser and EMA included) reads nothing back
+(training/step.py). Both share the bookkeeping after a step (the step record, a checkpoint inside the epoch,
 the fault hook). A mixin: it uses the Trainer's config, model, method, optimiser and run directory.
 """
 from __future__ import annotations
@@ -46,10 +46,14 @@ class EpochLoops:
         return record
 
     def _apply_update(self):
-        """The optimiser's step and the EMA's, after the gradients are in."""
+        """The optimiser's step and the EMA's, after the gradients are in (the loader path; train.fast's
+        step makes both itself)."""
         self.optimizer.step()
         if self.ema is not None:
-            self.ema.update(self.model, self.method.attack_ratio)
+            self._update_ema()
+
+    def _update_ema(self):
+        self.ema.update(self.model, self.method.attack_ratio)
 
     def _after_step(self, epoch, done, log, values, stop, state):
         """Step bookkeeping shared by both loops: the step record, a checkpoint inside the epoch when
@@ -143,8 +147,7 @@ class EpochLoops:
                 check_pixel_range(x, f"data ({c.data.name})")
             if c.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            step(x, y, index)  # bf16 autocast inside, where train.amp asks for it
-            self._apply_update()
+            step(x, y, index)  # the whole step, optimiser and EMA included; bf16 autocast inside where asked
             self.scheduler.step()
             self.step += 1
             stop = self._reduce_flags(False)[1] if dist.active() else self._stop_signal is not None

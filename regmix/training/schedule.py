@@ -6,11 +6,16 @@ import math
 import torch
 
 
-def make_optimizer(config, params) -> torch.optim.Optimizer:
+def make_optimizer(config, params, fused: bool = False) -> torch.optim.Optimizer:
+    """config.optim's optimiser; `fused` (train.fast's step, training/step.py): one fused kernel that can
+    take its learning rate as a device tensor, inside a captured CUDA graph. Otherwise torch's
+    multi-tensor (foreach) form; the two differ in the last bits of a float32 update."""
     o = config.optim
+    kind = {"fused": True} if fused else {}
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, **kind)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov,
+                           **kind)
 
 
 def lr_factor(config, epoch: float) -> float:

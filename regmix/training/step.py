@@ -1,5 +1,5 @@
-"""The forward and backward half of a training step with nothing read back to the host, optionally
-captured once as a CUDA graph and replayed.
+"""A whole training step (the method's attack and loss, the backward pass, the optimiser's step and the
+EMA's) with nothing read back to the host, optionally captured once as a CUDA graph and replayed.
 
 A step of adversarial training launches thousands of small kernels (a 10-step PGD attack on a ResNet-18
 is ten forward and backward passes); on a fast GPU the host's Python and launches, and every `.item()`
@@ -7,15 +7,19 @@ that waits for the device, set the pace, not the arithmetic. Here:
 - the loss and every named term are added to running sums on the device (float64, the same arithmetic
   as adding `.item()` values on the host), and the number of non-finite losses is counted there; the
   trainer reads them once per log interval;
-- on CUDA, after a few eager steps (on a side stream, as CUDA graphs require), the method's loss, its
-  attack and the backward pass are captured as one CUDA graph: each later step copies its batch into
-  the graph's inputs and replays it, one launch from the host. The optimiser step and the EMA stay
-  outside the graph (a handful of multi-tensor launches). A batch of another size (an epoch's last)
-  or a new threat (the eps warm-up) runs eagerly or captures again.
+- the optimiser is a fused one (`make_optimizer(..., fused=True)`) and reads its learning rate from a
+  tensor on the device, which each call fills from the scheduler's number (a fill, not a read): the
+  param groups keep numbers, so the schedule, the checkpoint and the log are those of the loader path;
+- the EMA counts its updates and computes its decay on the device (regmix/ema.py);
+- on CUDA, after a few eager steps (on a side stream, as CUDA graphs require), all of it is captured as
+  one CUDA graph: each later step copies its batch into the graph's inputs, fills the learning rate and
+  replays it, one launch from the host. A batch of another size (an epoch's last) or a new threat (the
+  eps warm-up) runs eagerly or captures again.
 
 Gradients are zeroed in place (not set to None) so that the captured backward writes into the same
-tensors the optimiser reads; adding a gradient to zero is exact, so the eager form of this step gives
-the same weights as the trainer's per-step path (tests/test_fast_step.py).
+tensors the optimiser reads; adding a gradient to zero is exact. With the same fused optimiser the
+eager form of this step gives the loader path's weights bit for bit; against the loader path's
+multi-tensor SGD the fused kernel differs in the last bits (tests/test_fast_step.py).
 """
 from __future__ import annotations
 
@@ -27,18 +31,26 @@ WARMUP_STEPS = 3  # eager steps on a side stream before a capture (lazy initiali
 
 
 class DeviceStep:
-    """Runs `method.loss(net, x, y, index)` and its backward; keeps the sums on the device.
+    """Runs `method.loss(net, x, y, index)`, its backward, the optimiser's step and `after_update` (the
+    EMA's); keeps the sums on the device.
 
     Arguments:
         net (nn.Module): what the method calls (the model, or its DDP wrapper).
         method (Method): the training objective.
-        params (list): the parameters whose gradients the optimiser reads.
+        optimizer (Optimizer): a fused optimiser over the parameters (its learning rate is set here as a
+            tensor for each step; the param groups hold numbers between steps).
+        after_update (callable or None): run after the optimiser's step, inside the step (the EMA's update).
         amp (bool): bf16 autocast (CUDA).
         graph (bool): capture the step as a CUDA graph once warm (CUDA only).
     """
 
-    def __init__(self, net, method, params, *, amp: bool = False, graph: bool = False):
-        self.net, self.method, self.params = net, method, list(params)
+    def __init__(self, net, method, optimizer, *, after_update=None, amp: bool = False, graph: bool = False):
+        if not optimizer.defaults.get("fused"):
+            raise ValueError("optimizer: the device step needs a fused optimiser (make_optimizer(..., fused=True)): "
+                             "it reads its learning rate from a tensor on the device")
+        self.net, self.method, self.optimizer, self.after_update = net, method, optimizer, after_update
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.lrs = [torch.zeros((), dtype=torch.float32, device=self.params[0].device) for _ in optimizer.param_groups]
         self.amp, self.graph_wanted = amp, graph
         self.keys = None           # "loss" and the method's term names, fixed by the first step
         self.sums = None           # float64 on the device: seen examples, then one sum per key
@@ -100,12 +112,29 @@ class DeviceStep:
         counted = torch.cat([values.new_ones(1), values]) * len(y)
         self.sums.add_(torch.where(finite, counted, torch.zeros_like(counted)))
         self.nonfinite.add_((~finite).long())
+        self._update()
+
+    def _update(self):
+        """The optimiser's step with the learning rate as a device tensor, then `after_update`."""
+        groups = self.optimizer.param_groups
+        numbers = [group["lr"] for group in groups]
+        for group, lr in zip(groups, self.lrs):
+            group["lr"] = lr
+        try:
+            self.optimizer.step()
+        finally:
+            for group, number in zip(groups, numbers):
+                group["lr"] = number
+        if self.after_update is not None:
+            self.after_update()
 
     _capturing = False
 
     def __call__(self, x, y, index):
-        """One forward and backward pass of the method's loss on (x, y, index), eager or replayed."""
+        """One training step on (x, y, index), eager or replayed."""
         shape, threat = tuple(x.shape), self.method.threat
+        for group, lr in zip(self.optimizer.param_groups, self.lrs):
+            lr.fill_(group["lr"])  # the scheduler's number, written to the device (no read)
         if not (self.graph_wanted and x.is_cuda):
             return self._body(x, y, index)
         if self.graph is not None and threat is self.captured_for[1]:
