@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, in one call of a lent GPU machine (bare image with torch, no network; about
 # 8 minutes on an H200):
+#   0. the captured step against the eager one (benchmarks/graph_check.py: weights, momentum, EMA, sums
+#      after 12 steps with a new learning rate at each, float32);
 #   1. the GPU section (ResNet-18 epochs: the train.fast step eager and captured as a CUDA graph, the plain
 #      step beside it, the card's busy share of each, the floor);
 #   2. the PGD-20 compaction and weight-landscape comparisons on cuda (their points repeated so that the card
@@ -31,6 +33,8 @@ else
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+timeout "${GRAPH_CHECK_S:-60}" python3 -m benchmarks.graph_check --device cuda --out "$out" > "$out/graph_check.log" 2>&1
+echo "graph check: exit $?"; grep -E '"(method|captured|ok|max_relative_difference)"' "$out/graph_check.log" | head -30
 timeout "${GPU_SECTION_S:-200}" python3 -m benchmarks --device cuda --only gpu --out "$out" --doc "$out/gpu.md" \
   > "$out/gpu.log" 2>&1; echo "gpu section: exit $?"; tail -25 "$out/gpu.log"
 timeout "${SECTIONS_S:-90}" python3 -m benchmarks --device cuda --only eval,landscape --repeats 3 --out "$out" \

@@ -166,3 +166,19 @@ def test_report_reads_every_full_record_of_a_folder_and_names_where_each_lies(tm
     (tmp_path / "b.json").write_text(json.dumps(_record("2026-01-01 11:00 UTC", "cpu", {}, scale="smoke")))
     records = report.full_records(tmp_path)
     assert len(records) == 1 and records[0]["record_path"] == str(tmp_path / "a.json")  # smoke left out
+
+
+def test_graph_check_compares_every_part_and_skips_without_cuda():
+    """benchmarks/graph_check.py: its comparison on the CPU (two eager runs from one seed agree bit for
+    bit; a changed rate or a perturbed tensor shows); the capture itself waits for a GPU."""
+    from benchmarks.graph_check import _run, check, compare
+    a, captured = _run("regmix", False, 5, "cpu", 16, "small_cnn", 16)
+    b, _ = _run("regmix", False, 5, "cpu", 16, "small_cnn", 16)
+    assert not captured and set(a) == {"weights", "momentum", "ema", "ema_updates", "sums"}
+    assert all(p["bitwise_equal"] and p["max_relative_difference"] == 0 for p in compare(a, b).values())
+    b["ema"][0] = b["ema"][0] * (1 + 1e-3)
+    parts = compare(a, b)
+    assert not parts["ema"]["bitwise_equal"] and parts["ema"]["max_relative_difference"] > 1e-4
+    assert parts["weights"]["bitwise_equal"]
+    assert float(a["ema_updates"][0]) == 5
+    assert check("cpu") == {"skipped": "no CUDA device: nothing to capture"}
