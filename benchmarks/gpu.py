@@ -21,6 +21,8 @@ from .timing import synchronizer
 from .train_step import OPTIONS  # the recipes' options (regmix with AGR)
 
 EPOCH_IMAGES = 50_000
+# what the 'graph' rows capture, in the record (report_gpu.OLD_GRAPH_STEP: what records without it captured)
+GRAPH_STEP = "the whole step: the attack, loss and backward, the fused SGD step and the EMA's update"
 
 
 def _threat(method, eps=8 / 255):
@@ -243,7 +245,7 @@ def run(scale, device, log=print, budget_s=250) -> dict:
     # step is timed in its best form beside the train.fast rows, for a side-by-side reading
     out = measure_all(device, scale.gpu_steps, batches=(128, 512) if scale.name == "full" else (128,),
                       budget_s=budget_s, log=log, dtypes=("bf16",), compiles=(False,), channels_lasts=(True,))
-    return {"device": torch.cuda.get_device_name(torch.device(device)),
+    return {"device": torch.cuda.get_device_name(torch.device(device)), "graph_step": GRAPH_STEP,
             "precision": {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
                           "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}, **out}
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from benchmarks.report_format import targets_table
 
+# what the 'graph' rows of a record without a graph_step key captured (records up to 2026-12-04)
+OLD_GRAPH_STEP = "the forward, attack and backward; the optimiser and the EMA stayed eager"
+
 
 def gpu_section(g: dict, on_gpu: bool = False) -> list:
     out = []
@@ -29,8 +32,8 @@ def gpu_section(g: dict, on_gpu: bool = False) -> list:
               if g.get("gpu_busy_share_fast_bf16_batch128") else []),
             "Step: plain is the method's loss, backward and optimiser step on batches already on the card; fast is "
             "train.fast (regmix/training/step.py: uint8 data on the card, augmentation there, sums kept on the card, "
-            "no host read, the recipes' SGD and EMA); graph is fast with the forward, attack and backward captured "
-            "once as a CUDA graph and replayed.", "",
+            "no host read, the recipes' SGD and EMA); graph is fast captured once as a CUDA graph and replayed "
+            f"({g.get('graph_step', OLD_GRAPH_STEP)}).", "",
             "| method | step | dtype | compile | channels_last | batch | s/epoch | TFLOP/s achieved | warm-up s |",
             "|---|---|---|---|---|---|---|---|---|"]
     for r in g["rows"]:
@@ -102,8 +105,8 @@ def _graph_reading(g: dict, timed: list) -> str:
         return " Capturing the whole step as one CUDA graph (train.fast on CUDA) was not measured in this record."
     busy = (g.get("gpu_busy_share_fast_bf16_batch128") or {}).get("graph", {})
     regmix = best("regmix", 128, "plain"), best("regmix", 128, "graph")
-    return (f" Captured as one CUDA graph (train.fast: the attack, loss and backward replayed with one launch; the "
-            f"optimiser and the EMA stay eager), PGD-10 AT's epoch at batch 128 takes {plain / graph:.1f}x less time "
+    return (f" Captured as one CUDA graph (train.fast replayed with one launch; captured: "
+            f"{g.get('graph_step', OLD_GRAPH_STEP)}), PGD-10 AT's epoch at batch 128 takes {plain / graph:.1f}x less time "
             f"({plain:.1f} to {graph:.1f} s)"
             + (f" and RegMix's {regmix[0] / regmix[1]:.1f}x ({regmix[0]:.1f} to {regmix[1]:.1f} s)" if all(regmix) else "")
             + (f"; the card is then busy {100 * busy['pgd_at']:.0f}% (pgd_at) and {100 * busy['regmix']:.0f}% "
@@ -111,5 +114,6 @@ def _graph_reading(g: dict, timed: list) -> str:
                and isinstance(busy.get("regmix"), float) else "")
             + ". What is left at batch 128 is mostly the card's own work on small kernels (the achieved TFLOP/s column "
             "against the matrix-product rate): bf16 convolutions over 128 images of 32 x 32 do not reach the "
-            "rate that the floor assumes, and the eager optimiser, EMA, batch gather and augmentation between "
-            "replays leave the card idle the rest of the time (most for RegMix, whose step is shorter).")
+            "rate that the floor assumes, and " + ("the eager optimiser, EMA, " if "graph_step" not in g else "the ")
+            + "batch gather and augmentation between replays leave the card idle the rest of the time (most for "
+            "RegMix, whose step is shorter).")
