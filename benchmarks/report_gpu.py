@@ -45,6 +45,10 @@ def gpu_section(g: dict, on_gpu: bool = False) -> list:
             out.append(f"{head} {r['seconds_per_epoch']:.1f} | {r.get('tflops_achieved', float('nan')):.0f} | "
                        f"{r['warmup_s']:.1f} |")
     out += ["", *targets_table(g["targets"]), "", *_gpu_reading(g)]
+    if "graph_step" not in g:
+        out += ["", "**Waiting for a GPU lease:** this record's graph rows predate the capture of the whole step (the "
+                "optimiser's and the EMA's updates inside the graph); `bash benchmarks/gpu_lease.sh` measures it, "
+                "after checking the captured step against the eager one (`python -m benchmarks.graph_check`)."]
     return out
 
 

@@ -123,6 +123,13 @@ def test_gpu_section_body_runs_tiny_on_cpu_and_renders():
     assert "| regmix | plain | fp32 | False | True | 128 |" in page, page
     assert "| regmix | fast | bf16 | False | True | 128 |" in page, page
     assert "| regmix | plain | fp32 | False | False | 128 | not measured: time budget of 0 s spent |" in page, page
+    # a record without graph_step predates the whole-step capture: the page says its rows wait for a lease
+    assert "the forward, attack and backward; the optimiser and the EMA stayed eager" in page
+    assert "**Waiting for a GPU lease:**" in page
+    from benchmarks.gpu import GRAPH_STEP
+    section["graph_step"] = GRAPH_STEP
+    page = report.render(record)
+    assert "**Waiting for a GPU lease:**" not in page and GRAPH_STEP in page
 
 
 def test_bad_arguments_exit_2_with_one_line():
