@@ -11,11 +11,11 @@ def make_optimizer(config, params, fused: bool = False) -> torch.optim.Optimizer
     take its learning rate as a device tensor, inside a captured CUDA graph. Otherwise torch's
     multi-tensor (foreach) form; the two differ in the last bits of a float32 update."""
     o = config.optim
-    kind = {"fused": True} if fused else {}
-    if o.name == "adam":
+    if o.name == "adam":  # capturable: Adam refuses a capture otherwise (its step count lives on the device)
+        kind = {"fused": True, "capturable": True} if fused else {}
         return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, **kind)
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov,
-                           **kind)
+                           **({"fused": True} if fused else {}))
 
 
 def lr_factor(config, epoch: float) -> float:
