@@ -231,7 +231,9 @@ def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]
             outcomes.append((key, "skipped"))
             continue
         log(f"[study] {key}: computing the {kind} record ({options})")
+        began = time.time()
         makers[kind](run_dir(out, run).path, device=device, out=path, **options)
+        log(f"[study] {key}: diagnosed in {time.time() - began:.1f} s")
         outcomes.append((key, "diagnosed"))
     return outcomes
 
@@ -278,9 +280,11 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
     device = resolve_device(eval_device or suite.device)
     outcomes: Dict[str, str] = {}
 
-    def count(key, outcome):
+    def count(key, outcome, began=None):
         outcomes[key] = outcome
         if outcome != "skipped":
+            if began is not None:  # what each piece took (where a GPU run's minutes go)
+                log(f"[study] {key}: {outcome} in {time.time() - began:.1f} s")
             after_work(key, outcome)
 
     start = time.time()
@@ -299,9 +303,11 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
                 outcomes[run.name] = "untrained"
                 bar.update(1)
                 continue
-            count(run.name, _train(run, out, log))
+            began = time.time()
+            count(run.name, _train(run, out, log), began)
             for task in (e for e in evals if e.run is run):
-                count(task.key, _evaluate(task, out, ledger, device, log))
+                began = time.time()
+                count(task.key, _evaluate(task, out, ledger, device, log), began)
             for key, outcome in _diagnose(run, out, suite, device, log):
                 count(key, outcome)
             bar.update(1)
