@@ -289,9 +289,12 @@ NOTES = {
         "CPU. Several grid points per pass (vmap over stacked weights, points_per_batch) measured slower on a "
         "CPU, so the CPU default is one point per pass; on a GPU as many points as 32,768 images' activations "
         "allow (see the GPU part of this page). The small model's first convolution has a single input channel, "
-        "a poor shape for oneDNN, and stays in both; on it a channels-last input cannot be told from a plain one, "
-        "so its output comes out in the plain layout and is copied to channels-last before the second "
-        "convolution, once per grid point (most of the fast path's 'elementwise' share)."),
+        "a poor shape for oneDNN, and stays in both. On a one-channel tensor contiguous(memory_format="
+        "channels_last) changes nothing (its layout satisfies both formats), so in records up to 2026-12-04 18:12 "
+        "the first convolution's output came out in the plain layout and was copied to channels-last before the "
+        "second, once per grid point (then most of the fast path's 'elementwise' share, 14.8%); since then the "
+        "fast path gives inputs and weights channels-last strides (to(memory_format=...), diagnostics/plane.py) "
+        "and that copy is gone. After the convolutions, max pooling takes the largest share in both tools."),
     "prior": (
         "Why not half precision: a run stores eta after projecting into the [0, 1] box, (x + eta).clamp(0, 1) - x, "
         "and float rounding of x + eta leaves values that are neither multiples of the step nor representable in "

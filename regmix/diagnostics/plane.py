@@ -32,9 +32,18 @@ class PlaneWeights:
             w = stacked[:, start:start + n].reshape(len(ab), *shape)
             start += n
             if self.channels_last and w.dim() == 5:
-                w = torch.stack([t.contiguous(memory_format=torch.channels_last) for t in w])
+                w = torch.stack([to_channels_last(t) for t in w])
             out[name] = w if len(ab) > 1 else w[0]
         return out
+
+
+def to_channels_last(t: torch.Tensor) -> torch.Tensor:
+    """t in the channels-last layout with channels-last strides even where it has a single channel.
+    `contiguous(memory_format=channels_last)` leaves a one-channel tensor as it is (its layout satisfies
+    both formats), and oneDNN then reads it, and the first convolution's output, as the plain layout,
+    which the next convolution copies back to channels-last at every grid point; `to(memory_format=...)`
+    gives it channels-last strides, so every convolution stays channels-last."""
+    return t.to(memory_format=torch.channels_last)
 
 
 # a CUDA pass over many grid points holds (points x batch) images' activations at once: at most this many
@@ -52,7 +61,7 @@ class PlaneSurface:
         self.model, self.buffers = model, dict(model.named_buffers())
         channels_last = all(xb.dim() == 4 and not xb.is_cuda for xb, _ in batches)
         if channels_last:
-            batches = [(xb.contiguous(memory_format=torch.channels_last), yb) for xb, yb in batches]
+            batches = [(to_channels_last(xb), yb) for xb, yb in batches]
         self.batches = batches
         self.device = batches[0][0].device
         self.side = len(coords)
