@@ -3,6 +3,7 @@
 import json
 
 from regmix.paper.tables import _monitor_table
+from regmix.paper.threshold import CURRENT, choose_masking_threshold, threshold_section
 from regmix.rundir import RunDir
 from regmix.study.results import _monitor
 
@@ -48,3 +49,54 @@ def test_the_table_sets_the_flags_beside_the_apgd_gap(tmp_path):
     table = "\n".join(_monitor_table({"runs": runs}))
     assert "| regmix-seed1 | 2 | 1 | 2 | - | 30.0 | 5.0 | 16.0 |" in table
     assert "sweep `regmix_select_strong`: 1 of 1 runs flagged (regmix-select_strong-seed1)" in table
+
+
+# ---------------------------------------------------------------- the threshold rule (regmix/paper/threshold.py)
+
+def entry(name, method, gap, drop, sweep="", seed=0):
+    """A results entry: its monitor's largest PGD-10 - strong gap and PGD-20 - APGD on the same points."""
+    same = {} if drop is None else {"apgd": {"n": 500, "pgd20": 0.80, "attack": 0.80 - drop}}
+    return {"name": name, "method": method, "seed": seed, "sweep": sweep,
+            "monitor": {"max_pgd_gap": gap}, "same_points": same}
+
+
+def calibration(gaps_drops):
+    return [entry(f"{m}-seed{i}", m, g, d, seed=i) for m in ("pgk", "regmix") for i, (g, d) in enumerate(gaps_drops[m])]
+
+
+def test_the_threshold_waits_for_every_calibration_run():
+    runs = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.09, 0.16), (0.06, None)]})
+    assert choose_masking_threshold({"runs": runs}) is None
+    assert threshold_section({"runs": runs}) == []
+
+
+def test_the_threshold_stays_without_masking_or_when_it_is_already_caught():
+    plain = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.09, 0.07)]})
+    assert choose_masking_threshold({"runs": plain})["threshold"] == CURRENT
+    caught = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.12, 0.16)]})
+    c = choose_masking_threshold({"runs": caught})
+    assert c["threshold"] == CURRENT and "flagged at the current threshold" in c["reason"]
+
+
+def test_the_threshold_falls_below_the_smallest_masked_gap_when_no_clean_held_out_run_is_flagged():
+    runs = calibration({"pgk": [(0.05, 0.04), (0.065, 0.07)], "regmix": [(0.09, 0.16), (0.07, 0.108)]})
+    runs += [entry("pgd_at-seed0", "pgd_at", 0.06, 0.02), entry("pgk-pgk_5step-multistep_attack-seed0", "pgk", 0.065,
+                                                                0.03, sweep="pgk_5step")]
+    c = choose_masking_threshold({"runs": runs})
+    # masked calibration gaps 0.09 and 0.07: flagged only below 0.07; clean held-out gaps reach 0.065
+    assert c["threshold"] == 0.065 and len(c["held_out"]) == 2
+    text = "\n".join(threshold_section({"runs": runs}))
+    assert "Decision by the rule: threshold 6.5 points" in text
+    assert "| regmix-seed1 | 10.8 | yes | 7.0 | no | yes |" in text
+
+
+def test_the_threshold_stays_when_no_value_separates_and_shared_training_is_not_held_out():
+    runs = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.08, 0.16)]})
+    # the select_strong run shares the masked run's training (its gap) but keeps an unmasked checkpoint:
+    # it is not held-out evidence, or no threshold could ever catch the masked run
+    runs.append(entry("regmix-regmix_select_strong-select_strong-seed0", "regmix", 0.08, 0.03,
+                      sweep="regmix_select_strong"))
+    assert choose_masking_threshold({"runs": runs})["threshold"] == 0.075
+    runs.append(entry("mart-seed0", "mart", 0.085, 0.01))  # a clean held-out run with a larger gap
+    c = choose_masking_threshold({"runs": runs})
+    assert c["threshold"] == CURRENT and "does not separate" in c["reason"]

@@ -4,6 +4,8 @@
                  a softmax closer to the truth, ...), each decided over seeds on the metrics it names
     defaults.py  the rules, written and dated before the sweeps were read, that chose RegMix's alpha,
                  beta and gamma from them, and the check over seeds each choice had to pass
+    threshold.py the rule, written before the study's APGD was read, that checks the masking monitor's
+                 threshold against the runs PGD-20 overstated
     tables.py    DIR/tables.md: the main table, the same-points table, the choice of the defaults, the sweeps
     results.py   `regmix study SUITE --results DIR`: the engine's numbers, then the claims and the tables
 

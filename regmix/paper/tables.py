@@ -1,6 +1,7 @@
 """DIR/tables.md of the RegMix paper's study: the setting, the main table of every method over seeds
 (best and last checkpoint), PGD-20 against APGD and AutoAttack on the same points, how the defaults
-were chosen (defaults.py) and one table per sweep, each read against its method in the main table."""
+were chosen (defaults.py), the masking monitor's threshold checked (threshold.py) and one table per
+sweep, each read against its method in the main table."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,7 @@ from ..files import atomic_write_text
 from ..study.metrics import accuracy, mean_std, median_range
 from .claims import METRICS, values
 from .defaults import defaults_section, gamma_section
+from .threshold import threshold_section
 
 
 def _sweep_rows(results, sweep: str, metrics) -> List[str]:
@@ -132,9 +134,9 @@ def write_tables(results: dict, dest: Path) -> Path:
         cells = [mean_std([v for v in (g(e) for e in runs) if v is not None]) for _, g in last]
         lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + " |")
     lines += ["", *_same_points_table(results)]
-    monitor = _monitor_table(results)
-    if monitor:
-        lines += ["", *monitor]
+    for section in (_monitor_table(results), threshold_section(results)):
+        if section:
+            lines += ["", *section]
     for choice in (defaults_section(results), gamma_section(results)):
         if choice:
             lines += ["", *choice]

@@ -1,0 +1,97 @@
+"""The masking monitor's threshold (eval.masking_threshold, 0.10) checked against the study, by a rule
+written before the study's APGD evaluations were read.
+
+The monitor (regmix/training/monitor.py) flags an epoch when validation PGD-10 is more than the threshold
+above its stronger attack. Whether a run *was* masked is decided afterwards, on the test split: its kept
+checkpoint is masked when PGD-20 overstates APGD-CE + APGD-T by more than MASKED_DROP on the same points.
+
+The rule (first written on 2026-12-04 before APGD of RegMix's seeds 1-4 was read; that study's folder
+was lost with its machine, and the rule is written here again, unchanged in substance, on 2026-12-05
+before any APGD of the study that replaced it): the calibration runs are the main table's pgk and regmix
+runs (five seeds each); the held-out runs are every other run with APGD and a monitor, except a sweep
+whose training is the calibration runs' own (regmix_select_strong: the same training, another kept
+checkpoint). The threshold stays 0.10 unless a lower one flags every masked calibration run and no
+unmasked held-out run; then it becomes the largest such value on a 0.005 grid. With no masked
+calibration run, or every one already flagged at 0.10, it stays. A run is flagged at t when its largest
+monitor gap over the armed epochs exceeds t, the comparison the trainer makes (monitor.flags_of)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+CURRENT = 0.10            # eval.masking_threshold's default when the rule was written
+MASKED_DROP = 0.10        # PGD-20 - APGD-CE+T on the same test points above this: the checkpoint was masked
+GRID = 0.005
+CALIBRATION = ("pgk", "regmix")
+SHARED_TRAINING = ("regmix_select_strong",)
+
+
+def _drop(entry) -> Optional[float]:
+    p = (entry.get("same_points") or {}).get("apgd")
+    return None if p is None else p["pgd20"] - p["attack"]
+
+
+def _row(entry) -> dict:
+    drop = _drop(entry)
+    return {"name": entry["name"], "drop": drop, "masked": drop > MASKED_DROP, "gap": entry["monitor"]["max_pgd_gap"]}
+
+
+def _flagged(row, t: float) -> bool:
+    return row["gap"] is not None and row["gap"] > t
+
+
+def choose_masking_threshold(results: dict) -> Optional[dict]:
+    """{calibration, held_out (rows: name, drop, masked, gap), threshold, reason}; None until every
+    calibration run of the main table has its APGD evaluation and a monitor."""
+    main = [e for e in results["runs"] if not e["sweep"] and e["method"] in CALIBRATION]
+    if not main or any(_drop(e) is None or not e.get("monitor") for e in main):
+        return None
+    calibration = [_row(e) for e in main]
+    held_out = [_row(e) for e in results["runs"] if (e["sweep"] or e["method"] not in CALIBRATION)
+                and e["sweep"] not in SHARED_TRAINING and e.get("monitor") and _drop(e) is not None]
+    masked = [r for r in calibration if r["masked"]]
+    choice = {"calibration": calibration, "held_out": held_out, "threshold": CURRENT}
+    if not masked:
+        return {**choice, "reason": "no calibration run was masked: nothing to calibrate, the threshold stays"}
+    if all(_flagged(r, CURRENT) for r in masked):
+        return {**choice, "reason": "every masked calibration run is flagged at the current threshold: it stays"}
+    clean = [r for r in held_out if not r["masked"]]
+    grid = [round(k * GRID, 10) for k in range(int(round(CURRENT / GRID)) - 1, 0, -1)]  # below CURRENT, largest first
+    for t in grid:
+        if all(_flagged(r, t) for r in masked) and not any(_flagged(r, t) for r in clean):
+            return {**choice, "threshold": t, "reason": f"the largest threshold on the {GRID} grid that flags every "
+                                                        "masked calibration run and no unmasked held-out run"}
+    return {**choice, "reason": "no threshold below the current one flags every masked calibration run without "
+                                "flagging an unmasked held-out run: the threshold stays, and the monitor does not "
+                                "separate masked from unmasked runs on this study"}
+
+
+def threshold_section(results: dict) -> List[str]:
+    """Markdown: the rule, each run's monitor gap against its test drop, the decision (empty until the
+    calibration runs have their APGD evaluations)."""
+    c = choose_masking_threshold(results)
+    if c is None:
+        return []
+    t = c["threshold"]
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    def rows(runs):
+        return [f"| {r['name']} | {pct(r['drop'])} | {'yes' if r['masked'] else 'no'} | {pct(r['gap'])} | "
+                f"{'yes' if _flagged(r, CURRENT) else 'no'} | {'yes' if _flagged(r, t) else 'no'} |" for r in runs]
+    head = ["| run | PGD-20 - APGD (test) | masked | max PGD-10 - strong (validation) | flagged at "
+            f"{pct(CURRENT)} | flagged at {pct(t)} |", "|---|---|---|---|---|---|"]
+    caught = [r for r in c["held_out"] if r["masked"]]
+    false = [r for r in c["held_out"] if not r["masked"] and _flagged(r, t)]
+    return ["## The masking threshold", "",
+            f"Rule (regmix/paper/threshold.py, written before the study's APGD was read): a kept checkpoint is masked "
+            f"when PGD-20 overstates APGD-CE+T by more than {pct(MASKED_DROP)} points on the same test points; the "
+            f"monitor's threshold stays {pct(CURRENT)} points unless a lower one flags every masked calibration run "
+            f"(the main table's {' and '.join(CALIBRATION)}) and no unmasked held-out run (every other run with APGD, "
+            f"except {', '.join(SHARED_TRAINING)}, whose training is the calibration runs'); then the largest such "
+            f"value on a {pct(GRID)}-point grid.", "",
+            "Calibration runs:", "", *head, *rows(c["calibration"]), "",
+            f"Held-out runs ({len(c['held_out'])} with APGD so far):", "", *head, *rows(c["held_out"]), "",
+            f"Decision by the rule: threshold {pct(t)} points ({c['reason']}). Held out: "
+            f"{sum(_flagged(r, t) for r in caught)} of {len(caught)} masked runs flagged, {len(false)} unmasked "
+            "runs flagged."]
