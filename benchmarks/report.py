@@ -277,7 +277,7 @@ NOTES = {
         "FLOP-equivalents) the FLOP shares are 0.54 and 0.77, so those epochs were at their floating-point "
         "share already. The rest of a step is in the profile table: the prior's gather/scatter, the optimizer "
         "and EMA (the EMA is now one multi-tensor call, see above), softmax/loss and elementwise work. Host syncs: "
-        "batch_accuracy makes two .item() calls per pgk/regmix step and the trainer several per step for every "
+        "the batch accuracies made two .item() calls per pgk/regmix step and the trainer several per step for every "
         "method (loss checks, logging); free on a CPU, a stall per step on a GPU. BatchNorm mode switches cost "
         "a module walk per attack (small_cnn has no BatchNorm). No forward pass can be dropped or merged without changing results: z_init's graph feeds "
         "both the attack gradient and the regulariser, and concatenating the final and clean batches would change "

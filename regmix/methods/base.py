@@ -118,18 +118,15 @@ def detached(terms: dict) -> dict:
     return {k: v.detach() for k, v in terms.items()}
 
 
-def attack_ratio(logits_final, logits_init, y) -> torch.Tensor:
-    """acc_final / acc_init over the global batch, as a tensor on y's device (no host sync); 1 when no
-    example was classified correctly at the initial point (as the prior's momentum takes it)."""
-    correct = all_reduce_sum(torch.stack([(logits_final.argmax(1) == y).sum(), (logits_init.argmax(1) == y).sum()]).float())
-    return torch.where(correct[1] > 0, correct[0] / correct[1].clamp_min(1), torch.ones_like(correct[0]))
-
-
-def batch_accuracy(logits, y) -> torch.Tensor:
-    """Accuracy over the global batch (all ranks of a distributed run), a float32 tensor on the logits'
-    device: nothing is read back to the host, so a training step never waits on it."""
+def attack_success(logits_final, logits_init, y) -> tuple:
+    """(acc_final, acc_init, acc_final / acc_init) over the global batch (all ranks of a distributed
+    run), float32 tensors on y's device, from one count of each and one reduction: nothing is read back
+    to the host, so a training step never waits on them. The ratio is 1 when no example was classified
+    correctly at the initial point (as the prior's momentum takes it)."""
     # the batch size is made on the device (torch.full), not copied from the host: a CUDA graph capture
     # refuses host-to-device copies of pageable memory
     total = torch.full((), len(y), dtype=torch.long, device=y.device)
-    counts = all_reduce_sum(torch.stack([(logits.argmax(1) == y).sum(), total]).float())
-    return counts[0] / counts[1]
+    counts = all_reduce_sum(torch.stack([(logits_final.argmax(1) == y).sum(), (logits_init.argmax(1) == y).sum(),
+                                         total]).float())
+    ratio = torch.where(counts[1] > 0, counts[0] / counts[1].clamp_min(1), torch.ones_like(counts[0]))
+    return counts[0] / counts[2], counts[1] / counts[2], ratio

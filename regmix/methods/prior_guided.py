@@ -8,7 +8,7 @@ from ..attacks import PriorGuidedPerturbation
 from ..attacks.prior import PRIOR_INITS
 from ..losses import KL_REDUCTIONS, agr, amr_terms
 from ..registry import ConfigError
-from .base import METHODS, Method, attack_ratio, batch_accuracy, detached
+from .base import METHODS, Method, attack_success, detached
 from .views import perturbation_views, random_start
 
 
@@ -75,10 +75,9 @@ class PriorGuided(Method):
                                    keep_graph=True)
         logits_init = views.logits_init
         logits_final = model(views.final)
-        self.attack_ratio = attack_ratio(logits_final.detach(), logits_init.detach(), y)
+        acc_final, acc_init, self.attack_ratio = attack_success(logits_final.detach(), logits_init.detach(), y)
         if stateful:
-            self.prior.update(x, index, views.eta, views.grad, batch_accuracy(logits_final, y),
-                              batch_accuracy(logits_init, y))
+            self.prior.update(x, index, views.eta, views.grad, acc_final, acc_init)
         return self.objective(model, x, y, logits_init, logits_final)
 
     def objective(self, model, x, y, logits_init, logits_final):
