@@ -184,6 +184,28 @@ def merge(records: list) -> dict:
     return chosen
 
 
+def earlier(records: list, chosen: dict) -> dict:
+    """(on_gpu, section) -> the older records in which that section also ran, newest first: a page drawn
+    from the latest record still names what the earlier ones measured (another machine, another load)."""
+    out = {}
+    for record in sorted(records, key=lambda r: r["date"], reverse=True):
+        for name, section in record["results"].items():
+            key = (_on_gpu(record), name)
+            if key in chosen and chosen[key][1] is not record and _ran(section) and section.get("targets"):
+                out.setdefault(key, []).append((section, record))
+    return out
+
+
+def _earlier_lines(older: list) -> list:
+    if not older:
+        return []
+    return ["Earlier records of this section (superseded by the one above, kept in benchmarks/results): " + "; ".join(
+        f"`{rec['record_path']}` ({rec['date']}, {rec['machine']['cpu']}, load average {rec['machine']['load_start']} "
+        "at the start): " + ", ".join(f"{t['name']} {t['value']:.3f} ({'met' if t['met'] else 'not met'})"
+                                      for t in section["targets"])
+        for section, rec in older) + ".", ""]
+
+
 def _machine(record) -> str:
     m = record["machine"]
     return (f"{m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']} with {m['torch_threads']} threads, "
@@ -196,6 +218,7 @@ def render(records) -> str:
     section from the latest record that ran it, each record listed with its command and machine."""
     records = [records] if isinstance(records, dict) else list(records)
     chosen = merge(records)
+    older = earlier(records, chosen)
     used = sorted({id(rec): rec for _, rec in chosen.values()}.values(), key=lambda r: r["date"])
     label = {id(rec): f"R{i + 1}" for i, rec in enumerate(used)}
     out = ["# Benchmarks", "",
@@ -239,7 +262,7 @@ def render(records) -> str:
         body = _skipped_or_error(section) or draw(section, on_gpu=key[0])
         while body and body[-1] == "":
             body = body[:-1]
-        out += body + [""]
+        out += body + [""] + _earlier_lines(older.get(key, []))
         if name == "gpu" and not _ran(section):
             out += ["No GPU was available for this run: the ratios above are CPU ratios.", ""]
     compared = [name for name in gpu_names if name != "gpu"]
@@ -249,6 +272,7 @@ def render(records) -> str:
         section, rec = chosen[(True, name)]
         out += [f"### On the GPU: {SECTIONS[name][0].split('. ', 1)[1]}", "", f"Record {where[(True, name)]}.", ""]
         out += (_skipped_or_error(section) or SECTIONS[name][1](section, on_gpu=True)) + [""]
+        out += _earlier_lines(older.get((True, name), []))
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"

@@ -165,6 +165,12 @@ def test_the_page_takes_each_section_from_the_latest_record_that_ran_it_cpu_and_
     assert "| compacted speed / masked speed | 1.100 | >= 1.5 | **no** | R3, GPU |" in page
     assert "### On the GPU: PGD-20 evaluation" in page and "Skipped: no reason." in page
     assert "## 1. Training step\n\nNot run in any record" in page
+    # a superseded record of a section is still named under it, with what it measured
+    newest = _record("2026-01-05 10:00 UTC", "cpu", {"eval": evaluation(1.6)}, path="newest.json")
+    page = report.render([old, broken, newer, gpu, newest])
+    assert "| compacted speed / masked speed | 1.600 | >= 1.5 | yes | R3, CPU |" in page
+    assert ("Earlier records of this section (superseded by the one above, kept in benchmarks/results): `old.json` "
+            "(2026-01-01 10:00 UTC, c, load average [0] at the start): compacted speed / masked speed 2.000 (met).") in page
 
 
 def test_report_reads_every_full_record_of_a_folder_and_names_where_each_lies(tmp_path):
