@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import List
 
 from ..files import atomic_write_text
-from ..study.metrics import accuracy, mean_std, median_range
+from ..study.metrics import accuracy, mean_std, median_range, points
 from .claims import METRICS, values
 from .defaults import defaults_section, gamma_section
-from .threshold import threshold_section
+from .threshold import apgd_drop, threshold_section
 
 
 def _sweep_rows(results, sweep: str, metrics) -> List[str]:
@@ -58,13 +58,6 @@ def _monitor_table(results: dict) -> List[str]:
     if not runs:
         return []
     threshold = 100 * runs[0]["monitor"]["threshold"]
-
-    def drop(e):
-        p = e.get("same_points", {}).get("apgd")
-        return f"{100 * (p['pgd20'] - p['attack']):.1f}" if p else "-"
-
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}"
     lines = ["## Masking caught while training", "",
              f"The monitor (regmix/training/monitor.py) on the first validation points of every evaluation epoch, "
              f"once the eps is at its full value, read with today's rule from the logged accuracies: masking = "
@@ -78,8 +71,8 @@ def _monitor_table(results: dict) -> List[str]:
     for e in (e for e in runs if not e["sweep"]):
         m = e["monitor"]
         lines.append(f"| {e['name']} | {m['select_pgd_epoch']} | {m['select_strong_epoch']} | "
-                     f"{_epochs(m['masking_epochs'])} | {_epochs(m['overfit_epochs'])} | {pct(m['max_pgd_gap'])} | "
-                     f"{pct(m['max_fgsm_gap'])} | {drop(e)} |")
+                     f"{_epochs(m['masking_epochs'])} | {_epochs(m['overfit_epochs'])} | {points(m['max_pgd_gap'])} | "
+                     f"{points(m['max_fgsm_gap'])} | {points(apgd_drop(e))} |")
     for sweep in dict.fromkeys(e["sweep"] for e in runs if e["sweep"]):
         swept = [e for e in runs if e["sweep"] == sweep]
         flagged = [e["name"] for e in swept if e["monitor"]["masking_epochs"] or e["monitor"]["overfit_epochs"]]

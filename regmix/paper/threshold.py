@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from ..study.metrics import points
+
 CURRENT = 0.10            # eval.masking_threshold's default when the rule was written
 MASKED_DROP = 0.10        # PGD-20 - APGD-CE+T on the same test points above this: the checkpoint was masked
 GRID = 0.005
@@ -25,13 +27,14 @@ CALIBRATION = ("pgk", "regmix")
 SHARED_TRAINING = ("regmix_select_strong",)
 
 
-def _drop(entry) -> Optional[float]:
+def apgd_drop(entry) -> Optional[float]:
+    """PGD-20 minus APGD-CE+T of the kept checkpoint on the same test points (None until both exist)."""
     p = (entry.get("same_points") or {}).get("apgd")
     return None if p is None else p["pgd20"] - p["attack"]
 
 
 def _row(entry) -> dict:
-    drop = _drop(entry)
+    drop = apgd_drop(entry)
     return {"name": entry["name"], "drop": drop, "masked": drop > MASKED_DROP, "gap": entry["monitor"]["max_pgd_gap"]}
 
 
@@ -43,11 +46,11 @@ def choose_masking_threshold(results: dict) -> Optional[dict]:
     """{calibration, held_out (rows: name, drop, masked, gap), threshold, reason}; None until every
     calibration run of the main table has its APGD evaluation and a monitor."""
     main = [e for e in results["runs"] if not e["sweep"] and e["method"] in CALIBRATION]
-    if not main or any(_drop(e) is None or not e.get("monitor") for e in main):
+    if not main or any(apgd_drop(e) is None or not e.get("monitor") for e in main):
         return None
     calibration = [_row(e) for e in main]
     held_out = [_row(e) for e in results["runs"] if (e["sweep"] or e["method"] not in CALIBRATION)
-                and e["sweep"] not in SHARED_TRAINING and e.get("monitor") and _drop(e) is not None]
+                and e["sweep"] not in SHARED_TRAINING and e.get("monitor") and apgd_drop(e) is not None]
     masked = [r for r in calibration if r["masked"]]
     choice = {"calibration": calibration, "held_out": held_out, "threshold": CURRENT}
     if not masked:
@@ -73,25 +76,22 @@ def threshold_section(results: dict) -> List[str]:
         return []
     t = c["threshold"]
 
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}"
-
     def rows(runs):
-        return [f"| {r['name']} | {pct(r['drop'])} | {'yes' if r['masked'] else 'no'} | {pct(r['gap'])} | "
+        return [f"| {r['name']} | {points(r['drop'])} | {'yes' if r['masked'] else 'no'} | {points(r['gap'])} | "
                 f"{'yes' if _flagged(r, CURRENT) else 'no'} | {'yes' if _flagged(r, t) else 'no'} |" for r in runs]
     head = ["| run | PGD-20 - APGD (test) | masked | max PGD-10 - strong (validation) | flagged at "
-            f"{pct(CURRENT)} | flagged at {pct(t)} |", "|---|---|---|---|---|---|"]
+            f"{points(CURRENT)} | flagged at {points(t)} |", "|---|---|---|---|---|---|"]
     caught = [r for r in c["held_out"] if r["masked"]]
     false = [r for r in c["held_out"] if not r["masked"] and _flagged(r, t)]
     return ["## The masking threshold", "",
             f"Rule (regmix/paper/threshold.py, written before the study's APGD was read): a kept checkpoint is masked "
-            f"when PGD-20 overstates APGD-CE+T by more than {pct(MASKED_DROP)} points on the same test points; the "
-            f"monitor's threshold stays {pct(CURRENT)} points unless a lower one flags every masked calibration run "
+            f"when PGD-20 overstates APGD-CE+T by more than {points(MASKED_DROP)} points on the same test points; the "
+            f"monitor's threshold stays {points(CURRENT)} points unless a lower one flags every masked calibration run "
             f"(the main table's {' and '.join(CALIBRATION)}) and no unmasked held-out run (every other run with APGD, "
             f"except {', '.join(SHARED_TRAINING)}, whose training is the calibration runs'); then the largest such "
-            f"value on a {pct(GRID)}-point grid.", "",
+            f"value on a {points(GRID)}-point grid.", "",
             "Calibration runs:", "", *head, *rows(c["calibration"]), "",
             f"Held-out runs ({len(c['held_out'])} with APGD so far):", "", *head, *rows(c["held_out"]), "",
-            f"Decision by the rule: threshold {pct(t)} points ({c['reason']}). Held out: "
+            f"Decision by the rule: threshold {points(t)} points ({c['reason']}). Held out: "
             f"{sum(_flagged(r, t) for r in caught)} of {len(caught)} masked runs flagged, {len(false)} unmasked "
             "runs flagged."]

@@ -73,3 +73,8 @@ def median_range(vals) -> str:
 def number(x, digits=2) -> str:
     """x with `digits` decimals, '-' for None or nan."""
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def points(fraction, digits=1) -> str:
+    """An accuracy or a gap given as a fraction, in percentage points; '-' for None or nan."""
+    return number(None if fraction is None else 100 * fraction, digits)
