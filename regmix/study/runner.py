@@ -20,7 +20,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from ..config import load_config
 from ..diagnostics import compute
@@ -220,22 +220,20 @@ def link_sweeps(out: Path, runs) -> None:
             link.symlink_to(Path("..") / ".." / "runs" / run.name)
 
 
-def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> List[tuple]:
-    """The diagnostics records of one run (run.diagnostics), computed where missing: [(key, outcome)]."""
+def _diagnose(run: RunTask, out: Path, suite: Suite, device, log) -> Iterator[tuple]:
+    """The diagnostics records of one run (run.diagnostics), computed where missing, one at a time:
+    yields (key, outcome, when it began; None where skipped)."""
     makers = {"weight": compute.weight_landscape_record, "softmax": compute.softmax_run_record}
-    outcomes = []
     for kind in run.diagnostics:
         options = suite.diagnostics[kind]
         path, key = compute.default_path(run_dir(out, run).path, kind), f"{run.name}/{kind}"
         if path.exists():
-            outcomes.append((key, "skipped"))
+            yield key, "skipped", None
             continue
         log(f"[study] {key}: computing the {kind} record ({options})")
         began = time.time()
         makers[kind](run_dir(out, run).path, device=device, out=path, **options)
-        log(f"[study] {key}: diagnosed in {time.time() - began:.1f} s")
-        outcomes.append((key, "diagnosed"))
-    return outcomes
+        yield key, "diagnosed", began
 
 
 def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main", evals=None, dry_run: bool = False,
@@ -308,8 +306,8 @@ def run_study(suite: Suite, out, *, methods=None, seeds=None, part: str = "main"
             for task in (e for e in evals if e.run is run):
                 began = time.time()
                 count(task.key, _evaluate(task, out, ledger, device, log), began)
-            for key, outcome in _diagnose(run, out, suite, device, log):
-                count(key, outcome)
+            for key, outcome, began in _diagnose(run, out, suite, device, log):
+                count(key, outcome, began)
             bar.update(1)
         bar.close()
         everything = plan(suite, out, methods, seeds, "all")
