@@ -151,16 +151,25 @@ def test_require_and_checker_name_every_problem(tmp_path):
     plt.close("all")
 
 
-@pytest.mark.skipif(not (RESULTS / "results.json").exists(), reason="no committed study results")
-def test_every_study_figure_passes(tmp_path):
-    """`python -m viz study` over the committed results: every figure it writes passes the check."""
+# every committed study results folder: docs/results once the running study is written, and each dated
+# earlier study kept under it (docs/results/2026-11-26)
+STUDIES = sorted(p.parent for p in RESULTS.glob("**/results.json") if (p.parent / "records").is_dir())
+
+
+def test_the_committed_studies_are_found():
+    assert RESULTS / "2026-11-26" in STUDIES
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=[str(s.relative_to(RESULTS)) for s in STUDIES])
+def test_every_study_figure_passes(tmp_path, study):
+    """`python -m viz study` over each committed study's results: every figure it writes passes the check."""
     import shutil
 
     from viz.study import render_study
     dest = tmp_path / "results"
     dest.mkdir()
-    shutil.copy(RESULTS / "results.json", dest / "results.json")
-    shutil.copytree(RESULTS / "records", dest / "records")
+    shutil.copy(study / "results.json", dest / "results.json")
+    shutil.copytree(study / "records", dest / "records")
     checker = Checker()
     written = render_study(dest, formats=("pdf",), log=lambda *_: None, check=checker)
     names = {Path(p).stem for p in written}

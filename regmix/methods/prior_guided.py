@@ -122,9 +122,9 @@ class RegMix(PriorGuided):
     beta 0.5, gamma 1.0; the paper's exact values are not in its readable text). The mnist5k study's
     sweeps found alpha = beta = 16, gamma = 0 (AGR off) by rules fixed before they were read, but as ties
     (16 / 16 against 1.0 / 0.5: +1.6 points, p = 0.68; gamma 0 against 1: +0.9 points, p = 0.73;
-    docs/results/tables.md "Choosing alpha and beta", "Choosing gamma"): that setting is offered as the
-    recipe configs/study/mnist5k/regmix_tied.yaml, not as what the name `regmix` trains. Label smoothing
-    follows FGSM-PGK so that the two differ in the regulariser only.
+    docs/results/2026-11-26/tables.md "Choosing alpha and beta", "Choosing gamma"): that setting is
+    offered as the recipe configs/study/mnist5k/regmix_tied.yaml, not as what the name `regmix` trains.
+    Label smoothing follows FGSM-PGK so that the two differ in the regulariser only.
 
     Arguments:
         threat (ThreatModel): eps of the ball and step of the sign step (FGSM-PGK: step = eps).
