@@ -163,6 +163,12 @@ def test_pgd_is_compared_with_the_stronger_attacks_on_exactly_their_points(tmp_p
     assert _same_points({"whole": whole, "autoattack": other_eps}) == {}
     table = "\n".join(_same_points_table({"runs": [{"method": "pgk", "sweep": "", "same_points": found}]}))
     assert "| pgk | 1 | 75.0 | 50.0 | 25.0 | 0 | - | - | - |" in table
+    # a swept variant with the stronger evaluations gets its own row; one without them none
+    swept = [{"method": "pgk", "sweep": "pgk_5step", "variant": "multistep_attack", "same_points": found},
+             {"method": "pgk", "sweep": "gamma", "variant": "gamma=0", "same_points": {}}]
+    table = "\n".join(_same_points_table({"runs": [{"method": "pgk", "sweep": "", "same_points": {}}, *swept]}))
+    assert "| sweep `pgk_5step`, multistep_attack | 1 | 75.0 | 50.0 | 25.0 | 0 | - | - | - |" in table
+    assert "gamma" not in table
 
 
 def test_each_sweep_table_starts_with_its_method_from_the_main_table_on_the_same_seeds():

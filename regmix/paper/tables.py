@@ -28,7 +28,8 @@ def _sweep_rows(results, sweep: str, metrics) -> List[str]:
 
 def _same_points_table(results: dict) -> List[str]:
     """PGD-20 against APGD-CE+T and AutoAttack on the same test points (each entry's same_points,
-    regmix.study.results), per method: how much of PGD-20's robustness the stronger attacks take away."""
+    regmix.study.results), per method of the main table, then per swept variant that has them: how much of
+    PGD-20's robustness the stronger attacks take away."""
     def column(runs, name):
         pairs = [e["same_points"][name] for e in runs if name in e.get("same_points", {})]
         pgd, att = [100 * p["pgd20"] for p in pairs], [100 * p["attack"] for p in pairs]
@@ -43,6 +44,10 @@ def _same_points_table(results: dict) -> List[str]:
     for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
         runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
         lines.append(f"| {method} | " + " | ".join(column(runs, "apgd") + column(runs, "autoattack")) + " |")
+    swept = [e for e in results["runs"] if e["sweep"] and e.get("same_points")]
+    for sweep, variant in dict.fromkeys((e["sweep"], e["variant"]) for e in swept):
+        runs = [e for e in swept if (e["sweep"], e["variant"]) == (sweep, variant)]
+        lines.append(f"| sweep `{sweep}`, {variant} | " + " | ".join(column(runs, "apgd") + column(runs, "autoattack")) + " |")
     return lines
 
 
