@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..distributed import active as dist_active, all_reduce_sum
+from ..distributed import all_reduce_sum
 from ..registry import ConfigError
 from ..threat import ThreatModel
 
@@ -75,17 +75,15 @@ class PriorGuidedPerturbation:
     def update(self, x, index, eta, grad, acc_final, acc_init):
         """m = g/||g||_1 * (2 - acc_final/acc_init) + mu*m; eta = clip(eta + step*sign(m)).
 
-        ||g||_1 is taken over the whole batch, as in the reference code (and the accuracies over the
-        global batch in a distributed run); when no example was classified correctly at the initial point the accuracy
-        ratio is taken as 1. The accuracies may be numbers or tensors on the device (methods pass tensors,
-        so that the update never reads a value back to the host); the ratio is formed in float64 either way.
+        ||g||_1 is taken over the whole batch, as in the reference code (over the global batch in a
+        distributed run). acc_final and acc_init are the whole batch's too: in a distributed run, the
+        global batch's, as methods.base.attack_success gives them (this update does not reduce them
+        again). When no example was classified correctly at the initial point the accuracy ratio is taken
+        as 1. The accuracies may be numbers or tensors on the device (methods pass tensors, so that the
+        update never reads a value back to the host); the ratio is formed in float64 either way.
         """
         acc_final = torch.as_tensor(acc_final, dtype=torch.float64, device=grad.device)
         acc_init = torch.as_tensor(acc_init, dtype=torch.float64, device=grad.device)
-        if dist_active():  # the accuracies of the global batch, as one process would see them
-            n = float(len(index))
-            counts = all_reduce_sum(torch.stack([acc_final * n, acc_init * n, acc_final.new_tensor(n)]))
-            acc_final, acc_init = counts[0] / counts[2], counts[1] / counts[2]
         ratio = self.ratio(acc_final, acc_init)
         grad = grad.float()
         norm = all_reduce_sum(grad.abs().sum())
