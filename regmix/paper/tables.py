@@ -35,6 +35,9 @@ def _same_points_table(results: dict) -> List[str]:
         pgd, att = [100 * p["pgd20"] for p in pairs], [100 * p["attack"] for p in pairs]
         drop = [a - b for a, b in zip(pgd, att)]
         return [str(len(pairs)) if pairs else "0", mean_std(pgd, 1), mean_std(att, 1), mean_std(drop, 1)]
+
+    def row(label, runs):
+        return f"| {label} | " + " | ".join(column(runs, "apgd") + column(runs, "autoattack")) + " |"
     lines = ["## PGD-20 against APGD and AutoAttack on the same points", "",
              "PGD-20 measured on exactly the test points of the stronger evaluation (its first n digits, from the "
              "per-point flags of both records), so the drop is the stronger attack's alone, not a change of points. "
@@ -43,11 +46,11 @@ def _same_points_table(results: dict) -> List[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for method in dict.fromkeys(e["method"] for e in results["runs"] if not e["sweep"]):
         runs = [e for e in results["runs"] if e["method"] == method and not e["sweep"]]
-        lines.append(f"| {method} | " + " | ".join(column(runs, "apgd") + column(runs, "autoattack")) + " |")
+        lines.append(row(method, runs))
     swept = [e for e in results["runs"] if e["sweep"] and e.get("same_points")]
     for sweep, variant in dict.fromkeys((e["sweep"], e["variant"]) for e in swept):
-        runs = [e for e in swept if (e["sweep"], e["variant"]) == (sweep, variant)]
-        lines.append(f"| sweep `{sweep}`, {variant} | " + " | ".join(column(runs, "apgd") + column(runs, "autoattack")) + " |")
+        lines.append(row(f"sweep `{sweep}`, {variant}",
+                         [e for e in swept if (e["sweep"], e["variant"]) == (sweep, variant)]))
     return lines
 
 
