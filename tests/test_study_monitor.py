@@ -86,7 +86,10 @@ def test_the_threshold_falls_below_the_smallest_masked_gap_when_no_clean_held_ou
     # masked calibration gaps 0.09 and 0.07: flagged only below 0.07; clean held-out gaps reach 0.065
     assert c["threshold"] == 0.065 and len(c["held_out"]) == 2
     text = "\n".join(threshold_section({"runs": runs}))
-    assert "Decision by the rule: threshold 6.5 points" in text
+    assert "Decision by the rule: threshold 6.5 points (the largest threshold on the 0.5-point grid" in text
+    assert "nothing has tested it" not in text
+    calibration_only = [e for e in runs if not e["sweep"] and e["method"] in ("pgk", "regmix")]
+    assert "no held-out run has APGD yet" in choose_masking_threshold({"runs": calibration_only})["reason"]
     assert "| regmix-seed1 | 10.8 | yes | 7.0 | no | yes |" in text
 
 

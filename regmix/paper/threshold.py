@@ -61,8 +61,10 @@ def choose_masking_threshold(results: dict) -> Optional[dict]:
     grid = [round(k * GRID, 10) for k in range(int(round(CURRENT / GRID)) - 1, 0, -1)]  # below CURRENT, largest first
     for t in grid:
         if all(_flagged(r, t) for r in masked) and not any(_flagged(r, t) for r in clean):
-            return {**choice, "threshold": t, "reason": f"the largest threshold on the {GRID} grid that flags every "
-                                                        "masked calibration run and no unmasked held-out run"}
+            untested = "" if held_out else "; no held-out run has APGD yet, so nothing has tested it"
+            return {**choice, "threshold": t, "reason": f"the largest threshold on the {points(GRID)}-point grid that "
+                                                        f"flags every masked calibration run and no unmasked held-out "
+                                                        f"run{untested}"}
     return {**choice, "reason": "no threshold below the current one flags every masked calibration run without "
                                 "flagging an unmasked held-out run: the threshold stays, and the monitor does not "
                                 "separate masked from unmasked runs on this study"}
