@@ -146,6 +146,33 @@ def test_dry_run_prints_the_plan_and_cost_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_the_estimate_prices_a_run_from_runs_trained_alike_before_its_methods(tmp_path):
+    """A 5-step variant costs more per epoch than its method's main runs: once one of its seeds has epochs,
+    the other seeds are priced from those, not from the main runs' (which are the fallback, then the table)."""
+    suite, out = load_suite("mnist5k"), tmp_path / "study"
+    runs, _ = runner.plan(suite, out, methods=["pgk"], seeds=[0, 1], part="all", sweeps=["pgk_5step"])
+    main_runs = [r for r in runs if not r.sweep]
+    five_step = [r for r in runs if r.sweep == "pgk_5step"]
+    assert len(main_runs) == len(five_step) == 2
+
+    def fake_epochs(run, seconds, count):  # epoch records as the trainer writes them, nothing else
+        path = runner.run_dir(out, run).metrics_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps({"kind": "epoch", "epoch": e, "step": e, "epoch_time_s": seconds}) + "\n"
+                                for e in range(count)))
+
+    epochs = 30  # the suite's recipes train 30 epochs
+    fake_epochs(main_runs[0], 3.0, epochs)  # pgk seed 0 measured, its seed 1 not yet started
+    cost = runner.estimate(suite, out, runs, [], {})
+    # seed 1 of the main table and both 5-step seeds are priced at the main run's 3 s per epoch
+    assert cost["train_s"] == pytest.approx(3 * epochs * 3.0)
+    assert {"its method's epoch times", "measured epoch times"} <= set(cost["sources"])  # (the table: diagnostics)
+    fake_epochs(five_step[0], 6.0, 10)  # a 5-step seed stopped after 10 epochs, at twice the cost
+    cost = runner.estimate(suite, out, runs, [], {})
+    assert cost["train_s"] == pytest.approx(epochs * 3.0 + epochs * 6.0 + (epochs - 10) * 6.0)
+    assert "its method's epoch times" not in cost["sources"]
+
+
 def test_bad_arguments_are_one_line_naming_the_flag(tmp_path, capsys):
     assert main(["study", "mnist5", "--dry-run", "--out", str(tmp_path / "a")]) == 2
     assert "did you mean 'mnist5k'" in capsys.readouterr().err

@@ -116,21 +116,27 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
 
 
 def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
-    """Seconds still to spend: training from measured epoch times where a run of that method has any
-    (in this study folder), else from the suite's cost table; evaluations from the table."""
-    measured: Dict[str, List[float]] = {}
+    """Seconds still to spend: training from the measured epoch times (in this study folder) of runs
+    trained alike (same method, sweep and variant: another seed), else of its method's runs (a variant
+    that changes the cost, a 5-step attack or a wider model, is then underestimated until one of its
+    runs has epochs), else from the suite's cost table; evaluations from the table."""
+    alike: Dict[tuple, List[float]] = {}
+    by_method: Dict[str, List[float]] = {}
     for run in runs:
-        measured.setdefault(run.method, []).extend(epoch_times(run_dir(out, run)))
+        times = epoch_times(run_dir(out, run))
+        alike.setdefault((run.method, run.sweep, run.variant), []).extend(times)
+        by_method.setdefault(run.method, []).extend(times)
     train_s = 0.0
     sources = set()
     todo_runs = [r for r in runs if run_dir(out, r).state() != "complete"]
     for run in todo_runs:
         epochs = load_config(run.recipe, run.overrides).train.epochs
         done = len(epoch_times(run_dir(out, run)))
-        if measured.get(run.method):
-            per_epoch = sum(measured[run.method]) / len(measured[run.method])
-            train_s += per_epoch * max(epochs - done, 0)
-            sources.add("measured epoch times")
+        measured = alike[(run.method, run.sweep, run.variant)] or by_method[run.method]
+        if measured:
+            train_s += sum(measured) / len(measured) * max(epochs - done, 0)
+            sources.add("measured epoch times" if alike[(run.method, run.sweep, run.variant)]
+                        else "its method's epoch times")
         else:
             # the table prices a run of the recipe as written; a variant with more epochs costs more
             base = load_config(run.recipe, suite.overrides).train.epochs
