@@ -36,11 +36,13 @@ phase --part sweeps --sweeps $CONTROLS --evals $CHEAP
 phase --part sweeps --sweeps $CONTROLS
 # 2b. best.pt on the strong attack (eval.select=strong): does it remove the masked seeds?
 phase --part sweeps --sweeps regmix_select_strong
+# 2c. FGSM-RS's main runs: does the monitor flag its catastrophic overfitting (the pilot's FGSM-RS overfit)?
+phase --methods fgsm_rs --part main
 # 3. PGD-AT's main runs: the baseline of the EMA / smoothing control (no committed run folders to reuse)
 phase --methods pgd_at --part main
 # 4. architecture, 5. the longer schedule
 phase --part sweeps --sweeps pgd_at_width32,pgk_width32,regmix_width32
 phase --part sweeps --sweeps longer_schedule_seeds
 # 6. the other methods' main runs (unchanged methods, retrained: the study needs their run folders)
-phase --methods standard,fgsm_rs,trades,mart --part main
+phase --methods standard,trades,mart --part main
 echo "[phases] $(date -u +%FT%TZ) all phases done"
