@@ -45,10 +45,19 @@ def test_the_table_sets_the_flags_beside_the_apgd_gap(tmp_path):
     m = _monitor(run_with(tmp_path, [(0.9, 0.6, 0.55, 0.7), (0.9, 0.8, 0.5, 0.85)]), CONFIG)
     runs = [{"name": "regmix-seed1", "sweep": None, "monitor": m,
              "same_points": {"apgd": {"n": 500, "pgd20": 0.80, "attack": 0.64}}},
-            {"name": "regmix-select_strong-seed1", "sweep": "regmix_select_strong", "monitor": m}]
+            {"name": "regmix-select_strong-seed1", "sweep": "regmix_select_strong", "monitor": m},
+            {"name": "pgk-pgk_5step-multistep_attack-seed0", "sweep": "pgk_5step", "monitor": {
+                **m, "masking_epochs": [], "overfit_epochs": []},
+             "same_points": {"apgd": {"n": 500, "pgd20": 0.90, "attack": 0.78}}},
+            {"name": "pgk-pgk_5step-multistep_attack-seed1", "sweep": "pgk_5step", "monitor": {
+                **m, "masking_epochs": [], "overfit_epochs": []},
+             "same_points": {"apgd": {"n": 500, "pgd20": 0.90, "attack": 0.85}}}]
     table = "\n".join(_monitor_table({"runs": runs}))
     assert "| regmix-seed1 | 2 | 1 | 2 | - | 30.0 | 5.0 | 16.0 |" in table
-    assert "sweep `regmix_select_strong`: 1 of 1 runs flagged (regmix-select_strong-seed1)" in table
+    assert "| sweep `regmix_select_strong`: 1 of 1 runs flagged (regmix-select_strong-seed1) |" in table  # no APGD
+    # unflagged while training, yet one of the two masked on the test split (a 12-point drop)
+    assert ("| sweep `pgk_5step`: 0 of 2 runs flagged; 1 of 2 with APGD masked "
+            "(pgk-pgk_5step-multistep_attack-seed0) |") in table
 
 
 # ---------------------------------------------------------------- the threshold rule (regmix/paper/threshold.py)

@@ -11,7 +11,7 @@ from ..files import atomic_write_text
 from ..study.metrics import accuracy, mean_std, median_range, points
 from .claims import METRICS, values
 from .defaults import defaults_section, gamma_section
-from .threshold import apgd_drop, threshold_section
+from .threshold import apgd_drop, masked, threshold_section
 
 
 def _sweep_rows(results, sweep: str, metrics) -> List[str]:
@@ -73,7 +73,8 @@ def _monitor_table(results: dict) -> List[str]:
              f"restarts and PGD-CW); overfitting = FGSM more than {threshold:.0f} points above PGD-10 while PGD-10 "
              "fell more than as much below its best. 'kept' is the epoch best.pt holds (selected on PGD-10), "
              "'strong' the epoch eval.select=strong would keep; the last column is PGD-20 minus APGD-CE+T of the "
-             "kept checkpoint on the same test points (what masking hid).", "",
+             "kept checkpoint on the same test points (what masking hid); a sweep's row counts its flagged runs and, of "
+             "those with APGD, the masked ones (a drop above 10 points).", "",
              "| run | kept | strong | masking epochs | overfitting epochs | max PGD-10 - strong | max FGSM - PGD-10 "
              "| PGD-20 - APGD (test) |", "|---|---|---|---|---|---|---|---|"]
     for e in (e for e in runs if not e["sweep"]):
@@ -84,8 +85,12 @@ def _monitor_table(results: dict) -> List[str]:
     for sweep in dict.fromkeys(e["sweep"] for e in runs if e["sweep"]):
         swept = [e for e in runs if e["sweep"] == sweep]
         flagged = [e["name"] for e in swept if e["monitor"]["masking_epochs"] or e["monitor"]["overfit_epochs"]]
+        judged = [e for e in swept if masked(e) is not None]
+        hidden = [e["name"] for e in judged if masked(e)]
         lines.append(f"| sweep `{sweep}`: {len(flagged)} of {len(swept)} runs flagged"
-                     f"{' (' + ', '.join(flagged) + ')' if flagged else ''} | | | | | | | |")
+                     f"{' (' + ', '.join(flagged) + ')' if flagged else ''}"
+                     + (f"; {len(hidden)} of {len(judged)} with APGD masked"
+                        f"{' (' + ', '.join(hidden) + ')' if hidden else ''}" if judged else "") + " | | | | | | | |")
     return lines
 
 

@@ -33,9 +33,16 @@ def apgd_drop(entry) -> Optional[float]:
     return None if p is None else p["pgd20"] - p["attack"]
 
 
-def _row(entry) -> dict:
+def masked(entry) -> Optional[bool]:
+    """Whether the kept checkpoint was masked: PGD-20 above APGD-CE+T by more than MASKED_DROP on the same
+    test points (None until both exist)."""
     drop = apgd_drop(entry)
-    return {"name": entry["name"], "drop": drop, "masked": drop > MASKED_DROP, "gap": entry["monitor"]["max_pgd_gap"]}
+    return None if drop is None else drop > MASKED_DROP
+
+
+def _row(entry) -> dict:
+    return {"name": entry["name"], "drop": apgd_drop(entry), "masked": masked(entry),
+            "gap": entry["monitor"]["max_pgd_gap"]}
 
 
 def _flagged(row, t: float) -> bool:
