@@ -58,16 +58,16 @@ def choose_masking_threshold(results: dict) -> Optional[dict]:
     calibration = [_row(e) for e in main]
     held_out = [_row(e) for e in results["runs"] if (e["sweep"] or e["method"] not in CALIBRATION)
                 and e["sweep"] not in SHARED_TRAINING and e.get("monitor") and apgd_drop(e) is not None]
-    masked = [r for r in calibration if r["masked"]]
+    masked_runs = [r for r in calibration if r["masked"]]
     choice = {"calibration": calibration, "held_out": held_out, "threshold": CURRENT}
-    if not masked:
+    if not masked_runs:
         return {**choice, "reason": "no calibration run was masked: nothing to calibrate, the threshold stays"}
-    if all(_flagged(r, CURRENT) for r in masked):
+    if all(_flagged(r, CURRENT) for r in masked_runs):
         return {**choice, "reason": "every masked calibration run is flagged at the current threshold: it stays"}
     clean = [r for r in held_out if not r["masked"]]
     grid = [round(k * GRID, 10) for k in range(int(round(CURRENT / GRID)) - 1, 0, -1)]  # below CURRENT, largest first
     for t in grid:
-        if all(_flagged(r, t) for r in masked) and not any(_flagged(r, t) for r in clean):
+        if all(_flagged(r, t) for r in masked_runs) and not any(_flagged(r, t) for r in clean):
             untested = "" if held_out else "; no held-out run has APGD yet, so nothing has tested it"
             return {**choice, "threshold": t, "reason": f"the largest threshold on the {points(GRID)}-point grid that "
                                                         f"flags every masked calibration run and no unmasked held-out "

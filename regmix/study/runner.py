@@ -120,23 +120,24 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
     trained alike (same method, sweep and variant: another seed), else of its method's runs (a variant
     that changes the cost, a 5-step attack or a wider model, is then underestimated until one of its
     runs has epochs), else from the suite's cost table; evaluations from the table."""
+    def kind(run):  # runs trained alike: the same but for the seed
+        return run.method, run.sweep, run.variant
+    times = {run.name: epoch_times(run_dir(out, run)) for run in runs}
     alike: Dict[tuple, List[float]] = {}
     by_method: Dict[str, List[float]] = {}
     for run in runs:
-        times = epoch_times(run_dir(out, run))
-        alike.setdefault((run.method, run.sweep, run.variant), []).extend(times)
-        by_method.setdefault(run.method, []).extend(times)
+        alike.setdefault(kind(run), []).extend(times[run.name])
+        by_method.setdefault(run.method, []).extend(times[run.name])
     train_s = 0.0
     sources = set()
     todo_runs = [r for r in runs if run_dir(out, r).state() != "complete"]
     for run in todo_runs:
         epochs = load_config(run.recipe, run.overrides).train.epochs
-        done = len(epoch_times(run_dir(out, run)))
-        measured = alike[(run.method, run.sweep, run.variant)] or by_method[run.method]
+        done = len(times[run.name])
+        measured = alike[kind(run)] or by_method[run.method]
         if measured:
             train_s += sum(measured) / len(measured) * max(epochs - done, 0)
-            sources.add("measured epoch times" if alike[(run.method, run.sweep, run.variant)]
-                        else "its method's epoch times")
+            sources.add("measured epoch times" if alike[kind(run)] else "its method's epoch times")
         else:
             # the table prices a run of the recipe as written; a variant with more epochs costs more
             base = load_config(run.recipe, suite.overrides).train.epochs
