@@ -1,6 +1,9 @@
-"""Runtime helpers shared by training, evaluation and diagnostics: the device, seeding, RNG states."""
+"""Runtime helpers shared by training, evaluation and diagnostics: the device, the machine in words, seeding,
+RNG states."""
 from __future__ import annotations
 
+import os
+import platform
 import random
 from contextlib import contextmanager
 
@@ -19,6 +22,30 @@ def resolve_device(name) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device: {name!r} asked for, but no CUDA device is available; use cpu or auto")
     return torch.device(name)
+
+
+def cpu_name() -> str:
+    """The CPU's model name: /proc/cpuinfo's 'model name' on Linux, else platform.processor() (empty on
+    many Linux systems), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and line.split(":", 1)[1].strip():
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine(device) -> str:
+    """What a time is measured on, in words: the GPU's name on CUDA, else the CPU's with its logical CPUs
+    and torch's threads ('AMD EPYC, 2 logical CPUs, 2 torch threads'). Training writes it beside every
+    epoch time, evaluation records beside their device, so that times from two machines are not read as
+    one."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads"
 
 
 def seed_everything(seed: int):

@@ -38,7 +38,7 @@ from .models import create_model
 from .modes import model_mode
 from .registry import ConfigError
 from .rundir import RunDir
-from .runtime import resolve_device, rng_state, seed_everything, seeded_rng, set_rng_state
+from .runtime import machine, resolve_device, rng_state, seed_everything, seeded_rng, set_rng_state
 from .training.claim import check_checkpoint_config, claim
 from .training.data import IndexedDataset
 from .training.device_data import DeviceBatches
@@ -59,6 +59,8 @@ class Trainer(EpochLoops):
         self.run_dir = self.run.path
         self.device = dist.setup(c.train.device) or resolve_device(c.train.device)
         self.rank, self.world = dist.rank(), dist.world_size()
+        # what the epoch times are measured on, written beside them (times of two machines differ)
+        self.machine = machine(self.device) + (f", {self.world} processes" if self.world > 1 else "")
         if c.data.batch_size % self.world:
             raise ConfigError(f"data.batch_size: the global batch ({c.data.batch_size}) must divide evenly "
                               f"over {self.world} processes")

@@ -11,7 +11,9 @@ import pytest
 from regmix.cli import main
 from regmix.diagnostics.records import load_record
 from regmix.registry import ConfigError
+from regmix.paper import tables
 from regmix.rundir import RunDir
+from regmix.runtime import machine
 from regmix.study import load_suite, run_study
 from regmix.study import runner
 
@@ -44,6 +46,8 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
     report = (out / "report.md").read_text()
     assert all(f"| {m} | 1 | 64 |" in report for m in METHODS)
     assert "## first_seed" in report and "Training wall time" in report and "eps x2" in report
+    here = machine("cpu")  # every train time names the machine that measured it
+    assert sum(line.endswith(f"| {here} |") for line in report.splitlines()) == len(METHODS)
 
     # the results folder: every number with its record, the claims, the tables, the figures
     results_dir = tmp_path / "results"
@@ -58,6 +62,8 @@ def test_smoke_study_trains_evaluates_and_reports_every_method(tmp_path, capsys)
     assert "| RegMix is more robust than FGSM-PGK and PGD-AT |" in (results_dir / "claims.md").read_text()
     tables = (results_dir / "tables.md").read_text()
     assert "| regmix | 1 |" in tables
+    assert all(e["train_machines"] == [here] for e in results["runs"])
+    assert f"Train times measured on: `{here}` ({len(METHODS)} runs)." in tables
     # what the masking monitor saw while each run trained, beside the APGD gap
     assert all(e["monitor"]["select_pgd_epoch"] == 1 for e in results["runs"])
     assert "## Masking caught while training" in tables and "| regmix-seed0 | 1 | 1 |" in tables
@@ -171,6 +177,18 @@ def test_the_estimate_prices_a_run_from_runs_trained_alike_before_its_methods(tm
     cost = runner.estimate(suite, out, runs, [], {})
     assert cost["train_s"] == pytest.approx(epochs * 3.0 + epochs * 6.0 + (epochs - 10) * 6.0)
     assert "its method's epoch times" not in cost["sources"]
+
+
+def test_train_times_of_two_machines_are_not_read_as_one():
+    """The main table names the machines its train times come from; a run resumed elsewhere is named."""
+    runs = [{"name": "pgk-seed0", "train_machines": ["A, 2 logical CPUs"]},
+            {"name": "pgk-seed1", "train_machines": ["not recorded"]},
+            {"name": "pgk-seed2", "train_machines": ["A, 2 logical CPUs", "NVIDIA H200"]}]
+    line = tables._machines_line(runs)[-1]
+    assert line.startswith("Train times measured on: `A, 2 logical CPUs` (2 runs); not recorded (1 run); "
+                           "`NVIDIA H200` (1 run). Times of different machines are not comparable")
+    assert line.endswith("resumed on another machine: pgk-seed2.")
+    assert tables._machines_line([{"name": "old"}]) == []  # results written before the field: no line
 
 
 def test_bad_arguments_are_one_line_naming_the_flag(tmp_path, capsys):

@@ -8,6 +8,7 @@ import regmix
 from regmix.attacks import PGD
 from regmix.attacks.flags import make_loader, robust_accuracy
 from regmix.registry import ConfigError
+from regmix.runtime import machine
 from regmix.trainer import Trainer, train
 
 from conftest import tiny_config
@@ -36,6 +37,7 @@ def test_run_directory_holds_everything(tmp_path):
     assert len(epochs) == 2 and len(steps) == 2 * -(-len(regmix.create_dataset("digits", "train")) // 64)
     assert {"loss", "ce", "amr_final_init", "amr_init_final", "agr", "lr"} <= set(steps[0])
     assert {"val_clean", "val_pgd", "train_loss", "train_agr"} <= set(epochs[0])
+    assert all(e["machine"] == machine("cpu") for e in epochs)  # what the epoch times were measured on
     assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
 
 

@@ -23,6 +23,7 @@ from ..checks import inside, read_json, regular_file
 from ..files import atomic_write_text
 from ..registry import ConfigError
 from ..rundir import RunDir
+from ..runtime import machine
 
 VERSION = 2
 REQUIRED = ("kind", "version", "method", "model", "dataset", "split", "n", "threat", "accuracy")
@@ -36,8 +37,7 @@ def environment(device) -> dict:
         except md.PackageNotFoundError:
             pass
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    return {"versions": versions, "device": f"{device} ({name})"}
+    return {"versions": versions, "device": f"{device} ({machine(device)})"}
 
 
 def run_identity(record: dict) -> str:

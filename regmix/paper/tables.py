@@ -5,7 +5,7 @@ sweep, each read against its method in the main table."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 from ..files import atomic_write_text
 from ..study.metrics import accuracy, mean_std, median_range, points
@@ -107,6 +107,26 @@ def _reference_row(results, sweep: str, metrics) -> List[str]:
             + " | ".join(cells) + " |"]
 
 
+def _machines_line(runs: List[dict]) -> List[str]:
+    """Under the main table: the machines its train times were measured on, with how many runs each (a
+    run resumed on another machine counts under both and is named), so that times of two machines are
+    not compared as one. Results written before the field have no line."""
+    if not any("train_machines" in e for e in runs):
+        return []
+    counts: Dict[str, int] = {}
+    for e in runs:
+        for name in e.get("train_machines") or ["not recorded"]:
+            counts[name] = counts.get(name, 0) + 1
+    mixed = [e["name"] for e in runs if len(e.get("train_machines") or []) > 1]
+    line = "Train times measured on: " + "; ".join(f"{name if name == 'not recorded' else f'`{name}`'} ({n} run{'s' * (n != 1)})"
+                                                 for name, n in counts.items())
+    if len(counts) > 1:
+        line += ". Times of different machines are not comparable"
+    if mixed:
+        line += f"; resumed on another machine: {', '.join(mixed)}"
+    return ["", line + "."]
+
+
 def write_tables(results: dict, dest: Path) -> Path:
     """DEST/tables.md: the setting, the main table (best and last checkpoint), PGD-20 against the stronger
     attacks on the same points, the choice of the defaults (defaults.py) and a table per sweep."""
@@ -132,6 +152,7 @@ def write_tables(results: dict, dest: Path) -> Path:
         cells = [mean_std(values(results, method, m)) for m in main]
         train_time = median_range([e["train_s"] for e in runs])
         lines.append(f"| {method} | {len(runs)} | " + " | ".join(cells) + f" | {train_time} |")
+    lines += _machines_line([e for e in results["runs"] if not e["sweep"]])
     last = [("clean", accuracy("whole_last", "clean")), ("PGD-20", accuracy("whole_last", "pgd20")),
             ("CW-20", accuracy("whole_last", "cw20"))]
     lines += ["", "## Last checkpoint (end of training)", "", "| method | seeds | clean | PGD-20 | CW-20 |", "|---|---|---|---|---|"]

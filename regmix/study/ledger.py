@@ -24,6 +24,14 @@ def epoch_times(run: RunDir) -> List[float]:
     return [r["epoch_time_s"] for r in run.metrics("epoch") if isinstance(r.get("epoch_time_s"), (int, float))]
 
 
+def train_machines(run: RunDir) -> List[str]:
+    """The machines a run's epoch times were measured on (training's "machine", in order of first use;
+    more than one where it was resumed elsewhere); "not recorded" for epochs trained by code older than the
+    field."""
+    names = [r.get("machine") or "not recorded" for r in run.metrics("epoch") if "epoch_time_s" in r]
+    return list(dict.fromkeys(names))
+
+
 def read_ledger(out: Path, *, check: bool = True) -> dict:
     """OUT/study.json, or {} where it is missing, not a regular file or not a JSON object. check: every
     record it lists is read where it belongs, OUT/runs/<run>/eval/<its file name> (ledger_record), so

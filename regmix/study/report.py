@@ -7,7 +7,7 @@ from pathlib import Path
 from ..evaluation.records import load_record
 from ..evaluation.report import build_table, format_table
 from ..files import atomic_write_text
-from .ledger import epoch_times, run_dir
+from .ledger import epoch_times, run_dir, train_machines
 
 
 def duration(seconds: float) -> str:
@@ -65,12 +65,14 @@ def write_report(out: Path, suite, runs, evals, ledger) -> Path:
         for name in sweeps:
             for spec in suite.evals:
                 lines += _sweep_table(name, runs, evals, done, spec)
-    lines += ["## Training wall time (s, sum of epoch times)", "", "| method | seeds | mean | runs |", "|---|---|---|---|"]
+    lines += ["## Training wall time (s, sum of epoch times)", "", "| method | seeds | mean | runs | measured on |",
+              "|---|---|---|---|---|"]
     for method in dict.fromkeys(r.method for r in main):
-        times = [sum(epoch_times(run_dir(out, r))) for r in main if r.method == method]
-        times = [t for t in times if t > 0]
+        folders = [run_dir(out, r) for r in main if r.method == method]
+        times = [t for t in (sum(epoch_times(rd)) for rd in folders) if t > 0]
+        machines = "; ".join(dict.fromkeys(m for rd in folders for m in train_machines(rd))) or "-"
         mean = f"{sum(times) / len(times):.1f}" if times else "-"
-        lines.append(f"| {method} | {len(times)} | {mean} | {', '.join(f'{t:.1f}' for t in times)} |")
+        lines.append(f"| {method} | {len(times)} | {mean} | {', '.join(f'{t:.1f}' for t in times)} | {machines} |")
     path = Path(out) / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

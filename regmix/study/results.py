@@ -22,7 +22,7 @@ from ..evaluation.records import load_flags, load_record
 from ..files import atomic_write_text
 from ..rundir import RunDir
 from ..training.monitor import PREFIX, flags_of, monitor_record
-from .ledger import epoch_times, read_ledger, run_dir
+from .ledger import epoch_times, read_ledger, run_dir, train_machines
 from .runner import plan
 from .suite import Suite
 
@@ -129,7 +129,7 @@ def collect(suite: Suite, out) -> Dict:
                  "variant": run.variant, "options": config["method"].get("options") or {},
                  "train": {"epochs": config["train"]["epochs"], "ema": config["train"].get("ema"),
                            "eps": config["threat"]["eps"]},
-                 "train_s": round(sum(epoch_times(rd)), 2), "curve": _curve(rd),
+                 "train_s": round(sum(epoch_times(rd)), 2), "train_machines": train_machines(rd), "curve": _curve(rd),
                  "best": (rd.status() or {}).get("best"), "evals": {},
                  "summaries": _summaries(rd, run.diagnostics)}
         records = {}

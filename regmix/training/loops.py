@@ -42,7 +42,7 @@ class EpochLoops:
                                                   dtype=torch.float64, device=self.device)).tolist()
         record = {f"train_{k}": v / max(totals[0], 1) for k, v in zip(sorted(sums), totals[1:])}
         record.update({"eps": threat.eps, "images_per_s": totals[0] / elapsed, "epoch_time_s": elapsed,
-                       "skipped_steps": skipped})
+                       "machine": self.machine, "skipped_steps": skipped})
         return record
 
     def _apply_update(self):
