@@ -112,3 +112,18 @@ def test_the_threshold_stays_when_no_value_separates_and_shared_training_is_not_
     runs.append(entry("mart-seed0", "mart", 0.085, 0.01))  # a clean held-out run with a larger gap
     c = choose_masking_threshold({"runs": runs})
     assert c["threshold"] == CURRENT and "does not separate" in c["reason"]
+    # the reason names the lowest threshold that would catch the calibration runs and the run it would wrongly flag
+    assert c["lowest"] == 0.075
+    assert c["reason"].startswith("7.5, the largest threshold that flags every masked calibration run, also flags "
+                                  "1 unmasked held-out run (mart-seed0)")
+    text = "\n".join(threshold_section({"runs": runs}))
+    assert "| mart-seed0 | 1.0 | no | 8.5 | no | yes |" in text  # flagged at 10.0 and at 7.5
+    assert text.count("flagged at 10.0 |") == 2  # one column per threshold, in both tables
+
+
+def test_the_threshold_table_has_one_column_when_the_threshold_stays_without_a_lower_try():
+    runs = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.09, 0.07)]})  # nothing masked: nothing tried
+    text = "\n".join(threshold_section({"runs": runs}))
+    heads = [line for line in text.splitlines() if line.startswith("| run |")]
+    assert len(heads) == 2 and all(h.count("flagged at") == 1 and h.endswith("| flagged at 10.0 |") for h in heads)
+    assert "| pgk-seed0 | 4.0 | no | 5.0 | no |" in text

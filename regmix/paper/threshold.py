@@ -72,9 +72,16 @@ def choose_masking_threshold(results: dict) -> Optional[dict]:
             return {**choice, "threshold": t, "reason": f"the largest threshold on the {points(GRID)}-point grid that "
                                                         f"flags every masked calibration run and no unmasked held-out "
                                                         f"run{untested}"}
-    return {**choice, "reason": "no threshold below the current one flags every masked calibration run without "
-                                "flagging an unmasked held-out run: the threshold stays, and the monitor does not "
-                                "separate masked from unmasked runs on this study"}
+    needed = next((t for t in grid if all(_flagged(r, t) for r in masked_runs)), None)
+    if needed is None:  # a masked calibration run without a monitor gap: no threshold flags it
+        why = "no threshold flags every masked calibration run"
+    else:
+        blockers = [r["name"] for r in clean if _flagged(r, needed)]
+        why = (f"{points(needed)}, the largest threshold that flags every masked calibration run, also flags "
+               f"{len(blockers)} unmasked held-out run{'s' * (len(blockers) != 1)} ({', '.join(blockers)})")
+    return {**choice, "lowest": needed,
+            "reason": f"{why}: the threshold stays, and the monitor does not separate masked from unmasked runs on "
+                      "this study"}
 
 
 def threshold_section(results: dict) -> List[str]:
@@ -85,11 +92,14 @@ def threshold_section(results: dict) -> List[str]:
         return []
     t = c["threshold"]
 
+    # flagged at the current threshold, and at the chosen one (or, where it stays, at the lowest one tried)
+    columns = list(dict.fromkeys(x for x in (CURRENT, t, c.get("lowest")) if x is not None))
+
     def rows(runs):
         return [f"| {r['name']} | {points(r['drop'])} | {'yes' if r['masked'] else 'no'} | {points(r['gap'])} | "
-                f"{'yes' if _flagged(r, CURRENT) else 'no'} | {'yes' if _flagged(r, t) else 'no'} |" for r in runs]
-    head = ["| run | PGD-20 - APGD (test) | masked | max PGD-10 - strong (validation) | flagged at "
-            f"{points(CURRENT)} | flagged at {points(t)} |", "|---|---|---|---|---|---|"]
+                + " | ".join("yes" if _flagged(r, x) else "no" for x in columns) + " |" for r in runs]
+    head = ["| run | PGD-20 - APGD (test) | masked | max PGD-10 - strong (validation) | "
+            + " | ".join(f"flagged at {points(x)}" for x in columns) + " |", "|---" * (4 + len(columns)) + "|"]
     caught = [r for r in c["held_out"] if r["masked"]]
     false = [r for r in c["held_out"] if not r["masked"] and _flagged(r, t)]
     return ["## The masking threshold", "",
