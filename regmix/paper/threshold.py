@@ -66,17 +66,18 @@ def choose_masking_threshold(results: dict) -> Optional[dict]:
         return {**choice, "reason": "every masked calibration run is flagged at the current threshold: it stays"}
     clean = [r for r in held_out if not r["masked"]]
     grid = [round(k * GRID, 10) for k in range(int(round(CURRENT / GRID)) - 1, 0, -1)]  # below CURRENT, largest first
-    for t in grid:
-        if all(_flagged(r, t) for r in masked_runs) and not any(_flagged(r, t) for r in clean):
-            untested = "" if held_out else "; no held-out run has APGD yet, so nothing has tested it"
-            return {**choice, "threshold": t, "reason": f"the largest threshold on the {points(GRID)}-point grid that "
-                                                        f"flags every masked calibration run and no unmasked held-out "
-                                                        f"run{untested}"}
+    # a lower threshold flags more runs: the largest one that flags every masked calibration run is the only
+    # candidate (any lower one flags every unmasked run that it flags, and more)
     needed = next((t for t in grid if all(_flagged(r, t) for r in masked_runs)), None)
     if needed is None:  # a masked calibration run without a monitor gap: no threshold flags it
         why = "no threshold flags every masked calibration run"
     else:
         blockers = [r["name"] for r in clean if _flagged(r, needed)]
+        if not blockers:
+            untested = "" if held_out else "; no held-out run has APGD yet, so nothing has tested it"
+            return {**choice, "threshold": needed,
+                    "reason": f"the largest threshold on the {points(GRID)}-point grid that flags every masked "
+                              f"calibration run and no unmasked held-out run{untested}"}
         why = (f"{points(needed)}, the largest threshold that flags every masked calibration run, also flags "
                f"{len(blockers)} unmasked held-out run{'s' * (len(blockers) != 1)} ({', '.join(blockers)})")
     return {**choice, "lowest": needed,
