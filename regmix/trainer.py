@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -337,7 +338,9 @@ class Trainer(EpochLoops):
             record = self.train_epoch(epoch, log)
         last = epoch + 1 == c.train.epochs
         if (epoch + 1) % c.eval.every == 0 or last:
-            record.update(self.validate(epoch))
+            start = time.time()
+            record.update(self.validate(epoch))  # its counts are gathered to the CPU: the time includes the device's
+            record["validation_time_s"] = time.time() - start
             # eval.select's accuracy (PGD-10, or the monitor's strong attack) selects; clean accuracy breaks
             # ties (a standard model is 0 under PGD)
             key = "val_pgd" if c.eval.select == "pgd" else "val_monitor_strong"

@@ -6,7 +6,7 @@ import regmix.faults as faults
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
 
-TIMING = ("images_per_s", "epoch_time_s")  # the only fields of metrics.jsonl that may differ
+TIMING = ("images_per_s", "epoch_time_s", "validation_time_s")  # the only fields of metrics.jsonl that may differ
 
 
 def assert_same_tensors(a, b, where):

@@ -161,11 +161,12 @@ def test_the_estimate_prices_a_run_from_runs_trained_alike_before_its_methods(tm
     five_step = [r for r in runs if r.sweep == "pgk_5step"]
     assert len(main_runs) == len(five_step) == 2
 
-    def fake_epochs(run, seconds, count):  # epoch records as the trainer writes them, nothing else
+    def fake_epochs(run, seconds, count, validation=None):  # epoch records as the trainer writes them, nothing else
         path = runner.run_dir(out, run).metrics_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps({"kind": "epoch", "epoch": e, "step": e, "epoch_time_s": seconds}) + "\n"
-                                for e in range(count)))
+        timed = {} if validation is None else {"validation_time_s": validation}
+        path.write_text("".join(json.dumps({"kind": "epoch", "epoch": e, "step": e, "epoch_time_s": seconds, **timed})
+                                + "\n" for e in range(count)))
 
     epochs = 30  # the suite's recipes train 30 epochs
     fake_epochs(main_runs[0], 3.0, epochs)  # pgk seed 0 measured, its seed 1 not yet started
@@ -177,6 +178,44 @@ def test_the_estimate_prices_a_run_from_runs_trained_alike_before_its_methods(tm
     cost = runner.estimate(suite, out, runs, [], {})
     assert cost["train_s"] == pytest.approx(epochs * 3.0 + epochs * 6.0 + (epochs - 10) * 6.0)
     assert "its method's epoch times" not in cost["sources"]
+    # an epoch costs its validation and masking monitor too, where the trainer timed them
+    fake_epochs(main_runs[0], 3.0, epochs, validation=1.0)
+    cost = runner.estimate(suite, out, runs, [], {})
+    assert cost["train_s"] == pytest.approx(epochs * 4.0 + epochs * 6.0 + (epochs - 10) * 6.0)
+    assert sum(runner.epoch_times(runner.run_dir(out, main_runs[0]))) == pytest.approx(epochs * 3.0)  # train time
+
+
+def test_the_estimate_prices_an_evaluation_from_its_measured_wall_times(tmp_path):
+    """A width-32 model's APGD costs more than the table's guess: once one of its seeds' evaluation has a
+    record, its other seeds are priced from that record's wall time; runs of the method trained otherwise
+    come next, the table last. A record without a usable wall time counts as unmeasured."""
+    suite, out = load_suite("mnist5k"), tmp_path / "study"
+    runs, evals = runner.plan(suite, out, methods=["pgd_at"], seeds=[0, 1, 2], part="all", sweeps=["pgd_at_width32"])
+    apgd = [e for e in evals if e.spec.name == "apgd"]
+    main_apgd = [e for e in apgd if not e.run.sweep]
+    wide_apgd = [e for e in apgd if e.run.sweep]
+    assert len(main_apgd) == 3 and len(wide_apgd) == 3
+    ledger = {"evals_done": {}}
+
+    def finish(task, wall):  # a record in its place, as evaluate_run writes it (only what the estimate reads)
+        path = runner.run_dir(out, task.run).path / "eval" / f"{task.spec.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"wall_s": wall}))
+        ledger["evals_done"][task.key] = str(path)
+
+    def apgd_cost():  # the APGD evaluations still to do
+        return runner.estimate(suite, out, runs, apgd, ledger)["eval_s"] - diagnostics
+
+    diagnostics = runner.estimate(suite, out, runs, [], {})["eval_s"]  # the table's diagnostics, left as they are
+    table = suite.cost["eval"]["apgd"]
+    assert apgd_cost() == pytest.approx(6 * table)
+    finish(main_apgd[0], 100.0)  # one main run measured: every other pgd_at APGD priced at 100 s
+    assert apgd_cost() == pytest.approx(5 * 100.0)
+    assert "measured evaluation times" in runner.estimate(suite, out, runs, apgd, ledger)["sources"]
+    finish(wide_apgd[0], 400.0)  # the wide model measured: its seeds priced at 400 s, the main runs at 100 s
+    assert apgd_cost() == pytest.approx(2 * 100.0 + 2 * 400.0)
+    finish(wide_apgd[1], float("nan"))  # finished, but its record says nothing usable: done, not a price
+    assert apgd_cost() == pytest.approx(2 * 100.0 + 400.0)
 
 
 def test_train_times_of_two_machines_are_not_read_as_one():

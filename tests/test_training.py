@@ -13,7 +13,7 @@ from regmix.trainer import Trainer, train
 
 from conftest import tiny_config
 
-TIMING = ("images_per_s", "epoch_time_s")
+TIMING = ("images_per_s", "epoch_time_s", "validation_time_s")
 
 
 def metrics(run_dir):
@@ -38,6 +38,9 @@ def test_run_directory_holds_everything(tmp_path):
     assert {"loss", "ce", "amr_final_init", "amr_init_final", "agr", "lr"} <= set(steps[0])
     assert {"val_clean", "val_pgd", "train_loss", "train_agr"} <= set(epochs[0])
     assert all(e["machine"] == machine("cpu") for e in epochs)  # what the epoch times were measured on
+    timed = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # what an epoch costs: its training and, apart, its validation with the masking monitor (both validated)
+    assert all(r["epoch_time_s"] > 0 and r["validation_time_s"] > 0 for r in timed if r["kind"] == "epoch")
     assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
 
 

@@ -4,10 +4,11 @@ epoch times each run recorded. The runner, the report, the results and the merge
 through these functions; none of them imports another to do so."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
-from ..checks import inside, plain_name, read_json
+from ..checks import in_range, inside, plain_name, read_json
 from ..registry import ConfigError
 from ..rundir import RunDir
 
@@ -19,9 +20,12 @@ def run_dir(out: Path, run) -> RunDir:
     return RunDir(Path(out) / "runs" / run.name)
 
 
-def epoch_times(run: RunDir) -> List[float]:
-    """A run's recorded epoch wall times (s), from its metrics.jsonl."""
-    return [r["epoch_time_s"] for r in run.metrics("epoch") if isinstance(r.get("epoch_time_s"), (int, float))]
+def epoch_times(run: RunDir, *, validation: bool = False) -> List[float]:
+    """A run's recorded epoch wall times (s), from its metrics.jsonl: training only (its train time), or
+    with each epoch's validation and masking monitor added (validation=True: what an epoch costs; epochs
+    recorded before the trainer timed validation count its training only)."""
+    return [r["epoch_time_s"] + ((r.get("validation_time_s") or 0.0) if validation else 0.0) for r in run.metrics("epoch")
+            if isinstance(r.get("epoch_time_s"), (int, float))]
 
 
 def train_machines(run: RunDir) -> List[str]:
@@ -61,6 +65,19 @@ def eval_done(task, ledger: dict) -> bool:
     """Whether the evaluation `task` (a runner.EvalTask: its `key`, 'run/evaluation') has its record."""
     record = (ledger.get("evals_done") or {}).get(task.key)
     return bool(record) and Path(record).exists()
+
+
+def eval_wall_s(task, ledger: dict) -> Optional[float]:
+    """The wall time (s) the finished evaluation `task` took, from its record's "wall_s"; None where it is
+    not finished or its record does not say (a record that cannot be read is not an error here: the
+    estimate then falls back to the suite's cost table)."""
+    if not eval_done(task, ledger):
+        return None
+    try:
+        wall = read_json(ledger["evals_done"][task.key], "record").get("wall_s")
+    except ConfigError:
+        return None
+    return float(wall) if in_range(wall, 0, math.inf) else None
 
 
 def check_folder(out: Path, suite, ledger: dict):

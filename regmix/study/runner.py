@@ -31,7 +31,7 @@ from ..progress import progress_bar
 from ..registry import ConfigError, suggest
 from ..runtime import resolve_device
 from ..trainer import train as train_run
-from .ledger import STUDY_FILE, check_folder, epoch_times, eval_done, read_ledger, run_dir
+from .ledger import STUDY_FILE, check_folder, epoch_times, eval_done, eval_wall_s, read_ledger, run_dir
 from .report import duration as _duration, write_report
 from .suite import EvalSpec, Suite, check_seeds, sweep_points
 
@@ -116,13 +116,15 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
 
 
 def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
-    """Seconds still to spend: training from the measured epoch times (in this study folder) of runs
-    trained alike (same method, sweep and variant: another seed), else of its method's runs (a variant
-    that changes the cost, a 5-step attack or a wider model, is then underestimated until one of its
-    runs has epochs), else from the suite's cost table; evaluations from the table."""
+    """Seconds still to spend, each from the closest measurement in this study folder: training from the
+    epoch times (validation and the masking monitor included) of runs trained alike (same method, sweep and variant: another seed), else of its
+    method's runs (a variant that changes the cost, a 5-step attack or a wider model, is then
+    underestimated until one of its runs has epochs), else the suite's cost table; an evaluation from
+    the wall times of the same evaluation finished on runs trained alike, else on its method's runs,
+    else the table; diagnostics from the table."""
     def kind(run):  # runs trained alike: the same but for the seed
         return run.method, run.sweep, run.variant
-    times = {run.name: epoch_times(run_dir(out, run)) for run in runs}
+    times = {run.name: epoch_times(run_dir(out, run), validation=True) for run in runs}
     alike: Dict[tuple, List[float]] = {}
     by_method: Dict[str, List[float]] = {}
     for run in runs:
@@ -143,12 +145,28 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
             base = load_config(run.recipe, suite.overrides).train.epochs
             train_s += float((suite.cost.get("train") or {}).get(run.method, 0)) * max(epochs - done, 0) / max(base, 1)
             sources.add("cost table")
+    walls = {task.key: eval_wall_s(task, ledger) for task in evals}
+    eval_alike: Dict[tuple, List[float]] = {}
+    eval_by_method: Dict[tuple, List[float]] = {}
+    for task in evals:
+        if walls[task.key] is not None:
+            eval_alike.setdefault((*kind(task.run), task.spec.name), []).append(walls[task.key])
+            eval_by_method.setdefault((task.run.method, task.spec.name), []).append(walls[task.key])
     todo_evals = [e for e in evals if not eval_done(e, ledger)]
-    eval_s = sum(float((suite.cost.get("eval") or {}).get(task.spec.name, 0)) for task in todo_evals)
+    eval_s = 0.0
+    for task in todo_evals:
+        measured = (eval_alike.get((*kind(task.run), task.spec.name))
+                    or eval_by_method.get((task.run.method, task.spec.name)))
+        if measured:
+            eval_s += sum(measured) / len(measured)
+            sources.add("measured evaluation times")
+        else:
+            eval_s += float((suite.cost.get("eval") or {}).get(task.spec.name, 0))
+            sources.add("cost table")
     todo_records = [kind for r in runs for kind in r.diagnostics
                     if not compute.default_path(run_dir(out, r).path, kind).exists()]
     eval_s += sum(float((suite.cost.get("diagnostics") or {}).get(kind, 0)) for kind in todo_records)
-    if todo_evals or todo_records:
+    if todo_records:
         sources.add("cost table")
     return {"runs": len(runs), "evals": len(evals), "todo_runs": len(todo_runs), "todo_evals": len(todo_evals),
             "train_s": train_s, "eval_s": eval_s, "sources": sorted(sources)}
