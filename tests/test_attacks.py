@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import regmix
-from regmix.attacks import ATTACKS, PGD, PriorGuidedPerturbation, create_attack
+from regmix.attacks import APGD, ATTACKS, PGD, PriorGuidedPerturbation, create_attack
+from regmix.attacks.apgd import checkpoints, dlr_loss
 from regmix.attacks.flags import robust_accuracy
 from regmix.registry import ConfigError
 
@@ -148,3 +149,52 @@ class TestPriorGuidedPerturbation:
         expected = g / g.abs().sum() * (2 - 0.5) + 0.5 * m_old
         torch.testing.assert_close(prior.m[index], expected)
         torch.testing.assert_close(prior.eta[index], (eta + 0.1 * expected.sign()).clamp(-0.1, 0.1))
+
+
+def test_apgd_checkpoints_follow_the_paper():
+    """Croce & Hein 2020, sec. 3.2: p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
+    assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert checkpoints(10) == [3, 5, 6, 7, 8, 9]  # ceil(2.2), ceil(4.1), ... without repeats
+    assert checkpoints(1) == []
+
+
+def test_dlr_loss_follows_its_formula_and_ignores_the_logits_scale():
+    z = torch.tensor([[3.0, 1.0, 2.0, 0.0], [3.0, 1.0, 2.0, 0.0]])
+    y = torch.tensor([0, 2])
+    # -(z_y - max_{j != y} z_j) / (z_(1) - z_(3)): right with margin 1 -> -0.5; wrong by 1 -> +0.5
+    assert torch.allclose(dlr_loss(z, y), torch.tensor([-0.5, 0.5]))
+    assert torch.allclose(dlr_loss(5 * z + 7, y), dlr_loss(z, y))
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_apgd_finds_what_the_reference_apgd_finds(trained_mnist_model, loss):
+    """regmix's APGD against fra31's (pyautoattack), 20 iterations on the same 200 test digits: the
+    robust accuracies agree within 4 points, and both find at least what PGD-20 with step eps/4 finds."""
+    from pyautoattack.autopgd_base import APGDAttack
+    test = regmix.create_dataset("mnist5k", "test")
+    x = torch.stack([test[i][0] for i in range(200)])
+    y = torch.stack([test[i][1] for i in range(200)])
+    model, threat = trained_mnist_model, regmix.ThreatModel("linf", 0.03, steps=20)
+
+    def accuracy(attack):
+        with torch.no_grad():
+            return (model(attack(x, y)).argmax(1) == y).float().mean().item()
+    torch.manual_seed(0)
+    ours = accuracy(APGD(model, threat, loss=loss))
+    reference = APGDAttack(model, n_iter=20, eps=0.03, loss=loss, seed=0, device="cpu")
+    theirs = accuracy(lambda a, b: reference.perturb(a, b))
+    pgd = accuracy(PGD(model, threat, loss="ce" if loss == "ce" else "cw"))
+    assert 0.05 < theirs < 0.9  # a setting where the attacks differ at all
+    assert abs(ours - theirs) <= 0.04
+    assert ours <= pgd + 0.02
+
+
+def test_apgd_refuses_what_it_cannot_do():
+    model = small_model()
+    threat = regmix.ThreatModel("linf", 0.1, steps=2)
+    for kwargs in ({"loss": "cw"}, {"restarts": 0}, {"rho": 0.0}):
+        with pytest.raises(ConfigError, match="attack\\."):
+            APGD(model, threat, **kwargs)
+    two = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))
+    with pytest.raises(ConfigError, match="3 classes"):
+        APGD(two, threat, loss="dlr")(torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))

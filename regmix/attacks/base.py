@@ -91,6 +91,26 @@ class Attack:
     def perturb(self, x, y) -> torch.Tensor:
         raise NotImplementedError
 
+    def restarted(self, x, y, restarts: int):
+        """`run_once` (a subclass's single run from a random start) `restarts` times, each restart only on
+        the examples every earlier one failed to fool (the batch compacted); an example keeps the first
+        perturbation that fooled the model."""
+        x_adv = self.run_once(x, y)
+        if restarts == 1:
+            return x_adv
+        with torch.no_grad():
+            robust = self.model(x_adv).argmax(1) == y
+        for _ in range(restarts - 1):
+            idx = robust.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            candidate = self.run_once(x[idx], y[idx])
+            with torch.no_grad():
+                fooled = self.model(candidate).argmax(1) != y[idx]
+            x_adv[idx[fooled]] = candidate[fooled]
+            robust[idx[fooled]] = False
+        return x_adv
+
     def gradient(self, x, delta, y, loss: str = "ce"):
         """Gradient of the attack loss with respect to delta, and the logits it was taken at."""
         delta = delta.detach().requires_grad_(True)

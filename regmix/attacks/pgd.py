@@ -1,4 +1,3 @@
-import torch
 
 from ..registry import ConfigError
 from .base import ATTACK_LOSSES, Attack, ascent_direction, project, random_delta
@@ -44,21 +43,7 @@ class PGD(Attack):
         return x + delta
 
     def perturb(self, x, y):
-        x_adv = self.run_once(x, y)
-        if self.restarts == 1:
-            return x_adv
-        with torch.no_grad():
-            robust = self.model(x_adv).argmax(1) == y
-        for _ in range(self.restarts - 1):
-            idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            candidate = self.run_once(x[idx], y[idx])
-            with torch.no_grad():
-                fooled = self.model(candidate).argmax(1) != y[idx]
-            x_adv[idx[fooled]] = candidate[fooled]
-            robust[idx[fooled]] = False
-        return x_adv
+        return self.restarted(x, y, self.restarts)
 
     def settings(self):
         return {**super().settings(), "step": round(self.threat.step, 6), "steps": self.threat.steps,

@@ -5,6 +5,8 @@ diagnostics' `attack=`) goes through `parse_attack`, so one name means one attac
     fgsm, fgsm_rs   one signed-gradient step; fgsm_rs: from a random start, step 1.25 eps
     pgd, cw         the threat's own steps and step size (threat.steps, threat.step)
     pgdN, cwN       N steps of size eps/4 (or the `step` given), cross-entropy or CW margin loss
+    apgd, apgd_dlr  Auto-PGD (regmix's own, attacks/apgd.py) on the cross-entropy or the DLR loss, the
+                    threat's steps; apgdN, apgd_dlrN: N steps (its step size adapts itself)
     aa, aa-plus     AutoAttack, standard or plus version (fra31's; optional dependency)
     aa:A+B          AutoAttack's attacks A, B, ... (from apgd-ce, apgd-dlr, fab, fab-t, apgd-t, square)
     square          Square alone (black-box, 5,000 queries)
@@ -20,6 +22,7 @@ from typing import Callable, List, Optional
 
 from ..checks import MAX_STEPS  # one bound for attack steps everywhere (config, method options, names)
 from ..registry import ConfigError, Registry, suggest
+from .apgd import APGD
 from .autoattack import AutoAttackRunner
 from .fgsm import FGSM
 from .pgd import PGD
@@ -29,12 +32,15 @@ ATTACKS.register("fgsm")(lambda model, threat, **kw: FGSM(model, threat, random_
 ATTACKS.register("fgsm_rs")(lambda model, threat, **kw: FGSM(model, threat, random_start=True, **kw))
 ATTACKS.register("pgd")(lambda model, threat, **kw: PGD(model, threat, **kw))
 ATTACKS.register("cw")(lambda model, threat, **kw: PGD(model, threat, loss="cw", **kw))
+ATTACKS.register("apgd")(lambda model, threat, **kw: APGD(model, threat, **kw))
+ATTACKS.register("apgd_dlr")(lambda model, threat, **kw: APGD(model, threat, loss="dlr", **kw))
 
 AA_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "fab-t", "apgd-t", "square")
-MULTI_STEP = ("pgd", "cw")
+MULTI_STEP = ("pgd", "cw", "apgd", "apgd_dlr")
 _NAME = re.compile(r"^([a-z_]+?)(\d+)?$")
 _AA = re.compile(r"^aa(-plus)?(?::(.*))?$")
-ALLOWED = ("clean, none, fgsm, fgsm_rs, pgd, cw, pgdN, cwN (N steps), aa, aa-plus, aa:ATTACK+ATTACK (from "
+ALLOWED = ("clean, none, fgsm, fgsm_rs, pgd, cw, apgd, apgd_dlr, pgdN, cwN, apgdN, apgd_dlrN (N steps), aa, aa-plus, "
+           "aa:ATTACK+ATTACK (from "
            + ", ".join(AA_ATTACKS) + "), square")
 
 
@@ -53,7 +59,7 @@ class AttackSpec:
         return self.kind in ATTACKS
 
     def threat_for(self, threat, step=None):
-        """The threat the attack runs at: pgdN/cwN set N steps of `step` (default eps/4)."""
+        """The threat the attack runs at: pgdN/cwN/apgdN set N steps of `step` (default eps/4; APGD ignores it)."""
         if self.kind in MULTI_STEP and self.steps is not None:
             return threat.with_(steps=self.steps, step=threat.eps / 4 if step is None else step)
         return threat if step is None else threat.with_(step=step)

@@ -24,7 +24,8 @@ def add_parser(sub):
     p.add_argument("path", metavar="RUN_DIR_OR_MODEL",
                    help="a run directory, a checkpoint or TorchScript file, or robustbench:<dataset>/<threat>/<name>")
     p.add_argument("--attacks", default="clean,pgd20,cw20,aa",
-                   help="comma-separated: clean, fgsm, fgsm_rs, pgd, cw (the run's eval steps), pgdN, cwN, aa, "
+                   help="comma-separated: clean, fgsm, fgsm_rs, pgd, cw (the run's eval steps), pgdN, cwN, apgdN, "
+                        "apgd_dlrN (regmix's Auto-PGD), aa, "
                         "aa-plus, aa:apgd-ce+square, square (default: clean,pgd20,cw20,aa)")
     p.add_argument("--n", type=int, default=None, help="evaluate the first N points (default: all)")
     p.add_argument("--eps", default=None,
