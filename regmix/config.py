@@ -85,14 +85,16 @@ class EvalConfig:
     every: int = 1
     max_points: Optional[int] = None    # validate on the first N validation points only
     # masking caught while training (regmix/training/monitor.py): on the first monitor_points validation
-    # points (0: off), PGD-10 against a stronger attack (PGD on CE with monitor_restarts restarts, then on the
-    # CW margin, monitor_steps steps each) and against FGSM; masking (PGD-10 above the strong attack) or
+    # points (0: off), PGD-10 against a stronger attack (monitor_attack: pgd, PGD on CE with monitor_restarts
+    # restarts, then on the CW margin; apgd, APGD on CE, then on DLR; monitor_steps steps each) and against
+    # FGSM; masking (PGD-10 above the strong attack) or
     # catastrophic overfitting (FGSM above PGD-10 while PGD-10 fell below its best), each by more than
     # masking_threshold (a fraction: 0.1 is 10 points of accuracy), is a warning in the log, metrics.jsonl
     # and status.json
     monitor_points: int = 200
     monitor_steps: int = 20
     monitor_restarts: int = 1
+    monitor_attack: str = "pgd"
     masking_threshold: float = 0.1
     select: str = "pgd"                 # best.pt on: pgd (validation PGD-10) | strong (the monitor's strong attack)
 
@@ -327,6 +329,7 @@ def validate(config: Config):
         ("eval.monitor_steps", 1 <= config.eval.monitor_steps <= 10 ** 4, "an integer in [1, 10000]"),
         ("eval.monitor_restarts", 1 <= config.eval.monitor_restarts <= 100, "an integer in [1, 100]"),
         ("eval.masking_threshold", 0 < config.eval.masking_threshold <= 1, "a number in (0, 1]"),
+        ("eval.monitor_attack", config.eval.monitor_attack in MONITOR_ATTACKS, f"one of {', '.join(MONITOR_ATTACKS)}"),
         ("eval.select", config.eval.select in ("pgd", "strong"), "one of pgd, strong"),
         ("eval.select", config.eval.select == "pgd" or config.eval.monitor_points > 0,
          "pgd when eval.monitor_points is 0 (strong is measured on the monitor subset)"),
@@ -363,6 +366,7 @@ def validate(config: Config):
 
 SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
 LOGGERS = ("tensorboard", "mlflow")
+MONITOR_ATTACKS = ("pgd", "apgd")  # the masking monitor's strong attack (training/monitor.py)
 FIXED_SPLITS = ("mnist5k", "digits")   # embedded datasets: their validation split is part of the data
 
 def dotted_get(mapping: dict, key: str):

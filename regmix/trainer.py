@@ -281,7 +281,8 @@ class Trainer(EpochLoops):
                                  batch_size=c.data.eval_batch_size)
             monitor = monitor_flags(self.eval_model, x[:n], y[:n], flags["clean"][:n], flags["pgd"][:n], threat,
                                     steps=c.eval.monitor_steps, restarts=c.eval.monitor_restarts,
-                                    device=self.device, batch_size=c.data.eval_batch_size) if c.eval.monitor_points else {}
+                                    attack=c.eval.monitor_attack, device=self.device,
+                                    batch_size=c.data.eval_batch_size) if c.eval.monitor_points else {}
         counts = dist.all_reduce_sum(torch.tensor([flags["clean"].sum(), flags["pgd"].sum(), len(y),
                                                    *[f.sum() for f in monitor.values()], n],
                                                   dtype=torch.float64, device=self.device)).tolist()

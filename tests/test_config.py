@@ -33,6 +33,7 @@ def test_yaml_base_and_overrides_layer(tmp_path):
     ("method.options.gamma=-1", "method.options.gamma: must be a number >= 0"),
     ("schedule.name=linear", "schedule.name: must be one of"),
     ("train.amp=fp8", "train.amp"),
+    ("eval.monitor_attack=autoattack", "eval.monitor_attack: must be one of pgd, apgd"),
 ])
 def test_bad_values_are_refused_with_the_field_named(override, message):
     with pytest.raises(ConfigError, match=message):

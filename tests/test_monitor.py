@@ -12,7 +12,8 @@ from regmix.attacks import PGD
 from regmix.attacks.flags import robust_flags, stack
 from regmix.rundir import RunDir
 from regmix.trainer import Trainer, train
-from regmix.training.monitor import masking_history, monitor_flags, monitor_record, overfit
+from regmix.config import MONITOR_ATTACKS
+from regmix.training.monitor import masking_history, monitor_flags, monitor_record, overfit, strong_attacks
 
 from conftest import tiny_config
 from same_run import assert_resumes_exactly
@@ -46,23 +47,34 @@ def digits_linear():
     return model, xv, yv
 
 
-def monitor(model, x, y, eps=0.05):
+def monitor(model, x, y, eps=0.05, attack="pgd"):
     threat = regmix.ThreatModel("linf", eps, steps=10)
     torch.manual_seed(1)
     flags = robust_flags(model, x, y, {"pgd": lambda m: PGD(m, threat)})
     mon = monitor_flags(model, x, y, flags["clean"], flags["pgd"], threat, steps=20, restarts=1, device="cpu",
-                        batch_size=500)
+                        batch_size=500, attack=attack)
     return monitor_record({k: v.float().mean().item() for k, v in mon.items()}, threshold=0.1)
 
 
-def test_a_saturated_model_is_flagged_and_a_healthy_one_is_not(digits_linear):
+def test_the_strong_attack_is_the_pair_eval_monitor_attack_names():
+    threat = regmix.ThreatModel("linf", 0.1, steps=10)
+    pairs = {name: [(type(a).__name__, a.loss, a.threat.steps, a.restarts)
+                    for a in strong_attacks(Linear(), threat, name, steps=20, restarts=2)] for name in MONITOR_ATTACKS}
+    assert pairs == {"pgd": [("PGD", "ce", 20, 2), ("PGD", "cw", 20, 2)],
+                     "apgd": [("APGD", "ce", 20, 2), ("APGD", "dlr", 20, 2)]}
+
+
+@pytest.mark.parametrize("attack", ["pgd", "apgd"])
+def test_a_saturated_model_is_flagged_and_a_healthy_one_is_not(digits_linear, attack):
+    """Either strong attack (eval.monitor_attack) has a loss whose gradient survives the saturation: the
+    CW margin (pgd) or the DLR loss (apgd)."""
     model, x, y = digits_linear
-    healthy = monitor(model, x, y)
+    healthy = monitor(model, x, y, attack=attack)
     assert healthy["val_monitor_flagged"] == 0.0 and "masking_warning" not in healthy
     assert healthy["val_monitor_pgd_gap"] < 0.05 and healthy["val_monitor_pgd"] < 0.9  # a real attack bites
     model.scale = 1e4  # same decisions, same true robustness: only the gradients of the CE vanish
     try:
-        masked = monitor(model, x, y)
+        masked = monitor(model, x, y, attack=attack)
     finally:
         model.scale = 1.0
     assert masked["val_monitor_flagged"] == 1.0 and "gradient masking" in masked["masking_warning"]
@@ -152,10 +164,12 @@ def test_without_the_option_training_goes_on_through_the_flag(tmp_path, monkeypa
     assert [r["epoch"] for r in RunDir(run).metrics("epoch")] == [0, 1, 2, 3, 4]
 
 
-def test_the_monitor_runs_in_training_and_resumes_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("attack", ["pgd", "apgd"])
+def test_the_monitor_runs_in_training_and_resumes_exactly(tmp_path, monkeypatch, attack):
     def config(root):
         return tiny_config(root, "fgsm_rs", data={"batch_size": 256}, eval={"steps": 2, "monitor_points": 64,
-                                                                             "monitor_steps": 3},
+                                                                             "monitor_steps": 3,
+                                                                             "monitor_attack": attack},
                            train={"epochs": 2, "checkpoint_every": 3})
     whole = assert_resumes_exactly(config, tmp_path, monkeypatch, step=5)
     record = RunDir(whole).metrics("epoch")[-1]

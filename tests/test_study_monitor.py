@@ -31,6 +31,8 @@ def test_a_run_is_rejudged_with_todays_rule_and_both_selections_are_named(tmp_pa
     assert m["masking_epochs"] == [3] and m["overfit_epochs"] == [5]
     assert m["select_pgd_epoch"] == 3 and m["select_strong_epoch"] == 4
     assert abs(m["max_pgd_gap"] - 0.30) < 1e-9 and abs(m["max_fgsm_gap"] - 0.70) < 1e-9  # armed epochs only
+    assert m["attack"] == "pgd"  # a config written before eval.monitor_attack: the pair it was measured with
+    assert _monitor(rd, {**CONFIG, "eval": {**CONFIG["eval"], "monitor_attack": "apgd"}})["attack"] == "apgd"
 
 
 def test_a_run_without_a_monitor_keeps_its_entry_as_it_was(tmp_path):

@@ -80,7 +80,8 @@ def _monitor(rd: RunDir, config: dict) -> dict:
     def best_epoch(key):  # the trainer's rule: the highest accuracy, clean accuracy breaking ties, first wins
         best = max(rows, key=lambda r: (r[key], r["val_clean"], -r["epoch"]))
         return best["epoch"] + 1
-    return {"threshold": threshold, "masking_epochs": masked, "overfit_epochs": overfit,
+    return {"threshold": threshold, "attack": config["eval"].get("monitor_attack", "pgd"),  # the strong attack
+            "masking_epochs": masked, "overfit_epochs": overfit,
             "max_pgd_gap": max(gaps["pgd_gap"], default=None), "max_fgsm_gap": max(gaps["fgsm_gap"], default=None),
             "select_pgd_epoch": best_epoch("val_pgd"), "select_strong_epoch": best_epoch(f"{PREFIX}strong")}
 
