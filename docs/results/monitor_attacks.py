@@ -1,0 +1,102 @@
+"""Which strong attack should the masking monitor use? Both of eval.monitor_attack's pairs measured at
+every finished run's kept checkpoint (best.pt, the EMA weights where the run kept one) on the monitor's own
+validation subset, against what the run's test split says (PGD-20 - APGD-CE+T on the same points).
+
+The monitor measures every epoch; the study's runs were trained with the pgd pair, and only their kept
+checkpoints survive, so this compares the two pairs where both can still be measured: at the epoch each
+run kept. A run is flagged when PGD-10 is more than the threshold above the strong attack; it was masked
+when its test drop is above regmix.paper.threshold.MASKED_DROP.
+
+    .venv/bin/python docs/results/monitor_attacks.py runs/study-mnist5k docs/results/monitor_attacks.json
+
+Writes OUTPUT (JSON: one row per run, then per attack how well its gap ranks masked runs above unmasked
+ones (ROC AUC), the runs flagged, the masked runs caught and missed, the unmasked runs flagged); resumable (rows already in OUTPUT are kept). CPU: about 15-40 s per run.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from regmix.attacks import PGD
+from regmix.attacks.flags import attack_flags, stack
+from regmix.config import MONITOR_ATTACKS, load_config
+from regmix.data import create_dataset
+from regmix.files import atomic_write_text
+from regmix.models.loading import load_model
+from regmix.paper.threshold import MASKED_DROP, apgd_drop, masked
+from regmix.runtime import seeded_rng
+from regmix.study.results import collect
+from regmix.study.suite import load_suite
+from regmix.training.monitor import monitor_flags
+
+
+def measure(run: Path) -> dict:
+    """Accuracies (fractions) on the run's monitor subset at its kept checkpoint: clean, PGD-10, and the
+    strong attack of each monitor pair, as the trainer measures them (same subset, threat and settings)."""
+    c = load_config(run / "config.yaml")
+    data = create_dataset(c.data.name, "val", c.data.data_dir, augment=False, val_size=c.data.val_size)
+    x, y = stack(DataLoader(Subset(data, range(min(c.eval.monitor_points, len(data)))), batch_size=1000))
+    model, threat = load_model(run, which="best", ema=bool(c.train.ema)), c.eval_threat()
+    found = {"n": len(y)}
+    with seeded_rng(c.train.seed, torch.device("cpu")):
+        with torch.no_grad():
+            clean = model(x).argmax(1) == y
+        pgd = attack_flags(model, PGD(model, threat), x, y, clean, batch_size=c.data.eval_batch_size)
+        found.update(clean=clean.float().mean().item(), pgd=pgd.float().mean().item())
+        for attack in MONITOR_ATTACKS:
+            flags = monitor_flags(model, x, y, clean, pgd, threat, steps=c.eval.monitor_steps,
+                                  restarts=c.eval.monitor_restarts, device="cpu",
+                                  batch_size=c.data.eval_batch_size, attack=attack)
+            found[f"strong_{attack}"] = flags["strong"].float().mean().item()
+    return found
+
+
+def separation(rows, attack) -> float:
+    """How well the gap ranks masked runs above unmasked ones, whatever the threshold: the fraction of
+    (masked, unmasked) pairs whose masked run has the larger gap, ties counting half (ROC AUC; 0.5 is chance)."""
+    gap = {r["name"]: r["pgd"] - r[f"strong_{attack}"] for r in rows}
+    pairs = [(gap[m["name"]], gap[u["name"]]) for m in rows if m["masked"] for u in rows if not u["masked"]]
+    return sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs) if pairs else float("nan")
+
+
+def summary(rows, threshold):
+    out = {}
+    for attack in MONITOR_ATTACKS:
+        flagged = [r["name"] for r in rows if r["pgd"] - r[f"strong_{attack}"] > threshold]
+        out[attack] = {"separation": separation(rows, attack), "flagged": flagged,
+                       "masked_caught": [n for n in flagged if next(r for r in rows if r["name"] == n)["masked"]],
+                       "masked_missed": [r["name"] for r in rows if r["masked"] and r["name"] not in flagged],
+                       "unmasked_flagged": [n for n in flagged if not next(r for r in rows if r["name"] == n)["masked"]]}
+    return out
+
+
+def main(folder, output):
+    folder, output = Path(folder), Path(output)
+    done = {r["name"]: r for r in json.loads(output.read_text())["runs"]} if output.exists() else {}
+    results = collect(load_suite("mnist5k"), folder)
+    rows = []
+    for entry in results["runs"]:
+        drop = apgd_drop(entry)
+        if drop is None:
+            continue
+        if entry["name"] not in done:
+            start = time.time()
+            row = {"name": entry["name"], "method": entry["method"], "sweep": entry["sweep"],
+                   "test_drop": drop, "masked": masked(entry), **measure(folder / "runs" / entry["name"])}
+            row["wall_s"] = round(time.time() - start, 1)
+            done[entry["name"]] = row
+            print(json.dumps(row), flush=True)
+        rows.append(done[entry["name"]])
+        threshold = load_config(folder / "runs" / entry["name"] / "config.yaml").eval.masking_threshold
+        atomic_write_text(output, json.dumps({"command": " ".join(["docs/results/monitor_attacks.py", *sys.argv[1:]]),
+                                              "threshold": threshold, "runs": rows,
+                                              "summary": summary(rows, threshold)}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: monitor_attacks.py STUDY_FOLDER OUTPUT.json")
+    main(*sys.argv[1:])
