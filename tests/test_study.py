@@ -16,6 +16,7 @@ from regmix.rundir import RunDir
 from regmix.runtime import machine
 from regmix.study import load_suite, run_study
 from regmix.study import runner
+from regmix.study.suite import sweep_points
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["standard", "fgsm_rs", "pgd_at", "trades", "mart", "pgk", "regmix"]
@@ -218,6 +219,20 @@ def test_the_estimate_prices_an_evaluation_from_its_measured_wall_times(tmp_path
     assert apgd_cost() == pytest.approx(2 * 100.0 + 400.0)
 
 
+def test_a_sweep_with_no_evaluations_trains_only(tmp_path, capsys):
+    """evals: [] means none (the monitor sweeps train only), not every evaluation as an absent key does;
+    anything but a list is refused naming the field."""
+    suite, out = load_suite("mnist5k"), tmp_path / "study"
+    runs, evals = runner.plan(suite, out, part="sweeps", sweeps=["regmix_monitor_apgd", "pgd_at_width32"])
+    assert {r.sweep for r in runs} == {"regmix_monitor_apgd", "pgd_at_width32"}
+    assert evals and all(t.run.sweep == "pgd_at_width32" for t in evals)
+    assert main(["study", "mnist5k", "--dry-run", "--out", str(out), "--part", "sweeps",
+                 "--sweeps", "regmix_monitor_apgd"]) == 0
+    assert "0 evaluations (training only)" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"sweeps.x.evals: must be a list"):
+        sweep_points(suite, "x", {"method": "regmix", "variants": {"a": []}, "evals": "whole"}, "sweeps.x")
+
+
 def test_train_times_of_two_machines_are_not_read_as_one():
     """The main table names the machines its train times come from; a run resumed elsewhere is named."""
     runs = [{"name": "pgk-seed0", "train_machines": ["A, 2 logical CPUs"]},
@@ -280,8 +295,12 @@ def test_sweeps_run_grid_points_and_variants_and_report_them(tmp_path):
     suite = load_suite("mnist5k", smoke=True)
     out = tmp_path / "study"
     result = run_study(suite, out, methods=["regmix"], part="sweeps", log=lambda *a: None)
-    names = {"regmix-alpha_beta-alpha0.5-seed0", "regmix-alpha_beta-alpha2.0-seed0", "regmix-ablations-amr_only-seed0"}
+    names = {"regmix-alpha_beta-alpha0.5-seed0", "regmix-alpha_beta-alpha2.0-seed0", "regmix-ablations-amr_only-seed0",
+             "regmix-monitor_apgd-monitor_apgd-seed0"}
     assert {k for k, v in result["outcomes"].items() if v == "trained"} == names
+    # a sweep with evals: [] trains only; its run is monitored with the APGD pair
+    assert not any(k.startswith("regmix-monitor_apgd-monitor_apgd-seed0/") for k in result["outcomes"])
+    assert RunDir(out / "runs" / "regmix-monitor_apgd-monitor_apgd-seed0").read_config()["eval"]["monitor_attack"] == "apgd"
     options = {n: RunDir(out / "runs" / n).read_config()["method"]["options"] for n in names}
     assert options["regmix-alpha_beta-alpha0.5-seed0"]["alpha"] == 0.5
     assert options["regmix-alpha_beta-alpha2.0-seed0"]["alpha"] == 2.0
@@ -297,6 +316,12 @@ def test_sweeps_run_grid_points_and_variants_and_report_them(tmp_path):
     report = (out / "report.md").read_text()
     assert "### alpha_beta: whole" in report and "| alpha0.5 | 1 |" in report and "| alpha2.0 | 1 |" in report
     assert "### ablations: whole" in report and "| amr_only | 1 |" in report
+    # the results' tables take a sweep without evaluations (its monitor entry names the APGD pair)
+    assert main(["study", "mnist5k", "--smoke", "--out", str(out), "--part", "sweeps", "--methods", "regmix",
+                 "--results", str(tmp_path / "results")]) == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    entry = next(e for e in results["runs"] if e["sweep"] == "monitor_apgd")
+    assert entry["evals"] == {} and entry["monitor"]["attack"] == "apgd"
 
 
 def test_sweep_entries_are_validated(tmp_path):

@@ -104,7 +104,8 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
             entry = suite.sweeps[sweep]
             if entry["method"] not in methods:
                 continue
-            specs = [e for e in suite.evals if e.name in (entry.get("evals") or [e.name for e in suite.evals])]
+            named = entry.get("evals")  # absent: every evaluation of the suite; [] none (training only)
+            specs = list(suite.evals) if named is None else [e for e in suite.evals if e.name in named]
             sweep_seeds = check_seeds(entry["seeds"], f"sweeps.{sweep}.seeds") if "seeds" in entry else seeds
             for variant, extra in sweep_points(suite, sweep, entry, f"sweeps.{sweep}"):
                 add(entry["method"], sweep, variant, extra, sweep_seeds, specs,
@@ -183,9 +184,10 @@ def describe(suite: Suite, out: Path, runs, evals, cost) -> str:
              + "; ".join(([f"{len(methods)} methods ({', '.join(methods)}) x {len(seeds)} seeds "
                            f"({', '.join(map(str, seeds))})"] if main else [])
                          + [f"sweep {w}: {n} runs" for w, n in sweeps.items()]),
-             f"  {cost['evals']} evaluations: " + ", ".join(f"{name} {count} ({specs[name].attacks}, "
-                                                            f"n={specs[name].n or 'all'})" for name, count in counts.items()
-                                                            if count),
+             f"  {cost['evals']} evaluations" + (": " + ", ".join(f"{name} {count} ({specs[name].attacks}, "
+                                                                   f"n={specs[name].n or 'all'})"
+                                                                   for name, count in counts.items() if count)
+                                                 if cost["evals"] else " (training only)"),
              f"  still to do: {cost['todo_runs']} runs, {cost['todo_evals']} evaluations",
              f"  expected cost: about {_duration(cost['train_s'] + cost['eval_s'])} (training "
              f"{_duration(cost['train_s'])}, evaluation {_duration(cost['eval_s'])}); an ESTIMATE from "

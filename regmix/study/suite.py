@@ -181,6 +181,9 @@ def sweep_points(suite: Suite, name, entry, where) -> List[tuple]:
     if ("grid" in entry) == ("variants" in entry):
         raise ConfigError(f"{where}: give exactly one of grid (key: [values]) or variants (name: [key=value, ...])")
     known = {e.name for e in suite.evals}
+    if entry.get("evals") is not None and not isinstance(entry["evals"], list):
+        raise ConfigError(f"{where}.evals: must be a list of this suite's evaluations ([] for none), "
+                          f"got {entry['evals']!r}")
     for e in entry.get("evals") or []:
         if e not in known:
             raise ConfigError(f"{where}.evals: {e!r} is not an evaluation of this suite{suggest(e, known)}")
