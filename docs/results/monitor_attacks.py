@@ -10,7 +10,9 @@ when its test drop is above regmix.paper.threshold.MASKED_DROP.
     .venv/bin/python docs/results/monitor_attacks.py runs/study-mnist5k docs/results/monitor_attacks.json
 
 Writes OUTPUT (JSON: one row per run, then per attack how well its gap ranks masked runs above unmasked
-ones (ROC AUC), the runs flagged, the masked runs caught and missed, the unmasked runs flagged); resumable (rows already in OUTPUT are kept). CPU: about 15-40 s per run.
+ones (ROC AUC), the runs flagged, the masked runs caught and missed, the unmasked runs flagged; and
+`while_training`: each run monitored with the APGD pair while it trained beside its twin monitored with the
+pgd pair, see while_training); resumable (rows already in OUTPUT are kept). CPU: about 15-40 s per run.
 """
 import json
 import sys
@@ -73,10 +75,29 @@ def summary(rows, threshold):
     return out
 
 
+def while_training(results) -> list:
+    """Runs monitored with the APGD pair while training (eval.monitor_attack=apgd: the *_monitor_apgd sweeps)
+    beside their main-table twin (same method and seed, monitored with the pgd pair): the same training
+    (checked: validation PGD-10 equal epoch for epoch), so the two monitors' largest gaps over the armed
+    epochs compare directly, and the twin's test split says whether the kept checkpoint was masked."""
+    main = {(e["method"], e["seed"]): e for e in results["runs"] if not e["sweep"]}
+    rows = []
+    for e in results["runs"]:
+        twin = main.get((e["method"], e["seed"]))
+        if (e.get("monitor") or {}).get("attack") != "apgd" or twin is None or not twin.get("monitor"):
+            continue
+        rows.append({"name": e["name"], "twin": twin["name"], "masked": masked(twin), "test_drop": apgd_drop(twin),
+                     "same_training": e["curve"]["val_pgd"] == twin["curve"]["val_pgd"],
+                     "pgd": {k: twin["monitor"][k] for k in ("max_pgd_gap", "masking_epochs", "overfit_epochs")},
+                     "apgd": {k: e["monitor"][k] for k in ("max_pgd_gap", "masking_epochs", "overfit_epochs")}})
+    return rows
+
+
 def main(folder, output):
     folder, output = Path(folder), Path(output)
     done = {r["name"]: r for r in json.loads(output.read_text())["runs"]} if output.exists() else {}
     results = collect(load_suite("mnist5k"), folder)
+    monitored = while_training(results)
     rows = []
     for entry in results["runs"]:
         drop = apgd_drop(entry)
@@ -93,7 +114,8 @@ def main(folder, output):
         threshold = load_config(folder / "runs" / entry["name"] / "config.yaml").eval.masking_threshold
         atomic_write_text(output, json.dumps({"command": " ".join(["docs/results/monitor_attacks.py", *sys.argv[1:]]),
                                               "threshold": threshold, "runs": rows,
-                                              "summary": summary(rows, threshold)}, indent=1) + "\n")
+                                              "summary": summary(rows, threshold),
+                                              "while_training": monitored}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
