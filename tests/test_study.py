@@ -184,6 +184,11 @@ def test_the_estimate_prices_a_run_from_runs_trained_alike_before_its_methods(tm
     cost = runner.estimate(suite, out, runs, [], {})
     assert cost["train_s"] == pytest.approx(epochs * 4.0 + epochs * 6.0 + (epochs - 10) * 6.0)
     assert sum(runner.epoch_times(runner.run_dir(out, main_runs[0]))) == pytest.approx(epochs * 3.0)  # train time
+    # a plan of the 5-step sweep alone still reads the main runs measured in the folder
+    sweep_only, _ = runner.plan(suite, out, part="sweeps", sweeps=["pgk_no_smoothing"])
+    cost = runner.estimate(suite, out, sweep_only, [], {})
+    assert cost["train_s"] == pytest.approx(len(sweep_only) * epochs * 4.0)
+    assert "its method's epoch times" in cost["sources"]  # (and the table: its diagnostics records)
 
 
 def test_the_estimate_prices_an_evaluation_from_its_measured_wall_times(tmp_path):

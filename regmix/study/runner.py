@@ -117,20 +117,25 @@ def plan(suite: Suite, out: Path, methods: Optional[Sequence[str]] = None,
 
 
 def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
-    """Seconds still to spend, each from the closest measurement in this study folder: training from the
-    epoch times (validation and the masking monitor included) of runs trained alike (same method, sweep and variant: another seed), else of its
-    method's runs (a variant that changes the cost, a 5-step attack or a wider model, is then
-    underestimated until one of its runs has epochs), else the suite's cost table; an evaluation from
-    the wall times of the same evaluation finished on runs trained alike, else on its method's runs,
-    else the table; diagnostics from the table."""
+    """Seconds still to spend, each from the closest measurement in this study folder (any run or evaluation
+    of the suite there, planned now or not): training from the epoch times (validation and the masking
+    monitor included) of runs trained alike (same method, sweep and variant: another seed), else of its
+    method's main-table runs (its recipe as written: a variant that changes the cost, a 5-step attack or
+    a wider model, is then underestimated until one of its runs has epochs), else the suite's cost table;
+    an evaluation from the wall times of the same evaluation finished on runs trained alike, else on its
+    method's main-table runs, else the table; diagnostics from the table."""
     def kind(run):  # runs trained alike: the same but for the seed
         return run.method, run.sweep, run.variant
-    times = {run.name: epoch_times(run_dir(out, run), validation=True) for run in runs}
+    # measured anywhere in the folder: every run and evaluation of the suite, not only those planned now
+    every_run, every_eval = plan(suite, out, part="all")
+    pool_runs = list({r.name: r for r in [*every_run, *runs]}.values())
+    pool_evals = list({t.key: t for t in [*every_eval, *evals]}.values())
+    times = {run.name: epoch_times(run_dir(out, run), validation=True) for run in pool_runs}
     alike: Dict[tuple, List[float]] = {}
     by_method: Dict[str, List[float]] = {}
-    for run in runs:
+    for run in pool_runs:
         alike.setdefault(kind(run), []).extend(times[run.name])
-        by_method.setdefault(run.method, []).extend(times[run.name])
+        by_method.setdefault(run.method, []).extend(times[run.name] if not run.sweep else [])  # its recipe as written
     train_s = 0.0
     sources = set()
     todo_runs = [r for r in runs if run_dir(out, r).state() != "complete"]
@@ -146,13 +151,14 @@ def estimate(suite: Suite, out: Path, runs, evals, ledger) -> dict:
             base = load_config(run.recipe, suite.overrides).train.epochs
             train_s += float((suite.cost.get("train") or {}).get(run.method, 0)) * max(epochs - done, 0) / max(base, 1)
             sources.add("cost table")
-    walls = {task.key: eval_wall_s(task, ledger) for task in evals}
+    walls = {task.key: eval_wall_s(task, ledger) for task in pool_evals}
     eval_alike: Dict[tuple, List[float]] = {}
     eval_by_method: Dict[tuple, List[float]] = {}
-    for task in evals:
+    for task in pool_evals:
         if walls[task.key] is not None:
             eval_alike.setdefault((*kind(task.run), task.spec.name), []).append(walls[task.key])
-            eval_by_method.setdefault((task.run.method, task.spec.name), []).append(walls[task.key])
+            if not task.run.sweep:
+                eval_by_method.setdefault((task.run.method, task.spec.name), []).append(walls[task.key])
     todo_evals = [e for e in evals if not eval_done(e, ledger)]
     eval_s = 0.0
     for task in todo_evals:
