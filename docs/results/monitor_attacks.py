@@ -56,23 +56,27 @@ def measure(run: Path) -> dict:
     return found
 
 
-def separation(rows, attack) -> float:
-    """How well the gap ranks masked runs above unmasked ones, whatever the threshold: the fraction of
-    (masked, unmasked) pairs whose masked run has the larger gap, ties counting half (ROC AUC; 0.5 is chance)."""
-    gap = {r["name"]: r["pgd"] - r[f"strong_{attack}"] for r in rows}
-    pairs = [(gap[m["name"]], gap[u["name"]]) for m in rows if m["masked"] for u in rows if not u["masked"]]
+def separation(rows, gap) -> float:
+    """How well `gap` (a function of a row) ranks masked runs above unmasked ones, whatever the threshold:
+    the fraction of (masked, unmasked) pairs whose masked run has the larger gap, ties counting half (ROC
+    AUC; 0.5 is chance)."""
+    pairs = [(gap(m), gap(u)) for m in rows if m["masked"] for u in rows if not u["masked"]]
     return sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs) if pairs else float("nan")
 
 
+def judged(rows, gap, threshold) -> dict:
+    """Per run flagged (its gap above the threshold) against masked (its test split): what was caught."""
+    flagged = {r["name"] for r in rows if gap(r) > threshold}
+    return {"separation": separation(rows, gap), "flagged": sorted(flagged),
+            "masked_caught": sorted(r["name"] for r in rows if r["masked"] and r["name"] in flagged),
+            "masked_missed": sorted(r["name"] for r in rows if r["masked"] and r["name"] not in flagged),
+            "unmasked_flagged": sorted(r["name"] for r in rows if not r["masked"] and r["name"] in flagged)}
+
+
 def summary(rows, threshold):
-    out = {}
-    for attack in MONITOR_ATTACKS:
-        flagged = [r["name"] for r in rows if r["pgd"] - r[f"strong_{attack}"] > threshold]
-        out[attack] = {"separation": separation(rows, attack), "flagged": flagged,
-                       "masked_caught": [n for n in flagged if next(r for r in rows if r["name"] == n)["masked"]],
-                       "masked_missed": [r["name"] for r in rows if r["masked"] and r["name"] not in flagged],
-                       "unmasked_flagged": [n for n in flagged if not next(r for r in rows if r["name"] == n)["masked"]]}
-    return out
+    """Each monitor pair at the kept checkpoints."""
+    return {attack: judged(rows, lambda r, a=attack: r["pgd"] - r[f"strong_{a}"], threshold)
+            for attack in MONITOR_ATTACKS}
 
 
 def while_training(results) -> list:
@@ -115,7 +119,12 @@ def main(folder, output):
         atomic_write_text(output, json.dumps({"command": " ".join(["docs/results/monitor_attacks.py", *sys.argv[1:]]),
                                               "threshold": threshold, "runs": rows,
                                               "summary": summary(rows, threshold),
-                                              "while_training": monitored}, indent=1) + "\n")
+                                              "while_training": monitored,
+                                              # each pair's largest gap over the armed epochs, same runs
+                                              "while_training_summary": {
+                                                  a: judged(monitored, lambda r, a=a: r[a]["max_pgd_gap"] or 0.0,
+                                                            threshold) for a in MONITOR_ATTACKS}
+                                              if monitored else {}}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
