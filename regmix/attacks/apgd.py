@@ -77,6 +77,8 @@ class APGD(Attack):
         logits = self.model(x + delta)
         if self.loss == "ce":
             losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
+        elif logits.shape[1] < 3:
+            raise ConfigError("attack.loss: 'dlr' needs a classifier of 3 classes or more")
         else:
             losses = dlr_loss(logits, y)
         (grad,) = torch.autograd.grad(losses.sum(), delta)
@@ -84,10 +86,6 @@ class APGD(Attack):
 
     def run_once(self, x, y):
         steps, shape = self.threat.steps, (-1, *[1] * (x.dim() - 1))
-        if self.loss == "dlr":
-            with torch.no_grad():
-                if self.model(x[:1]).shape[1] < 3:
-                    raise ConfigError("attack.loss: 'dlr' needs a classifier of 3 classes or more")
         eta = torch.full((len(y),), 2.0 * self.threat.eps, device=x.device)
         delta = random_delta(x, self.threat)
         losses, grad, fooled = self._losses(x, delta, y)

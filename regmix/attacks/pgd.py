@@ -1,4 +1,3 @@
-
 from ..registry import ConfigError
 from .base import ATTACK_LOSSES, Attack, ascent_direction, project, random_delta
 
