@@ -86,8 +86,8 @@ class EvalConfig:
     max_points: Optional[int] = None    # validate on the first N validation points only
     # masking caught while training (regmix/training/monitor.py): on the first monitor_points validation
     # points (0: off), PGD-10 against a stronger attack (monitor_attack: pgd, PGD on CE with monitor_restarts
-    # restarts, then on the CW margin; apgd, APGD on CE, then on DLR; monitor_steps steps each) and against
-    # FGSM; masking (PGD-10 above the strong attack) or
+    # restarts, then on the CW margin; apgd, APGD on CE, then on DLR; apgd_t, APGD on CE, then targeted APGD
+    # on 3 target classes; monitor_steps steps each) and against FGSM; masking (PGD-10 above the strong attack) or
     # catastrophic overfitting (FGSM above PGD-10 while PGD-10 fell below its best), each by more than
     # masking_threshold (a fraction: 0.1 is 10 points of accuracy), is a warning in the log, metrics.jsonl
     # and status.json
@@ -366,7 +366,7 @@ def validate(config: Config):
 
 SCHEDULES = ("constant", "multistep", "cosine", "cyclic")
 LOGGERS = ("tensorboard", "mlflow")
-MONITOR_ATTACKS = ("pgd", "apgd")  # the masking monitor's strong attack (training/monitor.py)
+MONITOR_ATTACKS = ("pgd", "apgd", "apgd_t")  # the masking monitor's strong attack (training/monitor.py)
 FIXED_SPLITS = ("mnist5k", "digits")   # embedded datasets: their validation split is part of the data
 
 def dotted_get(mapping: dict, key: str):

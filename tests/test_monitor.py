@@ -61,13 +61,15 @@ def test_the_strong_attack_is_the_pair_eval_monitor_attack_names():
     pairs = {name: [(type(a).__name__, a.loss, a.threat.steps, a.restarts)
                     for a in strong_attacks(Linear(), threat, name, steps=20, restarts=2)] for name in MONITOR_ATTACKS}
     assert pairs == {"pgd": [("PGD", "ce", 20, 2), ("PGD", "cw", 20, 2)],
-                     "apgd": [("APGD", "ce", 20, 2), ("APGD", "dlr", 20, 2)]}
+                     "apgd": [("APGD", "ce", 20, 2), ("APGD", "dlr", 20, 2)],
+                     "apgd_t": [("APGD", "ce", 20, 2), ("APGDT", "dlr", 20, 2)]}
+    assert strong_attacks(Linear(), threat, "apgd_t", steps=20, restarts=2)[1].targets == 3
 
 
-@pytest.mark.parametrize("attack", ["pgd", "apgd"])
+@pytest.mark.parametrize("attack", MONITOR_ATTACKS)
 def test_a_saturated_model_is_flagged_and_a_healthy_one_is_not(digits_linear, attack):
     """Either strong attack (eval.monitor_attack) has a loss whose gradient survives the saturation: the
-    CW margin (pgd) or the DLR loss (apgd)."""
+    CW margin (pgd) or the DLR loss (apgd, and its targeted form in apgd_t)."""
     model, x, y = digits_linear
     healthy = monitor(model, x, y, attack=attack)
     assert healthy["val_monitor_flagged"] == 0.0 and "masking_warning" not in healthy
@@ -164,7 +166,7 @@ def test_without_the_option_training_goes_on_through_the_flag(tmp_path, monkeypa
     assert [r["epoch"] for r in RunDir(run).metrics("epoch")] == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("attack", ["pgd", "apgd"])
+@pytest.mark.parametrize("attack", MONITOR_ATTACKS)
 def test_the_monitor_runs_in_training_and_resumes_exactly(tmp_path, monkeypatch, attack):
     def config(root):
         return tiny_config(root, "fgsm_rs", data={"batch_size": 256}, eval={"steps": 2, "monitor_points": 64,

@@ -2,7 +2,7 @@
 
 `create_attack(name, model, threat, **options)`; `ATTACKS.names()` lists them.
 """
-from .apgd import APGD
+from .apgd import APGD, APGDT
 from .base import Attack
 from .fgsm import FGSM
 from .pgd import PGD
@@ -15,4 +15,4 @@ def create_attack(name, model, threat, **options) -> Attack:
     return parse_attack(name).build(model, threat, **options)
 
 
-__all__ = ["APGD", "ATTACKS", "Attack", "FGSM", "PGD", "PriorGuidedPerturbation", "create_attack"]
+__all__ = ["APGD", "APGDT", "ATTACKS", "Attack", "FGSM", "PGD", "PriorGuidedPerturbation", "create_attack"]

@@ -20,6 +20,17 @@ def dlr_loss(logits, y):
     return -(true - other) / (top[:, 0] - top[:, 2] + 1e-12)
 
 
+def targeted_dlr_loss(logits, y, target):
+    """Per-example targeted DLR (Croce & Hein 2020): -(z_y - z_t) / (z_(1) - (z_(3) + z_(4)) / 2), raised
+    as the target's logit t overtakes the true class's; invariant to the logits' shift and scale. Needs 4
+    classes."""
+    logits = logits.float()
+    top = logits.sort(1, descending=True).values
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    aimed = logits.gather(1, target[:, None]).squeeze(1)
+    return -(true - aimed) / (top[:, 0] - (top[:, 2] + top[:, 3]) / 2 + 1e-12)
+
+
 def checkpoints(steps: int) -> List[int]:
     """The iterations at which APGD may halve its step: p_0 = 0, p_1 = 0.22, p_{j+1} = p_j +
     max(p_j - p_{j-1} - 0.03, 0.06), each p_j < 1 taken as ceil(p_j * steps), without repeats or 0."""
@@ -71,16 +82,19 @@ class APGD(Attack):
         self.restarts = int(restarts)
         self.rho = float(rho)
 
+    def objective(self, logits, y):
+        """The per-example loss the attack raises."""
+        if self.loss == "ce":
+            return torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
+        if logits.shape[1] < 3:
+            raise ConfigError("attack.loss: 'dlr' needs a classifier of 3 classes or more")
+        return dlr_loss(logits, y)
+
     def _losses(self, x, delta, y):
         """Per-example losses, their gradient with respect to delta, and whether each is misclassified."""
         delta = delta.detach().requires_grad_(True)
         logits = self.model(x + delta)
-        if self.loss == "ce":
-            losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
-        elif logits.shape[1] < 3:
-            raise ConfigError("attack.loss: 'dlr' needs a classifier of 3 classes or more")
-        else:
-            losses = dlr_loss(logits, y)
+        losses = self.objective(logits, y)
         (grad,) = torch.autograd.grad(losses.sum(), delta)
         return losses.detach(), grad, logits.detach().argmax(1) != y
 
@@ -126,3 +140,60 @@ class APGD(Attack):
 
     def settings(self) -> dict:
         return {**super().settings(), "steps": self.threat.steps, "loss": self.loss, "restarts": self.restarts}
+
+
+class APGDT(APGD):
+    """Targeted Auto-PGD (APGD-T, Croce & Hein 2020, AutoAttack's second attack): APGD on the targeted DLR
+    loss, run once for each of the `targets` classes the clean point ranks highest after its first (its
+    2nd, 3rd, ... largest logit), each run only on the examples every earlier one left correctly
+    classified. An example counts as fooled when it is misclassified, into any class; one never fooled
+    keeps the last target's best point, one misclassified to begin with is returned unperturbed. Aiming at
+    one wrong class at a time finds adversarial points that untargeted losses miss on models whose loss
+    surface is flat or noisy around the true class (the masking check of training/monitor.py).
+
+    Arguments:
+        model (nn.Module): a classifier on [0,1] inputs, 4 classes or more.
+        threat (ThreatModel): norm (linf or l2), eps and steps per target (default 10).
+        targets (int): the target classes tried, from 1 to the classes minus one (default 9, AutoAttack's).
+        restarts (int): random restarts per target (default 1).
+        rho, mode, check_range: as APGD.
+
+    Example:
+        >>> attack = APGDT(model, ThreatModel("linf", 0.2, steps=20), targets=3)  # or create_attack("apgd_t20", ...)
+        >>> x_adv = attack(x, y)
+    """
+
+    def __init__(self, model, threat, *, targets=9, restarts=1, rho=0.75, mode="eval", check_range=True):
+        super().__init__(model, threat, loss="dlr", restarts=restarts, rho=rho, mode=mode, check_range=check_range)
+        if int(targets) < 1:
+            raise ConfigError(f"attack.targets: must be >= 1, got {targets}")
+        self.targets = int(targets)
+        self._aimed = None  # the target class of each example of the batch run_once is attacking
+
+    def objective(self, logits, y):
+        return targeted_dlr_loss(logits, y, self._aimed)
+
+    def perturb(self, x, y):
+        with torch.no_grad():
+            logits = self.model(x)
+        if logits.shape[1] < 4 or self.targets > logits.shape[1] - 1:
+            raise ConfigError(f"attack.targets: must be between 1 and the classes minus one, and the classifier "
+                              f"needs 4 classes or more; got {self.targets} targets for {logits.shape[1]} classes")
+        ranked = logits.argsort(1, descending=True)
+        robust = logits.argmax(1) == y
+        x_adv = x.clone()
+        for rank in [r for r in range(1, self.targets + 1) for _ in range(self.restarts)]:
+            idx = robust.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            self._aimed = ranked[idx, rank]
+            candidate = self.run_once(x[idx], y[idx])
+            with torch.no_grad():
+                fooled = self.model(candidate).argmax(1) != y[idx]
+            x_adv[idx] = candidate  # a point fooled now is never attacked again
+            robust[idx[fooled]] = False
+        self._aimed = None
+        return x_adv
+
+    def settings(self) -> dict:
+        return {**super().settings(), "targets": self.targets}

@@ -7,6 +7,8 @@ diagnostics' `attack=`) goes through `parse_attack`, so one name means one attac
     pgdN, cwN       N steps of size eps/4 (or the `step` given), cross-entropy or CW margin loss
     apgd, apgd_dlr  Auto-PGD (regmix's own, attacks/apgd.py) on the cross-entropy or the DLR loss, the
                     threat's steps; apgdN, apgd_dlrN: N steps (its step size adapts itself)
+    apgd_t          targeted Auto-PGD on the targeted DLR loss, 9 target classes of the threat's steps
+                    each; apgd_tN: N steps per target
     aa, aa-plus     AutoAttack, standard or plus version (fra31's; optional dependency)
     aa:A+B          AutoAttack's attacks A, B, ... (from apgd-ce, apgd-dlr, fab, fab-t, apgd-t, square)
     square          Square alone (black-box, 5,000 queries)
@@ -22,7 +24,7 @@ from typing import Callable, List, Optional
 
 from ..checks import MAX_STEPS  # one bound for attack steps everywhere (config, method options, names)
 from ..registry import ConfigError, Registry, suggest
-from .apgd import APGD
+from .apgd import APGD, APGDT
 from .autoattack import AutoAttackRunner
 from .fgsm import FGSM
 from .pgd import PGD
@@ -34,12 +36,14 @@ ATTACKS.register("pgd")(lambda model, threat, **kw: PGD(model, threat, **kw))
 ATTACKS.register("cw")(lambda model, threat, **kw: PGD(model, threat, loss="cw", **kw))
 ATTACKS.register("apgd")(lambda model, threat, **kw: APGD(model, threat, **kw))
 ATTACKS.register("apgd_dlr")(lambda model, threat, **kw: APGD(model, threat, loss="dlr", **kw))
+ATTACKS.register("apgd_t")(lambda model, threat, **kw: APGDT(model, threat, **kw))
 
 AA_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "fab-t", "apgd-t", "square")
-MULTI_STEP = ("pgd", "cw", "apgd", "apgd_dlr")
+MULTI_STEP = ("pgd", "cw", "apgd", "apgd_dlr", "apgd_t")
 _NAME = re.compile(r"^([a-z_]+?)(\d+)?$")
 _AA = re.compile(r"^aa(-plus)?(?::(.*))?$")
-ALLOWED = ("clean, none, fgsm, fgsm_rs, pgd, cw, apgd, apgd_dlr, pgdN, cwN, apgdN, apgd_dlrN (N steps), aa, aa-plus, "
+ALLOWED = ("clean, none, fgsm, fgsm_rs, pgd, cw, apgd, apgd_dlr, apgd_t, pgdN, cwN, apgdN, apgd_dlrN, apgd_tN (N steps), "
+           "aa, aa-plus, "
            "aa:ATTACK+ATTACK (from "
            + ", ".join(AA_ATTACKS) + "), square")
 

@@ -25,7 +25,7 @@ def add_parser(sub):
                    help="a run directory, a checkpoint or TorchScript file, or robustbench:<dataset>/<threat>/<name>")
     p.add_argument("--attacks", default="clean,pgd20,cw20,aa",
                    help="comma-separated: clean, fgsm, fgsm_rs, pgd, cw (the run's eval steps), pgdN, cwN, apgdN, "
-                        "apgd_dlrN (regmix's Auto-PGD), aa, "
+                        "apgd_dlrN, apgd_tN (regmix's Auto-PGD, its targeted form), aa, "
                         "aa-plus, aa:apgd-ce+square, square (default: clean,pgd20,cw20,aa)")
     p.add_argument("--n", type=int, default=None, help="evaluate the first N points (default: all)")
     p.add_argument("--eps", default=None,

@@ -15,6 +15,9 @@ Three accuracies on the subset:
                      3.9 against 2.9 on the others) and at 10 points it flags 3 of the 8, pgd 1, neither an
                      unmasked run; neither flags RegMix's masked seeds (apgd's gaps 6.0 and 9.0 against test
                      drops of 12.8 and 17.6), which APGD-CE + APGD-T of 100 iterations expose;
+               apgd_t APGD on the cross-entropy, then targeted APGD (APGD-T) on the MONITOR_TARGETS
+                     classes each point ranks highest after its first, monitor_steps steps per target
+                     (twice the gradient steps of the other two with 3 targets);
     fgsm     one FGSM step of eps from the clean point.
 
 Two gaps and a drop, as fractions of the subset:
@@ -37,12 +40,13 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from ..attacks import APGD, FGSM, PGD
+from ..attacks import APGD, APGDT, FGSM, PGD
 from ..attacks.flags import attack_flags
 from ..config import MONITOR_ATTACKS
 from ..registry import ConfigError
 
 KEYS = ("pgd", "strong", "fgsm")
+MONITOR_TARGETS = 3  # apgd_t's target classes: AutoAttack's APGD-T tries 9, at 100 steps each
 PREFIX = "val_monitor_"
 
 
@@ -53,6 +57,9 @@ def strong_attacks(model, threat, attack: str, steps: int, restarts: int) -> lis
         return [PGD(model, strong_threat, loss=loss, restarts=restarts) for loss in ("ce", "cw")]
     if attack == "apgd":
         return [APGD(model, strong_threat, loss=loss, restarts=restarts) for loss in ("ce", "dlr")]
+    if attack == "apgd_t":
+        return [APGD(model, strong_threat, loss="ce", restarts=restarts),
+                APGDT(model, strong_threat, targets=MONITOR_TARGETS, restarts=restarts)]
     raise ConfigError(f"eval.monitor_attack: must be one of {', '.join(MONITOR_ATTACKS)}, got {attack!r}")
 
 
