@@ -228,11 +228,11 @@ def test_a_sweep_with_no_evaluations_trains_only(tmp_path, capsys):
     """evals: [] means none (the monitor sweeps train only), not every evaluation as an absent key does;
     anything but a list is refused naming the field."""
     suite, out = load_suite("mnist5k"), tmp_path / "study"
-    runs, evals = runner.plan(suite, out, part="sweeps", sweeps=["regmix_monitor_apgd", "pgd_at_width32"])
-    assert {r.sweep for r in runs} == {"regmix_monitor_apgd", "pgd_at_width32"}
+    runs, evals = runner.plan(suite, out, part="sweeps", sweeps=["regmix_monitor_apgd_t", "pgd_at_width32"])
+    assert {r.sweep for r in runs} == {"regmix_monitor_apgd_t", "pgd_at_width32"}
     assert evals and all(t.run.sweep == "pgd_at_width32" for t in evals)
     assert main(["study", "mnist5k", "--dry-run", "--out", str(out), "--part", "sweeps",
-                 "--sweeps", "regmix_monitor_apgd"]) == 0
+                 "--sweeps", "regmix_monitor_apgd_t"]) == 0
     assert "0 evaluations (training only)" in capsys.readouterr().out
     with pytest.raises(ConfigError, match=r"sweeps.x.evals: must be a list"):
         sweep_points(suite, "x", {"method": "regmix", "variants": {"a": []}, "evals": "whole"}, "sweeps.x")

@@ -1,9 +1,9 @@
-"""Which strong attack should the masking monitor use? Both of eval.monitor_attack's pairs measured at
+"""Which strong attack should the masking monitor use? Every pair of eval.monitor_attack measured at
 every finished run's kept checkpoint (best.pt, the EMA weights where the run kept one) on the monitor's own
 validation subset, against what the run's test split says (PGD-20 - APGD-CE+T on the same points).
 
 The monitor measures every epoch; the study's runs were trained with the pgd pair, and only their kept
-checkpoints survive, so this compares the two pairs where both can still be measured: at the epoch each
+checkpoints survive, so this compares the pairs where all can still be measured: at the epoch each
 run kept. A run is flagged when PGD-10 is more than the threshold above the strong attack; it was masked
 when its test drop is above regmix.paper.threshold.MASKED_DROP.
 
@@ -11,8 +11,9 @@ when its test drop is above regmix.paper.threshold.MASKED_DROP.
 
 Writes OUTPUT (JSON: one row per run, then per attack how well its gap ranks masked runs above unmasked
 ones (ROC AUC), the runs flagged, the masked runs caught and missed, the unmasked runs flagged; and
-`while_training`: each run monitored with the APGD pair while it trained beside its twin monitored with the
-pgd pair, see while_training); resumable (rows already in OUTPUT are kept). CPU: about 15-40 s per run.
+`while_training`: each run monitored with another pair while it trained beside its twin monitored with the
+pgd pair, see while_training); resumable (the rows and pairs already in OUTPUT are kept). CPU: about 15-40 s
+per run for pgd and apgd, as much again for apgd_t.
 """
 import json
 import sys
@@ -35,9 +36,16 @@ from regmix.study.suite import load_suite
 from regmix.training.monitor import monitor_flags
 
 
-def measure(run: Path) -> dict:
+# the monitor pairs measured together, each group from the run's seed (clean, PGD-10, then its pairs in
+# order), so that a group added later (apgd_t, 2026-12-06) leaves the numbers of the earlier ones unchanged
+GROUPS = (("pgd", "apgd"), ("apgd_t",))
+assert sorted(a for g in GROUPS for a in g) == sorted(MONITOR_ATTACKS), "a monitor pair is not measured"
+
+
+def measure(run: Path, group) -> dict:
     """Accuracies (fractions) on the run's monitor subset at its kept checkpoint: clean, PGD-10, and the
-    strong attack of each monitor pair, as the trainer measures them (same subset, threat and settings)."""
+    strong attack of each monitor pair of `group`, as the trainer measures them (same subset, threat and
+    settings)."""
     c = load_config(run / "config.yaml")
     data = create_dataset(c.data.name, "val", c.data.data_dir, augment=False, val_size=c.data.val_size)
     x, y = stack(DataLoader(Subset(data, range(min(c.eval.monitor_points, len(data)))), batch_size=1000))
@@ -48,7 +56,7 @@ def measure(run: Path) -> dict:
             clean = model(x).argmax(1) == y
         pgd = attack_flags(model, PGD(model, threat), x, y, clean, batch_size=c.data.eval_batch_size)
         found.update(clean=clean.float().mean().item(), pgd=pgd.float().mean().item())
-        for attack in MONITOR_ATTACKS:
+        for attack in group:
             flags = monitor_flags(model, x, y, clean, pgd, threat, steps=c.eval.monitor_steps,
                                   restarts=c.eval.monitor_restarts, device="cpu",
                                   batch_size=c.data.eval_batch_size, attack=attack)
@@ -80,21 +88,31 @@ def summary(rows, threshold):
 
 
 def while_training(results) -> list:
-    """Runs monitored with the APGD pair while training (eval.monitor_attack=apgd: the *_monitor_apgd sweeps)
-    beside their main-table twin (same method and seed, monitored with the pgd pair): the same training
-    (checked: validation PGD-10 equal epoch for epoch), so the two monitors' largest gaps over the armed
-    epochs compare directly, and the twin's test split says whether the kept checkpoint was masked."""
+    """Runs monitored with another pair while training (eval.monitor_attack other than pgd: the
+    *_monitor_apgd_t sweeps) beside their main-table twin (same method and seed, monitored with the pgd pair):
+    the same training (checked: validation PGD-10 equal epoch for epoch), so the two monitors' largest gaps
+    over the armed epochs compare directly, and the twin's test split says whether the kept checkpoint was
+    masked."""
     main = {(e["method"], e["seed"]): e for e in results["runs"] if not e["sweep"]}
     rows = []
     for e in results["runs"]:
-        twin = main.get((e["method"], e["seed"]))
-        if (e.get("monitor") or {}).get("attack") != "apgd" or twin is None or not twin.get("monitor"):
+        twin, attack = main.get((e["method"], e["seed"])), (e.get("monitor") or {}).get("attack", "pgd")
+        if attack == "pgd" or twin is None or not twin.get("monitor"):
             continue
-        rows.append({"name": e["name"], "twin": twin["name"], "masked": masked(twin), "test_drop": apgd_drop(twin),
-                     "same_training": e["curve"]["val_pgd"] == twin["curve"]["val_pgd"],
+        rows.append({"name": e["name"], "twin": twin["name"], "attack": attack, "masked": masked(twin),
+                     "test_drop": apgd_drop(twin), "same_training": e["curve"]["val_pgd"] == twin["curve"]["val_pgd"],
                      "pgd": {k: twin["monitor"][k] for k in ("max_pgd_gap", "masking_epochs", "overfit_epochs")},
-                     "apgd": {k: e["monitor"][k] for k in ("max_pgd_gap", "masking_epochs", "overfit_epochs")}})
+                     attack: {k: e["monitor"][k] for k in ("max_pgd_gap", "masking_epochs", "overfit_epochs")}})
     return rows
+
+
+def while_training_summary(monitored, threshold) -> dict:
+    """Per pair monitored while training: both monitors' largest gaps over the armed epochs, same runs."""
+    found = {}
+    for attack in sorted({r["attack"] for r in monitored}):
+        rows = [r for r in monitored if r["attack"] == attack]
+        found[attack] = {a: judged(rows, lambda r, a=a: r[a]["max_pgd_gap"] or 0.0, threshold) for a in ("pgd", attack)}
+    return found
 
 
 def main(folder, output):
@@ -107,24 +125,23 @@ def main(folder, output):
         drop = apgd_drop(entry)
         if drop is None:
             continue
-        if entry["name"] not in done:
+        row = done.setdefault(entry["name"], {"name": entry["name"], "method": entry["method"],
+                                              "sweep": entry["sweep"], "test_drop": drop, "masked": masked(entry)})
+        for number, group in enumerate(GROUPS):
+            if all(f"strong_{a}" in row for a in group):
+                continue
             start = time.time()
-            row = {"name": entry["name"], "method": entry["method"], "sweep": entry["sweep"],
-                   "test_drop": drop, "masked": masked(entry), **measure(folder / "runs" / entry["name"])}
-            row["wall_s"] = round(time.time() - start, 1)
-            done[entry["name"]] = row
+            row.update(measure(folder / "runs" / entry["name"], group))
+            row["wall_s" if number == 0 else f"wall_s_{'+'.join(group)}"] = round(time.time() - start, 1)
             print(json.dumps(row), flush=True)
-        rows.append(done[entry["name"]])
+        rows.append(row)
         threshold = load_config(folder / "runs" / entry["name"] / "config.yaml").eval.masking_threshold
         atomic_write_text(output, json.dumps({"command": " ".join(["docs/results/monitor_attacks.py", *sys.argv[1:]]),
                                               "threshold": threshold, "runs": rows,
                                               "summary": summary(rows, threshold),
                                               "while_training": monitored,
-                                              # each pair's largest gap over the armed epochs, same runs
-                                              "while_training_summary": {
-                                                  a: judged(monitored, lambda r, a=a: r[a]["max_pgd_gap"] or 0.0,
-                                                            threshold) for a in MONITOR_ATTACKS}
-                                              if monitored else {}}, indent=1) + "\n")
+                                              "while_training_summary": while_training_summary(monitored, threshold)},
+                                             indent=1) + "\n")
 
 
 if __name__ == "__main__":
