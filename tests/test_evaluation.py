@@ -157,6 +157,19 @@ def test_accuracy_checks_fire_when_numbers_are_out_of_order():
     assert len(bad) == 3 and any("more steps" in w for w in bad) and any("FGSM" in w for w in bad)
 
 
+@pytest.mark.parametrize("strong", ["aa", "apgd20", "apgd_t20"])
+def test_pgd_far_above_autoattack_or_apgd_is_called_masking(strong):
+    """The mnist5k study's RegMix seed 4: PGD-20 17.6 points above APGD-CE + APGD-T on the same points. The
+    strongest PGD/CW is compared with the strongest of AutoAttack and APGD; 10 points is the line."""
+    from regmix.evaluation.sanity import check_accuracies
+    specs = parse_attacks(f"pgd20,cw20,{strong}")
+    masked = check_accuracies({"clean": 0.98, "pgd20": 0.80, "cw20": 0.78, strong: 0.62}, specs, 500)
+    assert masked == [f"cw20 (0.780) overstates {strong} (0.620) by 16.0 points: gradient masking; "
+                      f"report {strong}, not cw20"]
+    assert check_accuracies({"clean": 0.98, "pgd20": 0.80, "cw20": 0.78, strong: 0.69}, specs, 500) == []
+    assert check_accuracies({"clean": 0.98, strong: 0.10}, parse_attacks(strong), 500) == []  # nothing to compare
+
+
 def test_autoattack_resumes_without_redoing_finished_attacks(tiny_run, digits_points, tmp_path):
     model = regmix.load_model(tiny_run)
     x, y = digits_points[0][:40], digits_points[1][:40]

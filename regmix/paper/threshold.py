@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from ..evaluation.sanity import MASKED_DROP  # PGD-20 - APGD-CE+T on the same test points above it: masked
 from ..study.metrics import points
 
 CURRENT = 0.10            # eval.masking_threshold's default when the rule was written
-MASKED_DROP = 0.10        # PGD-20 - APGD-CE+T on the same test points above this: the checkpoint was masked
 GRID = 0.005
 CALIBRATION = ("pgk", "regmix")
 SHARED_TRAINING = ("regmix_select_strong",)
