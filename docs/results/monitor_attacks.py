@@ -8,6 +8,10 @@ run kept. A run is flagged when PGD-10 is more than the threshold above the stro
 when its test drop is above regmix.paper.threshold.MASKED_DROP.
 
     .venv/bin/python docs/results/monitor_attacks.py runs/study-mnist5k docs/results/monitor_attacks.json
+    .venv/bin/python docs/results/monitor_attacks.py runs/study-mnist5k docs/results/monitor_attacks_500.json --points 500
+
+(--points N: the first N validation points instead of each run's eval.monitor_points, 200 in the study; the
+mnist5k validation split has 500.)
 
 Writes OUTPUT (JSON: one row per run, then per attack how well its gap ranks masked runs above unmasked
 ones (ROC AUC), the runs flagged, the masked runs caught and missed, the unmasked runs flagged; and
@@ -42,13 +46,13 @@ GROUPS = (("pgd", "apgd"), ("apgd_t",))
 assert sorted(a for g in GROUPS for a in g) == sorted(MONITOR_ATTACKS), "a monitor pair is not measured"
 
 
-def measure(run: Path, group) -> dict:
+def measure(run: Path, group, points=None) -> dict:
     """Accuracies (fractions) on the run's monitor subset at its kept checkpoint: clean, PGD-10, and the
     strong attack of each monitor pair of `group`, as the trainer measures them (same subset, threat and
-    settings)."""
+    settings; `points`: the first `points` validation points instead of the run's eval.monitor_points)."""
     c = load_config(run / "config.yaml")
     data = create_dataset(c.data.name, "val", c.data.data_dir, augment=False, val_size=c.data.val_size)
-    x, y = stack(DataLoader(Subset(data, range(min(c.eval.monitor_points, len(data)))), batch_size=1000))
+    x, y = stack(DataLoader(Subset(data, range(min(points or c.eval.monitor_points, len(data)))), batch_size=1000))
     model, threat = load_model(run, which="best", ema=bool(c.train.ema)), c.eval_threat()
     found = {"n": len(y)}
     with seeded_rng(c.train.seed, torch.device("cpu")):
@@ -115,7 +119,7 @@ def while_training_summary(monitored, threshold) -> dict:
     return found
 
 
-def main(folder, output):
+def main(folder, output, points=None):
     folder, output = Path(folder), Path(output)
     done = {r["name"]: r for r in json.loads(output.read_text())["runs"]} if output.exists() else {}
     results = collect(load_suite("mnist5k"), folder)
@@ -131,13 +135,14 @@ def main(folder, output):
             if all(f"strong_{a}" in row for a in group):
                 continue
             start = time.time()
-            row.update(measure(folder / "runs" / entry["name"], group))
+            row.update(measure(folder / "runs" / entry["name"], group, points))
             row["wall_s" if number == 0 else f"wall_s_{'+'.join(group)}"] = round(time.time() - start, 1)
             print(json.dumps(row), flush=True)
         rows.append(row)
         threshold = load_config(folder / "runs" / entry["name"] / "config.yaml").eval.masking_threshold
         atomic_write_text(output, json.dumps({"command": " ".join(["docs/results/monitor_attacks.py", *sys.argv[1:]]),
-                                              "threshold": threshold, "runs": rows,
+                                              "threshold": threshold, "points": points or "eval.monitor_points",
+                                              "runs": rows,
                                               "summary": summary(rows, threshold),
                                               "while_training": monitored,
                                               "while_training_summary": while_training_summary(monitored, threshold)},
@@ -145,6 +150,9 @@ def main(folder, output):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: monitor_attacks.py STUDY_FOLDER OUTPUT.json")
-    main(*sys.argv[1:])
+    args = sys.argv[1:]
+    if len(args) not in (2, 4) or (len(args) == 4 and (args[2] != "--points" or not args[3].isdigit()
+                                                         or int(args[3]) < 1)):
+        sys.exit("usage: monitor_attacks.py STUDY_FOLDER OUTPUT.json [--points N (a positive whole number; "
+                 "default: each run's eval.monitor_points)]")
+    main(args[0], args[1], int(args[3]) if len(args) == 4 else None)
