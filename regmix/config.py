@@ -95,6 +95,9 @@ class EvalConfig:
     monitor_steps: int = 20
     monitor_restarts: int = 1
     monitor_attack: str = "pgd"
+    monitor_every: int = 1              # the monitor at the validation epochs whose number is a multiple of
+                                        # this, and at the last (a strong attack on many points costs more
+                                        # than an epoch: docs/results/README.md)
     masking_threshold: float = 0.1
     select: str = "pgd"                 # best.pt on: pgd (validation PGD-10) | strong (the monitor's strong attack)
 
@@ -330,9 +333,13 @@ def validate(config: Config):
         ("eval.monitor_restarts", 1 <= config.eval.monitor_restarts <= 100, "an integer in [1, 100]"),
         ("eval.masking_threshold", 0 < config.eval.masking_threshold <= 1, "a number in (0, 1]"),
         ("eval.monitor_attack", config.eval.monitor_attack in MONITOR_ATTACKS, f"one of {', '.join(MONITOR_ATTACKS)}"),
+        ("eval.monitor_every", 1 <= config.eval.monitor_every <= 100000, "an integer in [1, 100000]"),
         ("eval.select", config.eval.select in ("pgd", "strong"), "one of pgd, strong"),
         ("eval.select", config.eval.select == "pgd" or config.eval.monitor_points > 0,
          "pgd when eval.monitor_points is 0 (strong is measured on the monitor subset)"),
+        ("eval.select", config.eval.select == "pgd" or config.eval.monitor_every == 1,
+         "pgd when eval.monitor_every is above 1 (strong must be measured at every validation epoch to choose "
+         "among them)"),
         ("train.stop_on_overfit", not config.train.stop_on_overfit or config.eval.monitor_points > 0,
          "false when eval.monitor_points is 0 (the FGSM-to-PGD gap is measured on the monitor subset)"),
         ("train.seed", 0 <= config.train.seed <= 2 ** 31 - 1, "an integer in [0, 2**31 - 1]"),

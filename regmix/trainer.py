@@ -268,11 +268,13 @@ class Trainer(EpochLoops):
 
     def validate(self, epoch: int) -> dict:
         """Clean and PGD accuracy on the validation split, sharded over ranks and summed, and the masking
-        monitor (training/monitor.py) on its first eval.monitor_points points. The random starts draw
-        from an RNG seeded by (seed, epoch, rank): the same after a resume."""
+        monitor (training/monitor.py) on its first eval.monitor_points points, at the epochs of
+        eval.monitor_every. The random starts draw from an RNG seeded by (seed, epoch, rank): the same after
+        a resume, and validation PGD-10's the same with or without the monitor (it draws first)."""
         c = self.config
         threat = c.eval_threat()
         x, y = self.val_points
+        monitored = c.eval.monitor_points and ((epoch + 1) % c.eval.monitor_every == 0 or epoch + 1 == c.train.epochs)
         # this rank's points are validation points rank, rank + world, ...: those below monitor_points
         n = min(len(y), max(0, -(-(c.eval.monitor_points - self.rank) // self.world)))
         seed = (c.train.seed * 1_000_003 + 7919 * (epoch + 1) + self.rank) % 2 ** 63
@@ -282,7 +284,7 @@ class Trainer(EpochLoops):
             monitor = monitor_flags(self.eval_model, x[:n], y[:n], flags["clean"][:n], flags["pgd"][:n], threat,
                                     steps=c.eval.monitor_steps, restarts=c.eval.monitor_restarts,
                                     attack=c.eval.monitor_attack, device=self.device,
-                                    batch_size=c.data.eval_batch_size) if c.eval.monitor_points else {}
+                                    batch_size=c.data.eval_batch_size) if monitored else {}
         counts = dist.all_reduce_sum(torch.tensor([flags["clean"].sum(), flags["pgd"].sum(), len(y),
                                                    *[f.sum() for f in monitor.values()], n],
                                                   dtype=torch.float64, device=self.device)).tolist()

@@ -34,10 +34,17 @@ def test_yaml_base_and_overrides_layer(tmp_path):
     ("schedule.name=linear", "schedule.name: must be one of"),
     ("train.amp=fp8", "train.amp"),
     ("eval.monitor_attack=autoattack", "eval.monitor_attack: must be one of pgd, apgd"),
+    ("eval.monitor_every=0", r"eval.monitor_every: must be an integer in \[1, 100000\]"),
 ])
 def test_bad_values_are_refused_with_the_field_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(data={}, overrides=[override])
+
+
+def test_selection_on_the_strong_attack_needs_it_at_every_validation_epoch():
+    with pytest.raises(ConfigError, match="eval.select: must be pgd when eval.monitor_every is above 1"):
+        load_config(data={}, overrides=["eval.select=strong", "eval.monitor_every=2"])
+    assert load_config(data={}, overrides=["eval.monitor_every=2"]).eval.monitor_every == 2
 
 
 def test_malformed_yaml_names_the_line(tmp_path):

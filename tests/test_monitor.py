@@ -178,3 +178,18 @@ def test_the_monitor_runs_in_training_and_resumes_exactly(tmp_path, monkeypatch,
     assert {"val_monitor_pgd", "val_monitor_strong", "val_monitor_fgsm", "val_monitor_pgd_gap",
             "val_monitor_fgsm_gap", "val_monitor_flagged"} <= set(record)
     assert record["val_monitor_strong"] <= record["val_monitor_pgd"]
+
+
+def test_monitor_every_runs_the_monitor_at_its_epochs_and_the_last_leaving_validation_as_it_was(tmp_path):
+    """eval.monitor_every = 2 over 3 epochs: the monitor at epochs 2 and 3 (the last) only; validation
+    PGD-10 and the weights are those of a run monitored every epoch (the monitor draws after PGD-10)."""
+    def run(name, every):
+        return train(tiny_config(tmp_path, "fgsm_rs", name=name, data={"batch_size": 256},
+                                 eval={"steps": 2, "monitor_points": 64, "monitor_steps": 3, "monitor_every": every},
+                                 train={"epochs": 3}))
+    every, sparse = RunDir(run("every", 1)).metrics("epoch"), RunDir(run("sparse", 2)).metrics("epoch")
+    assert [("val_monitor_pgd" in r) for r in sparse] == [False, True, True]
+    assert [r["val_pgd"] for r in sparse] == [r["val_pgd"] for r in every]
+    assert [r["val_monitor_pgd_gap"] for r in sparse[1:]] == [r["val_monitor_pgd_gap"] for r in every[1:]]
+    a, b = (torch.load(tmp_path / n / "last.pt", weights_only=True)["model"] for n in ("every", "sparse"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -35,6 +35,17 @@ def test_a_run_is_rejudged_with_todays_rule_and_both_selections_are_named(tmp_pa
     assert _monitor(rd, {**CONFIG, "eval": {**CONFIG["eval"], "monitor_attack": "apgd"}})["attack"] == "apgd"
 
 
+def test_a_run_monitored_every_few_epochs_selects_on_pgd_among_all_its_epochs(tmp_path):
+    """eval.monitor_every: the epochs without monitor fields still count for best.pt on PGD-10."""
+    rd = run_with(tmp_path, [(0.9, 0.60, 0.55, 0.7), (0.9, 0.80, 0.5, 0.85), (0.9, 0.7, 0.65, 0.75)])
+    lines = rd.metrics_path.read_text().splitlines()
+    second = {k: v for k, v in json.loads(lines[1]).items() if not k.startswith("val_monitor_")}
+    rd.metrics_path.write_text("\n".join([lines[0], json.dumps(second), lines[2]]) + "\n")
+    m = _monitor(rd, {**CONFIG, "eval": {**CONFIG["eval"], "monitor_every": 2}})
+    assert m["select_pgd_epoch"] == 2 and m["select_strong_epoch"] == 3 and m["every"] == 2
+    assert m["masking_epochs"] == [] and abs(m["max_pgd_gap"] - 0.05) < 1e-9  # epoch 2 was not monitored
+
+
 def test_a_run_without_a_monitor_keeps_its_entry_as_it_was(tmp_path):
     rd = RunDir(tmp_path / "old")
     rd.path.mkdir()

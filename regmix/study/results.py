@@ -57,7 +57,8 @@ def _monitor(rd: RunDir, config: dict) -> dict:
     from the accuracies its epoch records logged (a run logged under an earlier rule is judged as a run
     today would be): the epochs flagged for gradient masking and for catastrophic overfitting, the largest
     gaps once armed, and the epoch each selection (eval.select pgd | strong) keeps. {} without a monitor."""
-    rows = [r for r in rd.metrics("epoch") if f"{PREFIX}pgd" in r]
+    validated = [r for r in rd.metrics("epoch") if "val_pgd" in r]
+    rows = [r for r in validated if f"{PREFIX}pgd" in r]  # the epochs the monitor ran (eval.monitor_every)
     if not rows:
         return {}
     threshold = config["eval"].get("masking_threshold", 0.1)
@@ -77,13 +78,15 @@ def _monitor(rd: RunDir, config: dict) -> dict:
         for key in gaps:
             gaps[key].append(record[f"{PREFIX}{key}"])
 
-    def best_epoch(key):  # the trainer's rule: the highest accuracy, clean accuracy breaking ties, first wins
-        best = max(rows, key=lambda r: (r[key], r["val_clean"], -r["epoch"]))
+    def best_epoch(key, among):  # the trainer's rule: the highest accuracy, clean accuracy breaking ties, first wins
+        best = max(among, key=lambda r: (r[key], r["val_clean"], -r["epoch"]))
         return best["epoch"] + 1
     return {"threshold": threshold, "attack": config["eval"].get("monitor_attack", "pgd"),  # the strong attack
+            "every": config["eval"].get("monitor_every", 1),
             "masking_epochs": masked, "overfit_epochs": overfit,
             "max_pgd_gap": max(gaps["pgd_gap"], default=None), "max_fgsm_gap": max(gaps["fgsm_gap"], default=None),
-            "select_pgd_epoch": best_epoch("val_pgd"), "select_strong_epoch": best_epoch(f"{PREFIX}strong")}
+            "select_pgd_epoch": best_epoch("val_pgd", validated),
+            "select_strong_epoch": best_epoch(f"{PREFIX}strong", rows)}
 
 
 # the stronger evaluations whose points are a prefix of `whole`'s -> their attack (as the suites name them)
