@@ -95,8 +95,8 @@ def while_training(results) -> list:
     """Runs monitored with another pair while training (eval.monitor_attack other than pgd: the
     *_monitor_apgd_t sweeps) beside their main-table twin (same method and seed, monitored with the pgd pair):
     the same training (checked: validation PGD-10 equal epoch for epoch), so the two monitors' largest gaps
-    over the armed epochs compare directly, and the twin's test split says whether the kept checkpoint was
-    masked."""
+    over the armed epochs compare directly, each as its run configured it (points, epochs: eval.monitor_points,
+    eval.monitor_every), and the twin's test split says whether the kept checkpoint was masked."""
     main = {(e["method"], e["seed"]): e for e in results["runs"] if not e["sweep"]}
     rows = []
     for e in results["runs"]:
