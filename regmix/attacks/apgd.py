@@ -146,8 +146,9 @@ class APGDT(APGD):
     """Targeted Auto-PGD (APGD-T, Croce & Hein 2020, AutoAttack's second attack): APGD on the targeted DLR
     loss, run once for each of the `targets` classes the clean point ranks highest after its first (its
     2nd, 3rd, ... largest logit), each run only on the examples every earlier one left correctly
-    classified. An example counts as fooled when it is misclassified, into any class; one never fooled
-    keeps the last target's best point, one misclassified to begin with is returned unperturbed. Aiming at
+    classified. An example counts as fooled when it is misclassified, into any class, and keeps the first
+    point that fooled the model; one never fooled keeps the first target's point, one misclassified to
+    begin with is returned unperturbed. Aiming at
     one wrong class at a time finds adversarial points that untargeted losses miss on models whose loss
     surface is flat or noisy around the true class (the masking check of training/monitor.py).
 
@@ -182,16 +183,17 @@ class APGDT(APGD):
         ranked = logits.argsort(1, descending=True)
         robust = logits.argmax(1) == y
         x_adv = x.clone()
-        for rank in [r for r in range(1, self.targets + 1) for _ in range(self.restarts)]:
-            idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
+        aims = [r for r in range(1, self.targets + 1) for _ in range(self.restarts)]
+        for i, rank in enumerate(aims):
+            def run(idx, rank=rank, first=i == 0):
+                self._aimed = ranked[idx, rank]
+                found = self.run_once(x[idx], y[idx])
+                if first:  # a point never fooled keeps the first run's point, as in Attack.restarted
+                    x_adv[idx] = found
+                return found
+
+            if not self.rerun_robust(x, y, x_adv, robust, run):
                 break
-            self._aimed = ranked[idx, rank]
-            candidate = self.run_once(x[idx], y[idx])
-            with torch.no_grad():
-                fooled = self.model(candidate).argmax(1) != y[idx]
-            x_adv[idx] = candidate  # a point fooled now is never attacked again
-            robust[idx[fooled]] = False
         self._aimed = None
         return x_adv
 

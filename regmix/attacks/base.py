@@ -101,15 +101,23 @@ class Attack:
         with torch.no_grad():
             robust = self.model(x_adv).argmax(1) == y
         for _ in range(restarts - 1):
-            idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
+            if not self.rerun_robust(x, y, x_adv, robust, lambda idx: self.run_once(x[idx], y[idx])):
                 break
-            candidate = self.run_once(x[idx], y[idx])
-            with torch.no_grad():
-                fooled = self.model(candidate).argmax(1) != y[idx]
-            x_adv[idx[fooled]] = candidate[fooled]
-            robust[idx[fooled]] = False
         return x_adv
+
+    def rerun_robust(self, x, y, x_adv, robust, run) -> bool:
+        """One more run on the examples still robust (`robust`, a bool mask of the batch): `run(idx)` attacks
+        x[idx]; an example it fools takes its point in `x_adv` and leaves `robust` (both updated in place).
+        False, without running, when no example is left."""
+        idx = robust.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return False
+        candidate = run(idx)
+        with torch.no_grad():
+            fooled = self.model(candidate).argmax(1) != y[idx]
+        x_adv[idx[fooled]] = candidate[fooled]
+        robust[idx[fooled]] = False
+        return True
 
     def gradient(self, x, delta, y, loss: str = "ce"):
         """Gradient of the attack loss with respect to delta, and the logits it was taken at."""
