@@ -43,9 +43,10 @@ phase --methods pgd_at --part main
 # 4. architecture, 5. the longer schedule
 phase --part sweeps --sweeps pgd_at_width32,pgk_width32,regmix_width32
 phase --part sweeps --sweeps longer_schedule_seeds
+# 6. the other methods' main runs (unchanged methods, retrained: the study needs their run folders; before 5b
+#    since 2026-12-05 20:35 UTC: the main table needs them, 5b only repeats an answer of the first study)
+phase --methods standard,trades,mart --part main
 # 5b. the claims without label smoothing, with today's PGK and RegMix (three seeds each; the first study
 #     answered them with the code of 2026-11-26)
 phase --part sweeps --sweeps regmix_no_smoothing,pgk_no_smoothing
-# 6. the other methods' main runs (unchanged methods, retrained: the study needs their run folders)
-phase --methods standard,trades,mart --part main
 echo "[phases] $(date -u +%FT%TZ) all phases done"
