@@ -148,9 +148,9 @@ class APGDT(APGD):
     2nd, 3rd, ... largest logit), each run only on the examples every earlier one left correctly
     classified. An example counts as fooled when it is misclassified, into any class, and keeps the first
     point that fooled the model; one never fooled keeps the first target's point, one misclassified to
-    begin with is returned unperturbed. Aiming at
-    one wrong class at a time finds adversarial points that untargeted losses miss on models whose loss
-    surface is flat or noisy around the true class (the masking check of training/monitor.py).
+    begin with is returned unperturbed. Aiming at one wrong class at a time finds adversarial points that
+    untargeted losses miss on models whose loss surface is flat or noisy around the true class (the
+    masking check of training/monitor.py).
 
     Arguments:
         model (nn.Module): a classifier on [0,1] inputs, 4 classes or more.
