@@ -2,8 +2,8 @@
 (regmix.study.results._monitor) and the table that sets them beside the APGD gap (regmix.paper.tables)."""
 import json
 
-from regmix.paper.tables import _monitor_table
-from regmix.paper.threshold import CURRENT, choose_masking_threshold, threshold_section
+from regmix.paper.tables import _monitor_table, write_tables
+from regmix.paper.threshold import CURRENT, choose_masking_threshold, monitor_twins, threshold_section
 from regmix.rundir import RunDir
 from regmix.study.results import _monitor
 
@@ -140,3 +140,30 @@ def test_the_threshold_table_has_one_column_when_the_threshold_stays_without_a_l
     heads = [line for line in text.splitlines() if line.startswith("| run |")]
     assert len(heads) == 2 and all(h.count("flagged at") == 1 and h.endswith("| flagged at 10.0 |") for h in heads)
     assert "| pgk-seed0 | 4.0 | no | 5.0 | no |" in text
+
+
+def test_a_training_only_sweep_is_read_against_its_twins_training_and_test_split(tmp_path):
+    """The *_monitor_apgd_t sweeps: each run beside its main-table twin (monitor_twins), the test columns
+    only where the validation curve shows the same training."""
+    pgd = _monitor(run_with(tmp_path, [(0.9, 0.6, 0.55, 0.7), (0.9, 0.8, 0.72, 0.85)]), CONFIG)
+    strong = {**pgd, "attack": "apgd_t", "points": 500, "every": 5, "masking_epochs": [2], "max_pgd_gap": 0.14,
+              "overfit_epochs": [2]}
+    curve = {"val_pgd": [0.6, 0.8]}
+    main = [{"name": f"regmix-seed{s}", "method": "regmix", "seed": s, "sweep": None, "variant": None, "monitor": pgd,
+             "curve": curve, "evals": {}, "train_s": 1.0, "same_points": {"apgd": {"n": 500, "pgd20": 0.80, "attack": 0.80 - drop}}}
+            for s, drop in ((0, 0.16), (1, 0.04))]
+    swept = [{"name": f"regmix-w-apgd_t-seed{s}", "method": "regmix", "seed": s, "sweep": "w", "variant": "apgd_t",
+              "monitor": strong, "curve": {"val_pgd": [0.6, 0.8 if s == 0 else 0.7]}, "evals": {}, "train_s": 1.0}
+             for s in (0, 1)]
+    results = {"runs": main + swept, "setting": {}, "evals": {}, "suite": "mnist5k"}
+    twins = monitor_twins(results)
+    assert [(r["twin"], r["same_training"], r["masked"]) for r in twins] == [("regmix-seed0", True, True),
+                                                                             ("regmix-seed1", False, False)]
+    assert twins[0]["pgd"]["max_pgd_gap"] == pgd["max_pgd_gap"] and twins[0]["apgd_t"]["masking_epochs"] == [2]
+    text = write_tables(results, tmp_path).read_text()
+    section = text[text.index("## Sweep `w`"):]
+    assert "`apgd_t` monitor pair (500 points, every 5 epoch(s))" in section
+    assert "| regmix-w-apgd_t-seed0 | regmix-seed0 | yes | 2 | 14.0 | 2 | - | 8.0 | 16.0 | yes |" in section
+    # another training (its validation curve differs): the twin's test split says nothing about it
+    assert "| regmix-w-apgd_t-seed1 | regmix-seed1 | no | 2 | 14.0 | 2 | - | 8.0 | - | - |" in section
+    assert "| variant | seeds |" not in section  # not the empty table of a sweep's evaluations

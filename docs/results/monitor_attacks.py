@@ -16,8 +16,8 @@ mnist5k validation split has 500.)
 Writes OUTPUT (JSON: one row per run, then per attack how well its gap ranks masked runs above unmasked
 ones (ROC AUC), the runs flagged, the masked runs caught and missed, the unmasked runs flagged; and
 `while_training`: each run monitored with another pair while it trained beside its twin monitored with the
-pgd pair, see while_training); resumable (the rows and pairs already in OUTPUT are kept). CPU: about 15-40 s
-per run for pgd and apgd, as much again for apgd_t.
+pgd pair, regmix.paper.threshold.monitor_twins); resumable (the rows and pairs already in OUTPUT are kept).
+CPU: about 15-40 s per run for pgd and apgd, as much again for apgd_t.
 """
 import json
 import sys
@@ -33,7 +33,7 @@ from regmix.config import MONITOR_ATTACKS, load_config
 from regmix.data import create_dataset
 from regmix.files import atomic_write_text
 from regmix.models.loading import load_model
-from regmix.paper.threshold import MASKED_DROP, apgd_drop, masked
+from regmix.paper.threshold import MASKED_DROP, apgd_drop, masked, monitor_twins
 from regmix.runtime import seeded_rng
 from regmix.study.results import collect
 from regmix.study.suite import load_suite
@@ -91,25 +91,6 @@ def summary(rows, threshold):
             for attack in MONITOR_ATTACKS}
 
 
-def while_training(results) -> list:
-    """Runs monitored with another pair while training (eval.monitor_attack other than pgd: the
-    *_monitor_apgd_t sweeps) beside their main-table twin (same method and seed, monitored with the pgd pair):
-    the same training (checked: validation PGD-10 equal epoch for epoch), so the two monitors' largest gaps
-    over the armed epochs compare directly, each as its run configured it (points, epochs: eval.monitor_points,
-    eval.monitor_every), and the twin's test split says whether the kept checkpoint was masked."""
-    main = {(e["method"], e["seed"]): e for e in results["runs"] if not e["sweep"]}
-    rows = []
-    for e in results["runs"]:
-        twin, attack = main.get((e["method"], e["seed"])), (e.get("monitor") or {}).get("attack", "pgd")
-        if attack == "pgd" or twin is None or not twin.get("monitor"):
-            continue
-        rows.append({"name": e["name"], "twin": twin["name"], "attack": attack, "masked": masked(twin),
-                     "test_drop": apgd_drop(twin), "same_training": e["curve"]["val_pgd"] == twin["curve"]["val_pgd"],
-                     "pgd": {k: twin["monitor"][k] for k in ("max_pgd_gap", "masking_epochs", "overfit_epochs")},
-                     attack: {k: e["monitor"][k] for k in ("max_pgd_gap", "masking_epochs", "overfit_epochs")}})
-    return rows
-
-
 def while_training_summary(monitored, threshold) -> dict:
     """Per pair monitored while training: both monitors' largest gaps over the armed epochs, same runs."""
     found = {}
@@ -123,7 +104,7 @@ def main(folder, output, points=None):
     folder, output = Path(folder), Path(output)
     done = {r["name"]: r for r in json.loads(output.read_text())["runs"]} if output.exists() else {}
     results = collect(load_suite("mnist5k"), folder)
-    monitored = while_training(results)
+    monitored = monitor_twins(results)
     rows = []
     for entry in results["runs"]:
         drop = apgd_drop(entry)

@@ -11,7 +11,7 @@ from ..files import atomic_write_text
 from ..study.metrics import accuracy, mean_std, median_range, points
 from .claims import METRICS, values
 from .defaults import defaults_section, gamma_section
-from .threshold import apgd_drop, masked, threshold_section
+from .threshold import apgd_drop, masked, monitor_twins, threshold_section
 
 
 def _sweep_rows(results, sweep: str, metrics) -> List[str]:
@@ -94,6 +94,34 @@ def _monitor_table(results: dict) -> List[str]:
     return lines
 
 
+def _twin_monitor_table(sweep: str, twins: List[dict]) -> List[str]:
+    """A sweep that trains only, to watch the main runs' trainings with another monitor pair (its runs'
+    monitor_twins): each run beside its main-table twin, both monitors' flagged epochs and largest gaps,
+    and whether the twin's kept checkpoint was masked on the test split. The test columns read for a run
+    only when it is the twin's training (validation PGD-10 equal epoch for epoch)."""
+    def where(m):
+        return f"{m.get('points') or '-'} points, every {m.get('every') or 1} epoch(s)"
+    attack = twins[0]["attack"]
+    lines = [f"## Sweep `{sweep}`", "",
+             f"Training only: each run is its main-table twin's training watched by the `{attack}` monitor pair "
+             f"({where(twins[0][attack])}), beside the twin's own `pgd` pair ({where(twins[0]['pgd'])}): flagged "
+             "epochs and the largest PGD-10 - strong gap once the eps is at its full value (and the epochs flagged for "
+             "catastrophic overfitting: FGSM far above a falling PGD-10, on the monitor's points); the last two columns "
+             "are the twin's kept checkpoint on the test split (PGD-20 - APGD-CE+T on the same points).", "",
+             f"| run | twin | same training | {attack}: masking epochs | {attack}: max gap | {attack}: overfitting "
+             "epochs | pgd: masking epochs | pgd: max gap | PGD-20 - APGD (test) | masked |", "|---" * 10 + "|"]
+    for r in twins:
+        same = r["same_training"]
+        drop = points(r["test_drop"]) if same and r["test_drop"] is not None else "-"
+        was = "-" if not same or r["masked"] is None else ("yes" if r["masked"] else "no")
+        lines.append(f"| {r['name']} | {r['twin']} | {'yes' if same else 'no'} "
+                     f"| {_epochs(r[attack]['masking_epochs'])} | {points(r[attack]['max_pgd_gap'])} "
+                     f"| {_epochs(r[attack]['overfit_epochs'])} "
+                     f"| {_epochs(r['pgd']['masking_epochs'])} "
+                     f"| {points(r['pgd']['max_pgd_gap'])} | {drop} | {was} |")
+    return lines
+
+
 def _reference_row(results, sweep: str, metrics) -> List[str]:
     """The sweep's method in the main table (its recipe, no override) on the sweep's seeds, first in the
     sweep's table, so that each variant reads against what it changes."""
@@ -168,7 +196,12 @@ def write_tables(results: dict, dest: Path) -> Path:
         if choice:
             lines += ["", *choice]
     sweep_metrics = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T"]
+    twins = {r["name"]: r for r in monitor_twins(results)}
     for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
+        runs = [e for e in results["runs"] if e["sweep"] == sweep]
+        if not any(e["evals"] for e in runs) and all(e["name"] in twins for e in runs):
+            lines += ["", *_twin_monitor_table(sweep, [twins[e["name"]] for e in runs])]
+            continue
         metrics = sweep_metrics + ["AutoAttack"] * any("autoattack" in e["evals"] for e in results["runs"]
                                                        if e["sweep"] == sweep)
         lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(metrics) + " |",

@@ -25,6 +25,7 @@ CURRENT = 0.10            # eval.masking_threshold's default when the rule was w
 GRID = 0.005
 CALIBRATION = ("pgk", "regmix")
 SHARED_TRAINING = ("regmix_select_strong",)
+MONITOR_FIELDS = ("max_pgd_gap", "masking_epochs", "overfit_epochs", "points", "every")
 
 
 def apgd_drop(entry) -> Optional[float]:
@@ -38,6 +39,25 @@ def masked(entry) -> Optional[bool]:
     test points (None until both exist)."""
     drop = apgd_drop(entry)
     return None if drop is None else drop > MASKED_DROP
+
+
+def monitor_twins(results: dict) -> List[dict]:
+    """Runs monitored with another pair than the pgd one while training (eval.monitor_attack: the
+    *_monitor_apgd_t sweeps) beside their main-table twin (same method and seed, monitored with the pgd
+    pair): the same training when validation PGD-10 is equal epoch for epoch (`same_training`), so the two
+    monitors' largest gaps over the armed epochs compare directly, each as its run configured it, and the
+    twin's test split says whether that training's kept checkpoint was masked."""
+    main = {(e["method"], e["seed"]): e for e in results["runs"] if not e["sweep"]}
+    rows = []
+    for e in results["runs"]:
+        twin, attack = main.get((e["method"], e["seed"])), (e.get("monitor") or {}).get("attack", "pgd")
+        if attack == "pgd" or twin is None or not twin.get("monitor"):
+            continue
+        rows.append({"name": e["name"], "twin": twin["name"], "attack": attack, "masked": masked(twin),
+                     "test_drop": apgd_drop(twin), "same_training": e["curve"]["val_pgd"] == twin["curve"]["val_pgd"],
+                     "pgd": {k: twin["monitor"].get(k) for k in MONITOR_FIELDS},
+                     attack: {k: e["monitor"].get(k) for k in MONITOR_FIELDS}})
+    return rows
 
 
 def _row(entry) -> dict:

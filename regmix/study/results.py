@@ -82,7 +82,7 @@ def _monitor(rd: RunDir, config: dict) -> dict:
         best = max(among, key=lambda r: (r[key], r["val_clean"], -r["epoch"]))
         return best["epoch"] + 1
     return {"threshold": threshold, "attack": config["eval"].get("monitor_attack", "pgd"),  # the strong attack
-            "every": config["eval"].get("monitor_every", 1),
+            "points": config["eval"].get("monitor_points"), "every": config["eval"].get("monitor_every", 1),
             "masking_epochs": masked, "overfit_epochs": overfit,
             "max_pgd_gap": max(gaps["pgd_gap"], default=None), "max_fgsm_gap": max(gaps["fgsm_gap"], default=None),
             "select_pgd_epoch": best_epoch("val_pgd", validated),
