@@ -162,7 +162,7 @@ def test_a_training_only_sweep_is_read_against_its_twins_training_and_test_split
     assert twins[0]["pgd"]["max_pgd_gap"] == pgd["max_pgd_gap"] and twins[0]["apgd_t"]["masking_epochs"] == [2]
     text = write_tables(results, tmp_path).read_text()
     section = text[text.index("## Sweep `w`"):]
-    assert "`apgd_t` monitor pair (500 points, every 5 epoch(s))" in section
+    assert "`apgd_t` monitor pair (500 points, every 5 epochs and the last)" in section
     assert "| regmix-w-apgd_t-seed0 | regmix-seed0 | yes | 2 | 14.0 | 2 | - | 8.0 | 16.0 | yes |" in section
     # another training (its validation curve differs): the twin's test split says nothing about it
     assert "| regmix-w-apgd_t-seed1 | regmix-seed1 | no | 2 | 14.0 | 2 | - | 8.0 | - | - |" in section

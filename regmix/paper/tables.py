@@ -100,7 +100,8 @@ def _twin_monitor_table(sweep: str, twins: List[dict]) -> List[str]:
     and whether the twin's kept checkpoint was masked on the test split. The test columns read for a run
     only when it is the twin's training (validation PGD-10 equal epoch for epoch)."""
     def where(m):
-        return f"{m.get('points') or '-'} points, every {m.get('every') or 1} epoch(s)"
+        every = m.get("every") or 1
+        return f"{m.get('points') or '-'} points, every {'epoch' if every == 1 else f'{every} epochs and the last'}"
     attack = twins[0]["attack"]
     lines = [f"## Sweep `{sweep}`", "",
              f"Training only: each run is its main-table twin's training watched by the `{attack}` monitor pair "
