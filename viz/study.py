@@ -43,28 +43,36 @@ def _main_methods(results):
 VERDICT_MARKERS = {"holds": ("o", True), "reversed": ("X", True)}   # anything else: hollow circle (unclear)
 
 
+def _claim_label(claim: dict, against: str) -> str:
+    """A forest-plot row: who is compared with whom, and where (the claim's tag: LS off, both 5-step, width
+    32), short enough for a panel; the subject is RegMix unless the claim names another."""
+    tag = claim.get("tag") or ("LS off" if claim["id"].endswith("_no_smoothing") else "")
+    subject = claim.get("subject", "RegMix")
+    text = f"{'' if subject == 'RegMix' else subject + ' '}vs {against}{f' ({tag})' if tag else ''}"
+    return text.replace(" + ", "+").replace("smoothing", "LS")
+
+
 @styled
 def plot_claims(results, preset="double"):
     """A forest plot per primary metric, in the metric's own units: each claim's subject (RegMix unless
     the claim names another, e.g. a PGD-AT control) minus each baseline with its
     95% bootstrap interval over seeds, one row per (claim, baseline). Colour: the baseline's; filled
-    circle: the claim holds, cross: reversed, hollow: unclear."""
+    circle: the claim holds, cross: reversed, hollow: unclear. Two panels side by side whose rows are the
+    same (PGD-20 and APGD, the two eps, clean and final) name them once, on the left."""
     panels = {}
     for claim in results["claims"]:
-        variant = " (LS off)" if claim["id"].endswith("_no_smoothing") else ""
         for r in claim["rows"]:
             if r["metric"] in claim["primary"] and r["verdict"] != "no data":
-                subject = claim.get("subject", "RegMix")
-                who = "" if subject == "RegMix" else f"{subject} "
-                panels.setdefault(r["metric"], []).append((f"{who}vs {r['against']}{variant}", r))
+                panels.setdefault(r["metric"], []).append((_claim_label(claim, r["against"]), r))
     ncols = 2
-    nrows = max(-(-len(panels) // ncols), 1)
-    height = sum(0.55 + 0.16 * max(len(v) for v in list(panels.values())[i:i + ncols])
-                 for i in range(0, len(panels), ncols)) + 0.3
+    items = list(panels.items())
+    nrows = max(-(-len(items) // ncols), 1)
+    height = sum(0.6 + 0.17 * max(len(rows) for _, rows in items[i:i + ncols])
+                 for i in range(0, len(items), ncols)) + 0.45
     fig, axes = figure(preset, aspect=height / PRESETS[preset]["width"], nrows=nrows, ncols=ncols)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(items):]:
         ax.axis("off")
-    for ax, (metric, rows) in zip(axes.ravel(), panels.items()):
+    for k, (ax, (metric, rows)) in enumerate(zip(axes.ravel(), items)):
         for i, (label, r) in enumerate(rows):
             color = method_color(r["against"])
             marker, filled = VERDICT_MARKERS.get(r["verdict"], ("o", False))
@@ -72,14 +80,15 @@ def plot_claims(results, preset="double"):
             ax.plot([low, high], [i, i], color=color, lw=1.4, solid_capstyle="butt")
             ax.plot(r["diff"], i, marker=marker, color=color, mfc=color if filled else "white", ms=4.5, ls="none")
         ax.axvline(0, color="0.3", lw=0.6, ls=":")
-        ax.set_yticks(range(len(rows)), [f"{label}: {r['verdict']}" for label, r in rows], fontsize=6)
+        left = items[k - 1][1] if k % ncols else None
+        same_rows = left is not None and [lab for lab, _ in left] == [lab for lab, _ in rows]
+        ax.set_yticks(range(len(rows)), [] if same_rows else [label for label, _ in rows], fontsize=6)
         ax.set_ylim(len(rows) - 0.5, -0.5)
         unit = _unit(metric)
-        better = "> 0" if _higher(metric) else "< 0"
         ax.set_title(metric, fontsize=7)
-        ax.set_xlabel(f"subject - baseline{f' ({unit})' if unit else ''}; {better}: subject better", fontsize=6)
-    fig.suptitle("Subject (RegMix unless a row names another) minus each baseline, mean over seeds and 95%\n"
-                 "bootstrap interval; filled: claim holds, cross: reversed, hollow: unclear", fontsize=7)
+        ax.set_xlabel(f"{unit + ', ' if unit else ''}subject better {'→' if _higher(metric) else '←'}", fontsize=6)
+    fig.suptitle("Subject (RegMix unless a row names another) minus baseline: mean over seeds, 95% bootstrap\n"
+                 "interval; filled: the claim holds, cross: reversed, hollow: unclear; LS: label smoothing", fontsize=7)
     return fig
 
 

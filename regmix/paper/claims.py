@@ -49,7 +49,7 @@ CLAIMS = [
      "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
     {"id": "robustness_no_smoothing", "claim": "RegMix is more robust, label smoothing off in RegMix and FGSM-PGK",
      "against": ["pgk", "pgd_at"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "clean"], "groups": NO_SMOOTHING},
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "clean"], "groups": NO_SMOOTHING, "tag": "LS off"},
     {"id": "wider_eps", "claim": "RegMix stays more robust beyond the training eps",
      "against": ["pgk", "pgd_at"], "primary": ["PGD-20 at 1.5x eps", "PGD-20 at 2x eps"],
      "metrics": ["PGD-20 at 1.5x eps", "PGD-20 at 2x eps"]},
@@ -63,17 +63,18 @@ CLAIMS = [
     {"id": "landscape_no_smoothing", "claim": "RegMix has a smoother loss landscape, label smoothing off",
      "against": ["pgk", "pgd_at"], "primary": ["Hessian top eigenvalue (adv.)"],
      "metrics": ["Hessian top eigenvalue (adv.)", "Hessian top eigenvalue (clean)", "sharpness (adv.)",
-                 "sharpness (clean)"], "groups": NO_SMOOTHING},
+                 "sharpness (clean)"], "groups": NO_SMOOTHING, "tag": "LS off"},
     {"id": "softmax", "claim": "RegMix's softmax is closer to the ground truth (each as trained)",
      "against": ["pgk", "pgd_at"], "primary": ["CE to one-hot, clean", "CE to one-hot, final"], "metrics": SOFTMAX},
     {"id": "softmax_no_smoothing", "claim": "RegMix's softmax is closer to the ground truth, label smoothing off",
      "against": ["pgk", "pgd_at"], "primary": ["CE to one-hot, clean", "CE to one-hot, final"], "metrics": SOFTMAX,
-     "groups": NO_SMOOTHING},
+     "groups": NO_SMOOTHING, "tag": "LS off"},
     # issue 20's controls: the attack, the EMA and the smoothing held equal
     {"id": "equal_attack", "claim": "RegMix's gain over FGSM-PGK at equal attack strength (both with the 5-step "
                                     "final attack)",
      "against": ["pgk"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": FIVE_STEP},
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": FIVE_STEP,
+     "tag": "both 5-step"},
     {"id": "pgd_at_ema_ls", "claim": "EMA and label smoothing make PGD-AT more robust",
      "subject": ("PGD-AT + EMA + smoothing", "pgd_at", ("pgd_at_ema_ls", "ema_ls")),
      "against": [("PGD-AT", "pgd_at", MAIN)], "primary": ["PGD-20", "APGD-CE+APGD-T"],
@@ -90,7 +91,8 @@ CLAIMS = [
     {"id": "architecture", "claim": "RegMix is more robust than FGSM-PGK and PGD-AT on another architecture "
                                     "(small_cnn width 32)",
      "against": ["pgk", "pgd_at"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": WIDTH32},
+     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": WIDTH32,
+     "tag": "width 32"},
 ]
 
 
@@ -109,7 +111,8 @@ def _sides(claim: dict):
 
 
 def evaluate_claims(results: dict, claims=None) -> List[dict]:
-    """Each claim (default: CLAIMS) decided on `results`: {id, claim, primary, answer, subject, rows}."""
+    """Each claim (default: CLAIMS) decided on `results`: {id, claim, primary, answer, subject, tag (where the
+    comparison was made, for a figure's row: LS off, both 5-step, width 32; "" for the main table), rows}."""
     out = []
     for claim in CLAIMS if claims is None else claims:
         (subject, method, where), rows = _sides(claim)[0], []
@@ -128,7 +131,7 @@ def evaluate_claims(results: dict, claims=None) -> List[dict]:
                   "does not hold" if "reversed" in verdicts else
                   "holds" if verdicts == {"holds"} else "unclear")
         out.append({"id": claim["id"], "claim": claim["claim"], "primary": claim["primary"], "answer": answer,
-                    "subject": subject, "rows": rows})
+                    "subject": subject, "tag": claim.get("tag", ""), "rows": rows})
     return out
 
 
