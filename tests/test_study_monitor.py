@@ -150,7 +150,8 @@ def test_a_training_only_sweep_is_read_against_its_twins_training_and_test_split
               "overfit_epochs": [2]}
     curve = {"val_pgd": [0.6, 0.8]}
     main = [{"name": f"regmix-seed{s}", "method": "regmix", "seed": s, "sweep": None, "variant": None, "monitor": pgd,
-             "curve": curve, "evals": {}, "train_s": 1.0, "same_points": {"apgd": {"n": 500, "pgd20": 0.80, "attack": 0.80 - drop}}}
+             "curve": curve, "evals": {}, "train_s": 1.0,
+             "same_points": {"apgd": {"n": 500, "pgd20": 0.80, "attack": 0.80 - drop}}}
             for s, drop in ((0, 0.16), (1, 0.04))]
     swept = [{"name": f"regmix-w-apgd_t-seed{s}", "method": "regmix", "seed": s, "sweep": "w", "variant": "apgd_t",
               "monitor": strong, "curve": {"val_pgd": [0.6, 0.8 if s == 0 else 0.7]}, "evals": {}, "train_s": 1.0}

@@ -106,9 +106,9 @@ def _twin_monitor_table(sweep: str, twins: List[dict]) -> List[str]:
     lines = [f"## Sweep `{sweep}`", "",
              f"Training only: each run is its main-table twin's training watched by the `{attack}` monitor pair "
              f"({where(twins[0][attack])}), beside the twin's own `pgd` pair ({where(twins[0]['pgd'])}): flagged "
-             "epochs and the largest PGD-10 - strong gap once the eps is at its full value (and the epochs flagged for "
-             "catastrophic overfitting: FGSM far above a falling PGD-10, on the monitor's points); the last two columns "
-             "are the twin's kept checkpoint on the test split (PGD-20 - APGD-CE+T on the same points).", "",
+             "epochs and the largest PGD-10 - strong gap once the eps is at its full value (and the epochs flagged "
+             "for catastrophic overfitting: FGSM far above a falling PGD-10, on the monitor's points); the last two "
+             "columns are the twin's kept checkpoint on the test split (PGD-20 - APGD-CE+T on the same points).", "",
              f"| run | twin | same training | {attack}: masking epochs | {attack}: max gap | {attack}: overfitting "
              "epochs | pgd: masking epochs | pgd: max gap | PGD-20 - APGD (test) | masked |", "|---" * 10 + "|"]
     for r in twins:
@@ -203,8 +203,7 @@ def write_tables(results: dict, dest: Path) -> Path:
         if not any(e["evals"] for e in runs) and all(e["name"] in twins for e in runs):
             lines += ["", *_twin_monitor_table(sweep, [twins[e["name"]] for e in runs])]
             continue
-        metrics = sweep_metrics + ["AutoAttack"] * any("autoattack" in e["evals"] for e in results["runs"]
-                                                       if e["sweep"] == sweep)
+        metrics = sweep_metrics + ["AutoAttack"] * any("autoattack" in e["evals"] for e in runs)
         lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(metrics) + " |",
                   "|---" * (len(metrics) + 2) + "|"]
         lines += _reference_row(results, sweep, metrics) + _sweep_rows(results, sweep, metrics)
