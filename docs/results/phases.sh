@@ -23,30 +23,25 @@ phase() {
   echo "[phases] $(date -u +%FT%TZ) phase done (exit $rc): $*"
   [ $rc -eq 0 ] || exit $rc
 }
-CHEAP=whole,whole_last,wide15,wide2
 CONTROLS=pgk_5step,regmix_5step,pgd_at_ema,pgd_at_ema_ls
-# 1. the main pgk and regmix runs (changed: paper-form regmix defaults, gated EMA, masking monitor):
-#    trained with the cheap evaluations first, then APGD and AutoAttack. RegMix's seeds 1 and 4 first:
-#    the two seeds the last study found masked (does the monitor flag them while training?)
-phase --methods regmix --seeds 1,4 --part main --evals $CHEAP
-phase --methods regmix,pgk --part main --evals $CHEAP
+MONITOR=regmix_monitor_apgd_t,fgsm_rs_monitor_apgd_t
+# Each run gets every evaluation and diagnostics record right after its training (no cheap-first pass), so
+# that a run, once done, never needs its checkpoints again: tools/study_archive.py keeps the study's
+# progress in the repository between sessions without them (a fresh machine starts where the last stopped).
+# 1. the main pgk and regmix runs (paper-form regmix defaults, gated EMA, masking monitor)
 phase --methods pgk,regmix --part main
-# 2. the controls
-phase --part sweeps --sweeps $CONTROLS --evals $CHEAP
+# 2. the controls; 2b. best.pt on the strong attack (eval.select=strong): does it remove the masked seeds?
 phase --part sweeps --sweeps $CONTROLS
-# 2b. best.pt on the strong attack (eval.select=strong): does it remove the masked seeds?
 phase --part sweeps --sweeps regmix_select_strong
-# 2c. FGSM-RS's main runs: does the monitor flag its catastrophic overfitting (the pilot's FGSM-RS overfit)?
-phase --methods fgsm_rs --part main
-# 3. PGD-AT's main runs: the baseline of the EMA / smoothing control (no committed run folders to reuse)
-phase --methods pgd_at --part main
+# 2c. FGSM-RS's main runs (does the monitor flag catastrophic overfitting?); 3. PGD-AT's, the controls' baseline
+phase --methods fgsm_rs,pgd_at --part main
 # 4. architecture, 5. the longer schedule
 phase --part sweeps --sweeps pgd_at_width32,pgk_width32,regmix_width32
 phase --part sweeps --sweeps longer_schedule_seeds
-# 6. the other methods' main runs (unchanged methods, retrained: the study needs their run folders; before 5b
-#    since 2026-12-05 20:35 UTC: the main table needs them, 5b only repeats an answer of the first study)
+# 6. the other methods' main runs (unchanged methods, retrained: the study needs their run folders)
 phase --methods standard,trades,mart --part main
-# 5b. the claims without label smoothing, with today's PGK and RegMix (three seeds each; the first study
-#     answered them with the code of 2026-11-26)
+# 7. the claims without label smoothing, with today's PGK and RegMix (three seeds each)
 phase --part sweeps --sweeps regmix_no_smoothing,pgk_no_smoothing
+# 8. the monitor's targeted pair while training (training only; read against the main runs)
+phase --part sweeps --sweeps $MONITOR
 echo "[phases] $(date -u +%FT%TZ) all phases done"
