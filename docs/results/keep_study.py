@@ -23,7 +23,7 @@ from regmix.diagnostics.compute import default_path
 from regmix.files import atomic_write_text
 from regmix.registry import ConfigError
 from regmix.rundir import RunDir
-from regmix.study.ledger import STUDY_FILE, check_folder, eval_done, read_ledger, run_dir
+from regmix.study.ledger import STUDY_FILE, check_folder, eval_done, ledger_record, read_ledger, run_dir
 from regmix.study.runner import plan
 from regmix.study.suite import load_suite
 
@@ -79,8 +79,7 @@ def restore(kept: Path, out: Path, suite) -> int:
             copy_run(source, out / "runs" / source.name)
             added += 1
     ledger = ours or {key: value for key, value in theirs.items() if key != "evals_done"}
-    merged = {key: str(out / "runs" / key.rpartition("/")[0] / RunDir.EVAL / name)
-              for key, name in theirs.get("evals_done", {}).items()}
+    merged = {key: str(ledger_record(out, key, name)) for key, name in theirs.get("evals_done", {}).items()}
     ledger["evals_done"] = {**merged, **ours.get("evals_done", {})}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / STUDY_FILE, json.dumps(ledger, indent=1))
