@@ -192,6 +192,23 @@ def test_autoattack_resumes_without_redoing_finished_attacks(tiny_run, digits_po
     assert result["after"]["apgd-dlr"] <= result["after"]["apgd-ce"]
 
 
+def test_autoattack_as_an_attack_returns_the_examples_its_flags_count(tiny_run, digits_points):
+    """runner(x, y) and runner.run(...) share one compacted loop: a point is fooled by the returned x_adv
+    exactly where run() counts it not robust; every x_adv is within eps of x, and x itself where no attack
+    fooled the point."""
+    model = regmix.load_model(tiny_run)
+    x, y = digits_points
+    threat = regmix.ThreatModel("linf", 0.1)
+    make = lambda: AutoAttackRunner(model, threat, version="custom", attacks=["apgd-ce", "apgd-t"], batch_size=60)
+    flags = make().run(x, y, clean_flags(model, x, y))["robust"]
+    x_adv = make()(x, y)
+    right = clean_flags(model, x_adv, y)
+    assert 0 < int(flags.sum()) < int(clean_flags(model, x, y).sum())  # some fooled, some not: the test can fail
+    assert torch.equal(right, flags)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+    assert torch.equal(x_adv[flags], x[flags])
+
+
 def test_the_git_install_of_autoattack_is_supported_too(monkeypatch, tiny_run, digits_points, capsys):
     """A stand-in with the git API (import autoattack; bs=; returns x_adv only) behind the adapter."""
     seen = {}

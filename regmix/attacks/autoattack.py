@@ -177,13 +177,9 @@ class AutoAttackRunner:
             for name in self.attacks:
                 if name in state["done"]:
                     continue
-                idx = robust.nonzero().squeeze(1)
                 if bar is not None:
-                    bar.set_postfix_str(f"{name} on {idx.numel()} points left")
-                if idx.numel():
-                    torch.manual_seed(self.seed)
-                    x_adv = self._attack(name, x[idx], y[idx]).cpu()
-                    robust[idx[~self._still_right(x_adv, y[idx])]] = False
+                    bar.set_postfix_str(f"{name} on {int(robust.sum())} points left")
+                self._attack_robust(name, x, y, robust)
                 state["done"].append(name)
                 state["after"][name] = robust.float().mean().item()
                 state["robust"] = robust.tolist()
@@ -205,12 +201,21 @@ class AutoAttackRunner:
         x_adv = x.detach().clone()
         robust = self._still_right(x, y)
         for name in self.attacks:
-            idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
+            if not self._attack_robust(name, x, y, robust, x_adv):
                 break
-            torch.manual_seed(self.seed)
-            found = self._attack(name, x[idx.to(x.device)], y[idx.to(y.device)])
-            fooled = ~self._still_right(found, y[idx.to(y.device)])
-            x_adv[idx[fooled].to(x.device)] = found[fooled.to(found.device)].to(x_adv.device)
-            robust[idx[fooled]] = False
         return x_adv
+
+    def _attack_robust(self, name, x, y, robust, x_adv=None) -> bool:
+        """Attack `name` on the points still robust (`robust`, a bool mask on the CPU), compacted: a point
+        it fools leaves `robust` and, when `x_adv` is given, takes the example (both updated in place).
+        False, without running, when no point is left."""
+        idx = robust.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return False
+        torch.manual_seed(self.seed)
+        found = self._attack(name, x[idx.to(x.device)], y[idx.to(y.device)])
+        fooled = ~self._still_right(found, y[idx.to(y.device)])
+        robust[idx[fooled]] = False
+        if x_adv is not None:
+            x_adv[idx[fooled].to(x_adv.device)] = found[fooled.to(found.device)].to(x_adv.device)
+        return True
