@@ -58,6 +58,12 @@ def test_regmix_against_the_controlled_pgd_at_and_the_architecture_repeat():
             + _group("pgd_at", "pgd_at_width32", "width32", 87, 83, seeds=range(3))
             + _group("regmix", "", "", 70, 60) + _group("pgk", "", "", 90, 88) + _group("pgd_at", "", "", 90, 88))
     assert _claim({"runs": runs}, "regmix_vs_controlled_pgd_at")["answer"] == "does not hold"
+    # its control reads FGSM-PGK's 5-step runs against the same PGD-AT runs (none yet: no data, then a verdict)
+    assert _claim({"runs": runs}, "pgk_vs_controlled_pgd_at")["answer"] == "no data"
+    runs += _group("pgk", "pgk_5step", "multistep_attack", 93, 89)
+    control = _claim({"runs": runs}, "pgk_vs_controlled_pgd_at")
+    assert control["answer"] == "holds" and control["subject"] == "FGSM-PGK, 5-step"
+    assert {r["against"] for r in control["rows"]} == {"PGD-AT + EMA + smoothing"}
     arch = _claim({"runs": runs}, "architecture")
     assert arch["answer"] == "holds"  # read from the width-32 runs, not the main table's
     assert all(r["n_a"] == 3 for r in arch["rows"] if r["verdict"] != "no data")
