@@ -26,7 +26,7 @@ phase() {
 CONTROLS=pgk_5step,regmix_5step,pgd_at_ema,pgd_at_ema_ls
 MONITOR=regmix_monitor_apgd_t,fgsm_rs_monitor_apgd_t
 # Each run gets every evaluation and diagnostics record right after its training (no cheap-first pass), so
-# that a run, once done, never needs its checkpoints again: tools/study_archive.py keeps the study's
+# that a run, once done, never needs its checkpoints again: docs/results/keep_study.py keeps the study's
 # progress in the repository between sessions without them (a fresh machine starts where the last stopped).
 # 1. the main pgk and regmix runs (paper-form regmix defaults, gated EMA, masking monitor)
 phase --methods pgk,regmix --part main
