@@ -42,11 +42,13 @@ NO_SMOOTHING = {"regmix": ("regmix_no_smoothing", "no_label_smoothing"), "pgk": 
                 "pgd_at": MAIN}
 FIVE_STEP = {"regmix": ("regmix_5step", "multistep_attack"), "pgk": ("pgk_5step", "multistep_attack")}
 WIDTH32 = {m: (f"{m}_width32", "width32") for m in ("regmix", "pgk", "pgd_at")}
+ROBUSTNESS = ("PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean")   # the metrics of a robustness claim
+CONTROLLED_PGD_AT = ("PGD-AT + EMA + smoothing", "pgd_at", ("pgd_at_ema_ls", "ema_ls"))   # PGD-AT with their EMA and smoothing
 
 CLAIMS = [
     {"id": "robustness", "claim": "RegMix is more robust than FGSM-PGK and PGD-AT",
      "against": ["pgk", "pgd_at"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+     "metrics": ROBUSTNESS},
     {"id": "robustness_no_smoothing", "claim": "RegMix is more robust, label smoothing off in RegMix and FGSM-PGK",
      "against": ["pgk", "pgd_at"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
      "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "clean"], "groups": NO_SMOOTHING, "tag": "LS off"},
@@ -73,32 +75,32 @@ CLAIMS = [
     {"id": "equal_attack", "claim": "RegMix's gain over FGSM-PGK at equal attack strength (both with the 5-step "
                                     "final attack)",
      "against": ["pgk"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": FIVE_STEP,
+     "metrics": ROBUSTNESS, "groups": FIVE_STEP,
      "tag": "both 5-step"},
     {"id": "pgd_at_ema_ls", "claim": "EMA and label smoothing make PGD-AT more robust",
-     "subject": ("PGD-AT + EMA + smoothing", "pgd_at", ("pgd_at_ema_ls", "ema_ls")),
+     "subject": CONTROLLED_PGD_AT,
      "against": [("PGD-AT", "pgd_at", MAIN)], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+     "metrics": ROBUSTNESS},
     {"id": "pgd_at_ema", "claim": "EMA alone makes PGD-AT more robust",
      "subject": ("PGD-AT + EMA", "pgd_at", ("pgd_at_ema", "ema")),
      "against": [("PGD-AT", "pgd_at", MAIN)], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+     "metrics": ROBUSTNESS},
     {"id": "regmix_vs_controlled_pgd_at", "claim": "RegMix (5-step attack) is more robust than PGD-AT with the same "
                                                    "EMA and smoothing",
      "subject": ("RegMix, 5-step", "regmix", FIVE_STEP["regmix"]),
-     "against": [("PGD-AT + EMA + smoothing", "pgd_at", ("pgd_at_ema_ls", "ema_ls"))],
-     "primary": ["PGD-20", "APGD-CE+APGD-T"], "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+     "against": [CONTROLLED_PGD_AT],
+     "primary": ["PGD-20", "APGD-CE+APGD-T"], "metrics": ROBUSTNESS},
     # added 2026-12-06, after regmix_vs_controlled_pgd_at was read (it held): its control, the same comparison
     # with FGSM-PGK's 5-step runs, so that a gain of the 5-step pipeline is not read as RegMix's
     {"id": "pgk_vs_controlled_pgd_at", "claim": "FGSM-PGK (5-step attack) is more robust than PGD-AT with the same "
                                                 "EMA and smoothing",
      "subject": ("FGSM-PGK, 5-step", "pgk", FIVE_STEP["pgk"]),
-     "against": [("PGD-AT + EMA + smoothing", "pgd_at", ("pgd_at_ema_ls", "ema_ls"))],
-     "primary": ["PGD-20", "APGD-CE+APGD-T"], "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"]},
+     "against": [CONTROLLED_PGD_AT],
+     "primary": ["PGD-20", "APGD-CE+APGD-T"], "metrics": ROBUSTNESS},
     {"id": "architecture", "claim": "RegMix is more robust than FGSM-PGK and PGD-AT on another architecture "
                                     "(small_cnn width 32)",
      "against": ["pgk", "pgd_at"], "primary": ["PGD-20", "APGD-CE+APGD-T"],
-     "metrics": ["PGD-20", "CW-20", "APGD-CE+APGD-T", "AutoAttack", "clean"], "groups": WIDTH32,
+     "metrics": ROBUSTNESS, "groups": WIDTH32,
      "tag": "width 32"},
 ]
 
