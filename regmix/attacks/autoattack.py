@@ -27,6 +27,7 @@ from ..files import atomic_write_text
 from ..modes import model_mode
 from ..progress import progress_bar
 from ..registry import ConfigError
+from .base import attack_still_robust
 
 STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
 PLUS = ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
@@ -209,13 +210,7 @@ class AutoAttackRunner:
         """Attack `name` on the points still robust (`robust`, a bool mask on the CPU), compacted: a point
         it fools leaves `robust` and, when `x_adv` is given, takes the example (both updated in place).
         False, without running, when no point is left."""
-        idx = robust.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            return False
-        torch.manual_seed(self.seed)
-        found = self._attack(name, x[idx.to(x.device)], y[idx.to(y.device)])
-        fooled = ~self._still_right(found, y[idx.to(y.device)])
-        robust[idx[fooled]] = False
-        if x_adv is not None:
-            x_adv[idx[fooled].to(x_adv.device)] = found[fooled.to(found.device)].to(x_adv.device)
-        return True
+        def run(idx):
+            torch.manual_seed(self.seed)
+            return self._attack(name, x[idx.to(x.device)], y[idx.to(y.device)])
+        return attack_still_robust(robust, run, lambda found, idx: self._still_right(found, y[idx.to(y.device)]), x_adv)

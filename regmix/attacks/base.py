@@ -41,6 +41,26 @@ def random_delta(x: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
     return project(delta, x, threat)
 
 
+def attack_still_robust(robust: torch.Tensor, run, still_right, x_adv=None) -> bool:
+    """One more attack on the points still robust, compacted (the one form of "attack what is left" of
+    Attack's restarts, APGD's targets and AutoAttack's sequence of attacks).
+
+    robust: a bool mask over the batch (updated in place; it may live on another device than the
+    examples, as AutoAttack keeps it on the CPU). run(idx): the attack's examples for the points idx.
+    still_right(found, idx): a bool mask, over idx, of the examples the model still classifies right.
+    A point fooled leaves `robust` and, when `x_adv` is given, takes its example there. False, without
+    running, when no point is left."""
+    idx = robust.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return False
+    found = run(idx)
+    fooled = ~still_right(found, idx)
+    robust[idx[fooled]] = False
+    if x_adv is not None:
+        x_adv[idx[fooled].to(x_adv.device)] = found[fooled.to(found.device)].to(x_adv.device)
+    return True
+
+
 def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
     if norm == "linf":
         return grad.sign()
@@ -108,16 +128,11 @@ class Attack:
     def rerun_robust(self, x, y, x_adv, robust, run) -> bool:
         """One more run on the examples still robust (`robust`, a bool mask of the batch): `run(idx)` attacks
         x[idx]; an example it fools takes its point in `x_adv` and leaves `robust` (both updated in place).
-        False, without running, when no example is left."""
-        idx = robust.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            return False
-        candidate = run(idx)
-        with torch.no_grad():
-            fooled = self.model(candidate).argmax(1) != y[idx]
-        x_adv[idx[fooled]] = candidate[fooled]
-        robust[idx[fooled]] = False
-        return True
+        False, without running, when no example is left (attack_still_robust with this model's check)."""
+        def still_right(found, idx):
+            with torch.no_grad():
+                return self.model(found).argmax(1) == y[idx]
+        return attack_still_robust(robust, run, still_right, x_adv)
 
     def gradient(self, x, delta, y, loss: str = "ce"):
         """Gradient of the attack loss with respect to delta, and the logits it was taken at."""
