@@ -4,6 +4,7 @@ import torch
 import regmix
 from regmix.attacks import APGD, APGDT, ATTACKS, PGD, PriorGuidedPerturbation, create_attack
 from regmix.attacks.apgd import checkpoints, dlr_loss, targeted_dlr_loss
+from regmix.attacks.base import attack_still_robust
 from regmix.attacks.flags import robust_accuracy
 from regmix.registry import ConfigError
 
@@ -71,6 +72,26 @@ def test_restarts_only_make_the_attack_stronger(trained_mnist_model, mnist_batch
     torch.manual_seed(1)
     three = (trained_mnist_model(PGD(trained_mnist_model, threat, restarts=3)(x, y)).argmax(1) == y).sum()
     assert three <= one
+
+
+def test_attack_still_robust_runs_on_the_robust_points_only_and_keeps_what_fooled():
+    robust = torch.tensor([True, False, True, True, False])
+    x_adv = torch.zeros(5, 2)
+    asked = []
+
+    def run(idx):  # the examples for idx: each point's index, twice
+        asked.append(idx.tolist())
+        return idx.float().repeat(2, 1).t() + 10
+
+    def still_right(found, idx):  # the attack fools point 2 only
+        return idx != 2
+    assert attack_still_robust(robust, run, still_right, x_adv)
+    assert asked == [[0, 2, 3]]
+    assert robust.tolist() == [True, False, False, True, False]
+    assert x_adv[2].tolist() == [12.0, 12.0] and x_adv[[0, 1, 3, 4]].abs().sum() == 0  # fooled: its example
+    assert attack_still_robust(robust, run, lambda found, idx: torch.zeros_like(idx, dtype=torch.bool))
+    assert asked[-1] == [0, 3] and not robust.any()  # without x_adv: only the mask
+    assert not attack_still_robust(robust, run, still_right, x_adv) and len(asked) == 2  # none left: no run
 
 
 def test_cw_attack_maximises_the_margin(trained_mnist_model, mnist_batch):
