@@ -38,11 +38,12 @@ phase --methods fgsm_rs,pgd_at --part main
 # 4. architecture, 5. the longer schedule
 phase --part sweeps --sweeps pgd_at_width32,pgk_width32,regmix_width32
 phase --part sweeps --sweeps longer_schedule_seeds
-# 6. the claims without label smoothing, with today's PGK and RegMix (three seeds each)
-phase --part sweeps --sweeps regmix_no_smoothing,pgk_no_smoothing
-# 7. the monitor's targeted pair while training (training only; read against the main runs)
+# 6. the monitor's targeted pair while training (training only; read against the main runs)
 phase --part sweeps --sweeps $MONITOR
-# 8. the other methods' main runs, last (moved here on 2026-12-06: their training code did not change, and
-# FGSM-RS's and PGD-AT's main rows repeated the first study's (means within 0.2 points): they answer the least)
+# 7 and 8 come last (moved on 2026-12-06): their training code did not change for this schedule (the main PGK,
+# RegMix, FGSM-RS and PGD-AT runs repeated the first study's), so they answer the least.
+# 7. the claims without label smoothing, with today's PGK and RegMix (three seeds each)
+phase --part sweeps --sweeps regmix_no_smoothing,pgk_no_smoothing
+# 8. the other methods' main runs
 phase --methods standard,trades,mart --part main
 echo "[phases] $(date -u +%FT%TZ) all phases done"
