@@ -12,13 +12,8 @@ Three accuracies on the subset:
                apgd_t APGD on the cross-entropy, then targeted APGD (APGD-T) on the MONITOR_TARGETS
                      classes each point ranks highest after its first, monitor_steps steps per target
                      (twice the gradient steps of the other two with 3 targets).
-             At the kept checkpoints of 49 runs of the mnist5k study (docs/results/monitor_attacks.json), the
-             gap below PGD-10 on the 8 whose test split shows masking (four FGSM-RS seeds, RegMix's seeds 1
-             and 4 under both selections) is 7.5 points on average with pgd, 11.0 with apgd, 12.2 with
-             apgd_t (2.7, 3.7, 4.1 on the others, at most 6.0, 7.5, 7.5); at 10 points pgd flags 1 of the 8,
-             apgd 3, apgd_t the four FGSM-RS seeds, none an unmasked run. None flags RegMix's masked seeds
-             (apgd_t: 7.0 to 9.5 points, against test drops of 11.6 to 17.6), whose gaps two of its unmasked
-             seeds match (7.5): on 200 validation points and 20 steps the subset cannot tell them apart.
+             Which pair catches what, at what cost, on the mnist5k study: docs/results/README.md
+             ("Masking"), every number there with its record.
     fgsm     one FGSM step of eps from the clean point.
 
 Two gaps and a drop, as fractions of the subset:
