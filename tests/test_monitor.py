@@ -84,6 +84,18 @@ def test_a_saturated_model_is_flagged_and_a_healthy_one_is_not(digits_linear, at
     assert masked["val_monitor_strong"] == pytest.approx(healthy["val_monitor_strong"], abs=0.03)  # ... the margin is not
 
 
+def test_a_gap_of_exactly_the_threshold_is_not_above_it_whatever_the_float_subtraction_gives():
+    # on 200 points, 0.14 - 0.06 is 16 points' shares, exactly 0.08; the float subtraction gives 0.0800...01
+    assert 0.14 - 0.06 > 0.08 and 0.275 - 0.175 > 0.1  # the noise this guards against
+    at = monitor_record({"pgd": 0.14, "strong": 0.06, "fgsm": 0.14}, threshold=0.08)
+    assert at["val_monitor_pgd_gap"] == 0.08 and at["val_monitor_flagged"] == 0.0
+    assert monitor_record({"pgd": 0.14, "strong": 0.055, "fgsm": 0.14}, threshold=0.08)["val_monitor_flagged"] == 1.0
+    # the overfitting rule's two gaps alike: FGSM 10 points above PGD-10, PGD-10 10 points below its best
+    edge = monitor_record({"pgd": 0.175, "strong": 0.175, "fgsm": 0.275}, threshold=0.1, peak=0.275)
+    assert edge["val_monitor_fgsm_gap"] == 0.1 and edge["val_monitor_pgd_drop"] == 0.1 and not overfit(edge)
+    assert overfit(monitor_record({"pgd": 0.175, "strong": 0.175, "fgsm": 0.28}, threshold=0.1, peak=0.28))
+
+
 def test_the_fgsm_gap_with_a_pgd_collapse_is_the_overfitting_signature():
     record = monitor_record({"pgd": 0.05, "strong": 0.04, "fgsm": 0.80}, threshold=0.1, peak=0.60)
     assert record["val_monitor_fgsm_gap"] == pytest.approx(0.75) and record["val_monitor_pgd_drop"] == pytest.approx(0.55)

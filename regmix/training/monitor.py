@@ -44,6 +44,7 @@ from ..registry import ConfigError
 KEYS = ("pgd", "strong", "fgsm")
 MONITOR_TARGETS = 3  # apgd_t's target classes: AutoAttack's APGD-T tries 9, at 100 steps each
 PREFIX = "val_monitor_"
+GAP_DECIMALS = 9  # far below one point's share of any subset (1e-9: a billion points)
 
 
 def strong_attacks(model, threat, attack: str, steps: int, restarts: int) -> list:
@@ -70,15 +71,23 @@ def monitor_flags(model, x, y, clean, pgd, threat, *, steps: int, restarts: int,
     return {"pgd": pgd, "strong": strong, "fgsm": fgsm}
 
 
+def _difference(a: float, b: float) -> float:
+    """a - b for two accuracies of the subset, rounded to GAP_DECIMALS: a gap of exactly the threshold is not
+    above it. Each accuracy is a count over the subset, so a gap is a whole number of points' shares, but the
+    float subtraction is not (0.6 - 0.52 = 0.08000000000000007): unrounded, float noise would decide every
+    gap that lands on the threshold (on 200 points, 16 points' gap against a threshold of 0.08)."""
+    return round(a - b, GAP_DECIMALS)
+
+
 def monitor_record(accuracies: Dict[str, float], threshold: float, armed: bool = True,
                    peak: Optional[float] = None) -> dict:
     """The epoch record's monitor fields from the subset's accuracies {pgd, strong, fgsm} and `peak`, the
     best monitor PGD-10 accuracy of the earlier epochs (None on the first); flags only when `armed` (the
     training eps at its full value)."""
     record = {f"{PREFIX}{k}": accuracies[k] for k in KEYS}
-    record.update({f"{PREFIX}pgd_gap": accuracies["pgd"] - accuracies["strong"],
-                   f"{PREFIX}fgsm_gap": accuracies["fgsm"] - accuracies["pgd"],
-                   f"{PREFIX}pgd_drop": 0.0 if peak is None else max(0.0, peak - accuracies["pgd"])})
+    record.update({f"{PREFIX}pgd_gap": _difference(accuracies["pgd"], accuracies["strong"]),
+                   f"{PREFIX}fgsm_gap": _difference(accuracies["fgsm"], accuracies["pgd"]),
+                   f"{PREFIX}pgd_drop": 0.0 if peak is None else max(0.0, _difference(peak, accuracies["pgd"]))})
     masked, overfitting = (flags_of(record, threshold) if armed else (False, False))
     record[f"{PREFIX}flagged"] = float(masked or overfitting)
     record[f"{PREFIX}overfit"] = float(overfitting)
