@@ -29,6 +29,7 @@ def test_a_run_is_rejudged_with_todays_rule_and_both_selections_are_named(tmp_pa
                              (0.9, 0.10, 0.08, 0.80)])  # overfitting: PGD-10 fell 70 points, FGSM stayed
     m = _monitor(rd, CONFIG)
     assert m["masking_epochs"] == [3] and m["overfit_epochs"] == [5]
+    assert abs(m["max_overfit_gap"] - 0.70) < 1e-9  # epoch 5: FGSM 70 points above PGD-10, 70 below its best
     assert m["select_pgd_epoch"] == 3 and m["select_strong_epoch"] == 4
     assert abs(m["max_pgd_gap"] - 0.30) < 1e-9 and abs(m["max_fgsm_gap"] - 0.70) < 1e-9  # armed epochs only
     assert m["attack"] == "pgd"  # a config written before eval.monitor_attack: the pair it was measured with
@@ -75,11 +76,12 @@ def test_the_table_sets_the_flags_beside_the_apgd_gap(tmp_path):
 
 # ---------------------------------------------------------------- the threshold rule (regmix/paper/threshold.py)
 
-def entry(name, method, gap, drop, sweep="", seed=0):
-    """A results entry: its monitor's largest PGD-10 - strong gap and PGD-20 - APGD on the same points."""
+def entry(name, method, gap, drop, sweep="", seed=0, overfit=None):
+    """A results entry: its monitor's largest PGD-10 - strong gap (and overfitting level, where given) and
+    PGD-20 - APGD on the same points."""
     same = {} if drop is None else {"apgd": {"n": 500, "pgd20": 0.80, "attack": 0.80 - drop}}
-    return {"name": name, "method": method, "seed": seed, "sweep": sweep,
-            "monitor": {"max_pgd_gap": gap}, "same_points": same}
+    monitor = {"max_pgd_gap": gap, **({} if overfit is None else {"max_overfit_gap": overfit})}
+    return {"name": name, "method": method, "seed": seed, "sweep": sweep, "monitor": monitor, "same_points": same}
 
 
 def calibration(gaps_drops):
@@ -115,6 +117,21 @@ def test_the_threshold_falls_below_the_smallest_masked_gap_when_no_clean_held_ou
     assert "| regmix-seed1 | 10.8 | yes | 7.0 | no | yes |" in text
 
 
+def test_the_threshold_section_shows_the_overfitting_rule_at_the_chosen_threshold_beside_the_rule():
+    runs = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.08, 0.16)]})
+    runs += [entry("fgsm_rs-seed2", "fgsm_rs", 0.045, 0.102, overfit=0.08),   # masked; its gap is small
+             entry("fgsm_rs-seed1", "fgsm_rs", 0.055, 0.064, overfit=0.075)]  # at the threshold: not above it
+    c = choose_masking_threshold({"runs": runs})
+    assert c["threshold"] == 0.075  # decided by the masking gap alone: the overfitting level does not move it
+    text = "\n".join(threshold_section({"runs": runs}))
+    assert "| overfitting flagged at 7.5 |" in text
+    assert "| fgsm_rs-seed2 | 10.2 | yes | 4.5 | no | no | yes |" in text
+    assert "| fgsm_rs-seed1 | 6.4 | no | 5.5 | no | no | no |" in text
+    assert "| pgk-seed0 | 4.0 | no | 5.0 | no | no | - |" in text  # a run read before the level was recorded
+    assert "Held out: 0 of 1 masked runs flagged, 0 unmasked runs flagged." in text
+    assert "over all 4 runs: 2 of 2 masked runs flagged, 0 unmasked runs flagged." in text
+
+
 def test_the_threshold_stays_when_no_value_separates_and_shared_training_is_not_held_out():
     runs = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.08, 0.16)]})
     # the select_strong run shares the masked run's training (its gap) but keeps an unmasked checkpoint:
@@ -131,14 +148,15 @@ def test_the_threshold_stays_when_no_value_separates_and_shared_training_is_not_
                                   "1 unmasked held-out run (mart-seed0)")
     text = "\n".join(threshold_section({"runs": runs}))
     assert "| mart-seed0 | 1.0 | no | 8.5 | no | yes |" in text  # flagged at 10.0 and at 7.5
-    assert text.count("flagged at 10.0 |") == 2  # one column per threshold, in both tables
+    assert text.count("| flagged at 10.0 |") == 2  # one column per threshold, in both tables
 
 
 def test_the_threshold_table_has_one_column_when_the_threshold_stays_without_a_lower_try():
     runs = calibration({"pgk": [(0.05, 0.04)], "regmix": [(0.09, 0.07)]})  # nothing masked: nothing tried
     text = "\n".join(threshold_section({"runs": runs}))
     heads = [line for line in text.splitlines() if line.startswith("| run |")]
-    assert len(heads) == 2 and all(h.count("flagged at") == 1 and h.endswith("| flagged at 10.0 |") for h in heads)
+    assert len(heads) == 2 and all(h.count("| flagged at") == 1 and
+                                   h.endswith("| flagged at 10.0 | overfitting flagged at 10.0 |") for h in heads)
     assert "| pgk-seed0 | 4.0 | no | 5.0 | no |" in text
 
 

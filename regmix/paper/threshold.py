@@ -62,11 +62,18 @@ def monitor_twins(results: dict) -> List[dict]:
 
 def _row(entry) -> dict:
     return {"name": entry["name"], "drop": apgd_drop(entry), "masked": masked(entry),
-            "gap": entry["monitor"]["max_pgd_gap"]}
+            "gap": entry["monitor"]["max_pgd_gap"], "overfit": entry["monitor"].get("max_overfit_gap")}
 
 
 def _flagged(row, t: float) -> bool:
     return row["gap"] is not None and row["gap"] > t
+
+
+def _overfit_flagged(row, t: float) -> Optional[bool]:
+    """Whether the overfitting rule flags the run at t (None for a run read before its level was recorded).
+    Not part of the rule, which decides on the masking gap alone: shown beside it, since the trainer applies
+    the one threshold to both."""
+    return None if row.get("overfit") is None else row["overfit"] > t
 
 
 def choose_masking_threshold(results: dict) -> Optional[dict]:
@@ -116,13 +123,21 @@ def threshold_section(results: dict) -> List[str]:
     # flagged at the current threshold, and at the chosen one (or, where it stays, at the lowest one tried)
     columns = list(dict.fromkeys(x for x in (CURRENT, t, c.get("lowest")) if x is not None))
 
+    def yes_no(flag):
+        return "-" if flag is None else "yes" if flag else "no"
+
     def rows(runs):
         return [f"| {r['name']} | {points(r['drop'])} | {'yes' if r['masked'] else 'no'} | {points(r['gap'])} | "
-                + " | ".join("yes" if _flagged(r, x) else "no" for x in columns) + " |" for r in runs]
+                + " | ".join(yes_no(_flagged(r, x)) for x in columns) + f" | {yes_no(_overfit_flagged(r, t))} |"
+                for r in runs]
     head = ["| run | PGD-20 - APGD (test) | masked | max PGD-10 - strong (validation) | "
-            + " | ".join(f"flagged at {points(x)}" for x in columns) + " |", "|---" * (4 + len(columns)) + "|"]
+            + " | ".join(f"flagged at {points(x)}" for x in columns) + f" | overfitting flagged at {points(t)} |",
+            "|---" * (5 + len(columns)) + "|"]
     caught = [r for r in c["held_out"] if r["masked"]]
     false = [r for r in c["held_out"] if not r["masked"] and _flagged(r, t)]
+    every = c["calibration"] + c["held_out"]
+    either = [r for r in every if _flagged(r, t) or _overfit_flagged(r, t)]
+    wrong = [r for r in either if not r["masked"]]
     return ["## The masking threshold", "",
             f"Rule (regmix/paper/threshold.py, written before the study's APGD was read): a kept checkpoint is masked "
             f"when PGD-20 overstates APGD-CE+T by more than {points(MASKED_DROP)} points on the same test points; the "
@@ -134,4 +149,7 @@ def threshold_section(results: dict) -> List[str]:
             f"Held-out runs ({len(c['held_out'])} with APGD so far):", "", *head, *rows(c["held_out"]), "",
             f"Decision by the rule: threshold {points(t)} points ({c['reason']}). Held out: "
             f"{sum(_flagged(r, t) for r in caught)} of {len(caught)} masked runs flagged, {len(false)} unmasked "
-            "runs flagged."]
+            f"runs flagged. Either rule at {points(t)} points (masking or catastrophic overfitting, the trainer's two "
+            f"flags), over all {len(every)} runs: {sum(bool(r['masked']) for r in either)} of "
+            f"{sum(bool(r['masked']) for r in every)} masked runs flagged, "
+            f"{len(wrong)} unmasked runs flagged{' (' + ', '.join(r['name'] for r in wrong) + ')' if wrong else ''}."]

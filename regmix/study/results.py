@@ -56,14 +56,15 @@ def _monitor(rd: RunDir, config: dict) -> dict:
     """What the masking monitor (training/monitor.py) saw while the run trained, re-read with today's rule
     from the accuracies its epoch records logged (a run logged under an earlier rule is judged as a run
     today would be): the epochs flagged for gradient masking and for catastrophic overfitting, the largest
-    gaps once armed, and the epoch each selection (eval.select pgd | strong) keeps. {} without a monitor."""
+    gaps once armed (max_overfit_gap: the largest threshold the overfitting rule would have passed, the
+    smaller of its two gaps at the worst epoch), and the epoch each selection (eval.select pgd | strong) keeps. {} without a monitor."""
     validated = [r for r in rd.metrics("epoch") if "val_pgd" in r]
     rows = [r for r in validated if f"{PREFIX}pgd" in r]  # the epochs the monitor ran (eval.monitor_every)
     if not rows:
         return {}
     threshold = config["eval"].get("masking_threshold", 0.1)
     warmup = config["train"].get("eps_warmup_epochs") or 0
-    peak, masked, overfit, gaps = None, [], [], {"pgd_gap": [], "fgsm_gap": []}
+    peak, masked, overfit, gaps = None, [], [], {"pgd_gap": [], "fgsm_gap": [], "overfit": []}
     for r in rows:
         # the gaps and the drop, unflagged; the flags once, below, where the eps is at its full value
         record = monitor_record({k: r[f"{PREFIX}{k}"] for k in ("pgd", "strong", "fgsm")}, threshold, False, peak)
@@ -75,8 +76,10 @@ def _monitor(rd: RunDir, config: dict) -> dict:
             masked.append(r["epoch"] + 1)
         if is_overfit:
             overfit.append(r["epoch"] + 1)
-        for key in gaps:
+        for key in ("pgd_gap", "fgsm_gap"):
             gaps[key].append(record[f"{PREFIX}{key}"])
+        # the overfitting rule's level: flagged at a threshold t exactly when both its gaps exceed t
+        gaps["overfit"].append(min(record[f"{PREFIX}fgsm_gap"], record[f"{PREFIX}pgd_drop"]))
 
     def best_epoch(key, among):  # the trainer's rule: the highest accuracy, clean accuracy breaking ties, first wins
         best = max(among, key=lambda r: (r[key], r["val_clean"], -r["epoch"]))
@@ -85,6 +88,7 @@ def _monitor(rd: RunDir, config: dict) -> dict:
             "points": config["eval"].get("monitor_points"), "every": config["eval"].get("monitor_every", 1),
             "masking_epochs": masked, "overfit_epochs": overfit,
             "max_pgd_gap": max(gaps["pgd_gap"], default=None), "max_fgsm_gap": max(gaps["fgsm_gap"], default=None),
+            "max_overfit_gap": max(gaps["overfit"], default=None),
             "select_pgd_epoch": best_epoch("val_pgd", validated),
             "select_strong_epoch": best_epoch(f"{PREFIX}strong", rows)}
 
