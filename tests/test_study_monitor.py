@@ -168,11 +168,12 @@ def test_a_training_only_sweep_is_read_against_its_twins_training_and_test_split
               "overfit_epochs": [2]}
     curve = {"val_pgd": [0.6, 0.8]}
     main = [{"name": f"regmix-seed{s}", "method": "regmix", "seed": s, "sweep": None, "variant": None, "monitor": pgd,
-             "curve": curve, "evals": {}, "train_s": 1.0,
+             "curve": curve, "evals": {}, "train_s": 86.0, "validation_s": 73.6,
              "same_points": {"apgd": {"n": 500, "pgd20": 0.80, "attack": 0.80 - drop}}}
             for s, drop in ((0, 0.16), (1, 0.04))]
     swept = [{"name": f"regmix-w-apgd_t-seed{s}", "method": "regmix", "seed": s, "sweep": "w", "variant": "apgd_t",
-              "monitor": strong, "curve": {"val_pgd": [0.6, 0.8 if s == 0 else 0.7]}, "evals": {}, "train_s": 1.0}
+              "monitor": strong, "curve": {"val_pgd": [0.6, 0.8 if s == 0 else 0.7]}, "evals": {}, "train_s": 63.0,
+              **({"validation_s": 45.4} if s == 0 else {})}
              for s in (0, 1)]
     results = {"runs": main + swept, "setting": {}, "evals": {}, "suite": "mnist5k"}
     twins = monitor_twins(results)
@@ -182,7 +183,7 @@ def test_a_training_only_sweep_is_read_against_its_twins_training_and_test_split
     text = write_tables(results, tmp_path).read_text()
     section = text[text.index("## Sweep `w`"):]
     assert "`apgd_t` monitor pair (500 points, every 5 epochs and the last)" in section
-    assert "| regmix-w-apgd_t-seed0 | regmix-seed0 | yes | 2 | 14.0 | 2 | - | 8.0 | 16.0 | yes |" in section
+    assert "| regmix-w-apgd_t-seed0 | regmix-seed0 | yes | 2 | 14.0 | 2 | - | 8.0 | 45 / 74 | 63 | 16.0 | yes |" in section
     # another training (its validation curve differs): the twin's test split says nothing about it
-    assert "| regmix-w-apgd_t-seed1 | regmix-seed1 | no | 2 | 14.0 | 2 | - | 8.0 | - | - |" in section
+    assert "| regmix-w-apgd_t-seed1 | regmix-seed1 | no | 2 | 14.0 | 2 | - | 8.0 | - / 74 | 63 | - | - |" in section
     assert "| variant | seeds |" not in section  # not the empty table of a sweep's evaluations

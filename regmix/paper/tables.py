@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..files import atomic_write_text
-from ..study.metrics import accuracy, mean_std, median_range, points
+from ..study.metrics import accuracy, mean_std, median_range, number, points
 from .claims import METRICS, values
 from .defaults import defaults_section, gamma_section
 from .threshold import apgd_drop, masked, monitor_twins, threshold_section
@@ -108,9 +108,12 @@ def _twin_monitor_table(sweep: str, twins: List[dict]) -> List[str]:
              f"({where(twins[0][attack])}), beside the twin's own `pgd` pair ({where(twins[0]['pgd'])}): flagged "
              "epochs and the largest PGD-10 - strong gap once the eps is at its full value (and the epochs flagged "
              "for catastrophic overfitting: FGSM far above a falling PGD-10, on the monitor's points); the last two "
-             "columns are the twin's kept checkpoint on the test split (PGD-20 - APGD-CE+T on the same points).", "",
+             "columns are the twin's kept checkpoint on the test split (PGD-20 - APGD-CE+T on the same points). "
+             "Validation: seconds of validation with its monitor, summed over the run's epochs, beside the run's "
+             "training seconds.", "",
              f"| run | twin | same training | {attack}: masking epochs | {attack}: max gap | {attack}: overfitting "
-             "epochs | pgd: masking epochs | pgd: max gap | PGD-20 - APGD (test) | masked |", "|---" * 10 + "|"]
+             f"epochs | pgd: masking epochs | pgd: max gap | validation (s), {attack} / pgd | training (s) "
+             "| PGD-20 - APGD (test) | masked |", "|---" * 12 + "|"]
     for r in twins:
         same = r["same_training"]
         drop = points(r["test_drop"]) if same and r["test_drop"] is not None else "-"
@@ -119,7 +122,8 @@ def _twin_monitor_table(sweep: str, twins: List[dict]) -> List[str]:
                      f"| {_epochs(r[attack]['masking_epochs'])} | {points(r[attack]['max_pgd_gap'])} "
                      f"| {_epochs(r[attack]['overfit_epochs'])} "
                      f"| {_epochs(r['pgd']['masking_epochs'])} "
-                     f"| {points(r['pgd']['max_pgd_gap'])} | {drop} | {was} |")
+                     f"| {points(r['pgd']['max_pgd_gap'])} | {number(r['validation_s'][attack], 0)} / "
+                     f"{number(r['validation_s']['pgd'], 0)} | {number(r['train_s'], 0)} | {drop} | {was} |")
     return lines
 
 

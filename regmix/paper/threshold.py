@@ -55,6 +55,8 @@ def monitor_twins(results: dict) -> List[dict]:
             continue
         rows.append({"name": e["name"], "twin": twin["name"], "attack": attack, "masked": masked(twin),
                      "test_drop": apgd_drop(twin), "same_training": e["curve"]["val_pgd"] == twin["curve"]["val_pgd"],
+                     "train_s": e.get("train_s"), "validation_s": {"pgd": twin.get("validation_s"),
+                                                                   attack: e.get("validation_s")},
                      "pgd": {k: twin["monitor"].get(k) for k in MONITOR_FIELDS},
                      attack: {k: e["monitor"].get(k) for k in MONITOR_FIELDS}})
     return rows

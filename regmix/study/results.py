@@ -138,6 +138,8 @@ def collect(suite: Suite, out) -> Dict:
                  "train": {"epochs": config["train"]["epochs"], "ema": config["train"].get("ema"),
                            "eps": config["threat"]["eps"]},
                  "train_s": round(sum(epoch_times(rd)), 2), "train_machines": train_machines(rd), "curve": _curve(rd),
+                 # validation and the masking monitor, summed over the epochs that timed them
+                 "validation_s": round(sum(epoch_times(rd, validation=True)) - sum(epoch_times(rd)), 2),
                  "best": (rd.status() or {}).get("best"), "evals": {},
                  "summaries": _summaries(rd, run.diagnostics)}
         records = {}
