@@ -187,3 +187,8 @@ def test_a_training_only_sweep_is_read_against_its_twins_training_and_test_split
     # another training (its validation curve differs): the twin's test split says nothing about it
     assert "| regmix-w-apgd_t-seed1 | regmix-seed1 | no | 2 | 14.0 | 2 | - | 8.0 | - / 74 | 63 | - | - |" in section
     assert "| variant | seeds |" not in section  # not the empty table of a sweep's evaluations
+    # both pairs re-read at the rule's threshold (7.5: the masked calibration run's pgd gap is 8.0), the
+    # runs of another training left out
+    assert ("At the threshold the study's rule chose (7.5 points; either rule, masking or catastrophic overfitting, "
+            "over the armed epochs): `apgd_t` flags 1 of 1 masked runs and 0 of 0 unmasked; `pgd` flags 1 of 1 "
+            "masked runs and 0 of 0 unmasked.") in section

@@ -11,7 +11,7 @@ from ..files import atomic_write_text
 from ..study.metrics import accuracy, mean_std, median_range, number, points
 from .claims import METRICS, values
 from .defaults import defaults_section, gamma_section
-from .threshold import apgd_drop, masked, monitor_twins, threshold_section
+from .threshold import apgd_drop, choose_masking_threshold, flagged_at, masked, monitor_twins, threshold_section
 
 
 def _sweep_rows(results, sweep: str, metrics) -> List[str]:
@@ -94,7 +94,7 @@ def _monitor_table(results: dict) -> List[str]:
     return lines
 
 
-def _twin_monitor_table(sweep: str, twins: List[dict]) -> List[str]:
+def _twin_monitor_table(sweep: str, twins: List[dict], threshold=None) -> List[str]:
     """A sweep that trains only, to watch the main runs' trainings with another monitor pair (its runs'
     monitor_twins): each run beside its main-table twin, both monitors' flagged epochs and largest gaps,
     and whether the twin's kept checkpoint was masked on the test split. The test columns read for a run
@@ -124,6 +124,20 @@ def _twin_monitor_table(sweep: str, twins: List[dict]) -> List[str]:
                      f"| {_epochs(r['pgd']['masking_epochs'])} "
                      f"| {points(r['pgd']['max_pgd_gap'])} | {number(r['validation_s'][attack], 0)} / "
                      f"{number(r['validation_s']['pgd'], 0)} | {number(r['train_s'], 0)} | {drop} | {was} |")
+    if threshold is not None:  # both pairs re-read at the threshold the study's rule chose
+        judged = [r for r in twins if r["same_training"] and r["masked"] is not None]
+        counts = []
+        for pair in (attack, "pgd"):
+            flags = [(r, flagged_at(r[pair], threshold)) for r in judged]
+            if any(f is None for _, f in flags):
+                return lines
+            hit = [r["name"] for r, f in flags if f and r["masked"]]
+            wrong = [r["name"] for r, f in flags if f and not r["masked"]]
+            counts.append(f"`{pair}` flags {len(hit)} of {sum(bool(r['masked']) for r in judged)} masked runs and "
+                          f"{len(wrong)} of {sum(not r['masked'] for r in judged)} unmasked"
+                          + (f" ({', '.join(wrong)})" if wrong else ""))
+        lines += ["", f"At the threshold the study's rule chose ({points(threshold)} points; either rule, masking or "
+                      f"catastrophic overfitting, over the armed epochs): " + "; ".join(counts) + "."]
     return lines
 
 
@@ -205,7 +219,9 @@ def write_tables(results: dict, dest: Path) -> Path:
     for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
         runs = [e for e in results["runs"] if e["sweep"] == sweep]
         if not any(e["evals"] for e in runs) and all(e["name"] in twins for e in runs):
-            lines += ["", *_twin_monitor_table(sweep, [twins[e["name"]] for e in runs])]
+            chosen = choose_masking_threshold(results)
+            lines += ["", *_twin_monitor_table(sweep, [twins[e["name"]] for e in runs],
+                                               chosen and chosen["threshold"])]
             continue
         metrics = sweep_metrics + ["AutoAttack"] * any("autoattack" in e["evals"] for e in runs)
         lines += ["", f"## Sweep `{sweep}`", "", "| variant | seeds | " + " | ".join(metrics) + " |",

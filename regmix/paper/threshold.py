@@ -25,7 +25,7 @@ CURRENT = 0.10            # eval.masking_threshold's default when the rule was w
 GRID = 0.005
 CALIBRATION = ("pgk", "regmix")
 SHARED_TRAINING = ("regmix_select_strong",)
-MONITOR_FIELDS = ("max_pgd_gap", "masking_epochs", "overfit_epochs", "points", "every")
+MONITOR_FIELDS = ("max_pgd_gap", "max_overfit_gap", "masking_epochs", "overfit_epochs", "points", "every")
 
 
 def apgd_drop(entry) -> Optional[float]:
@@ -69,6 +69,14 @@ def _row(entry) -> dict:
 
 def _flagged(row, t: float) -> bool:
     return row["gap"] is not None and row["gap"] > t
+
+
+def flagged_at(monitor: dict, t: float) -> Optional[bool]:
+    """Whether a run's monitor (its summary in results.json) flags it at threshold t by either of the
+    trainer's rules, masking or catastrophic overfitting (None without the overfitting level)."""
+    if monitor.get("max_pgd_gap") is None or monitor.get("max_overfit_gap") is None:
+        return None
+    return monitor["max_pgd_gap"] > t or monitor["max_overfit_gap"] > t
 
 
 def _overfit_flagged(row, t: float) -> Optional[bool]:
