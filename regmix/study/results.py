@@ -57,7 +57,8 @@ def _monitor(rd: RunDir, config: dict) -> dict:
     from the accuracies its epoch records logged (a run logged under an earlier rule is judged as a run
     today would be): the epochs flagged for gradient masking and for catastrophic overfitting, the largest
     gaps once armed (max_overfit_gap: the largest threshold the overfitting rule would have passed, the
-    smaller of its two gaps at the worst epoch), and the epoch each selection (eval.select pgd | strong) keeps. {} without a monitor."""
+    smaller of its two gaps at the worst epoch), and the epoch each selection (eval.select pgd | strong)
+    keeps. {} without a monitor."""
     validated = [r for r in rd.metrics("epoch") if "val_pgd" in r]
     rows = [r for r in validated if f"{PREFIX}pgd" in r]  # the epochs the monitor ran (eval.monitor_every)
     if not rows:
