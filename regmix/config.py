@@ -98,7 +98,8 @@ class EvalConfig:
     monitor_every: int = 1              # the monitor at the validation epochs whose number is a multiple of
                                         # this, and at the last (a strong attack on many points costs more
                                         # than an epoch: docs/results/README.md)
-    masking_threshold: float = 0.075    # 0.1 until the mnist5k study's rule set it: docs/results/README.md
+    masking_threshold: float = 0.075    # 0.1 until the mnist5k study's rule set it (regmix/paper/threshold.py,
+                                        # docs/results/README.md "The threshold"): read for the pgd pair on 200 points
     select: str = "pgd"                 # best.pt on: pgd (validation PGD-10) | strong (the monitor's strong attack)
 
 
