@@ -216,10 +216,10 @@ def write_tables(results: dict, dest: Path) -> Path:
             lines += ["", *choice]
     sweep_metrics = ["clean", "PGD-20", "CW-20", "APGD-CE+APGD-T"]
     twins = {r["name"]: r for r in monitor_twins(results)}
+    chosen = choose_masking_threshold(results)  # the threshold the twin tables re-read both pairs at
     for sweep in dict.fromkeys(e["sweep"] for e in results["runs"] if e["sweep"]):
         runs = [e for e in results["runs"] if e["sweep"] == sweep]
         if not any(e["evals"] for e in runs) and all(e["name"] in twins for e in runs):
-            chosen = choose_masking_threshold(results)
             lines += ["", *_twin_monitor_table(sweep, [twins[e["name"]] for e in runs],
                                                chosen and chosen["threshold"])]
             continue
