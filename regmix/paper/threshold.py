@@ -67,23 +67,28 @@ def _row(entry) -> dict:
             "gap": entry["monitor"]["max_pgd_gap"], "overfit": entry["monitor"].get("max_overfit_gap")}
 
 
+def _above(level: Optional[float], t: float) -> Optional[bool]:
+    """Whether a monitor level (a gap in points, as the trainer logs it) passes threshold t: the one comparison
+    behind every flag read here (None for a level not recorded)."""
+    return None if level is None else level > t
+
+
 def _flagged(row, t: float) -> bool:
-    return row["gap"] is not None and row["gap"] > t
+    return bool(_above(row["gap"], t))
 
 
 def flagged_at(monitor: dict, t: float) -> Optional[bool]:
     """Whether a run's monitor (its summary in results.json) flags it at threshold t by either of the
     trainer's rules, masking or catastrophic overfitting (None without the overfitting level)."""
-    if monitor.get("max_pgd_gap") is None or monitor.get("max_overfit_gap") is None:
-        return None
-    return monitor["max_pgd_gap"] > t or monitor["max_overfit_gap"] > t
+    masking, overfit = _above(monitor.get("max_pgd_gap"), t), _above(monitor.get("max_overfit_gap"), t)
+    return None if masking is None or overfit is None else masking or overfit
 
 
 def _overfit_flagged(row, t: float) -> Optional[bool]:
     """Whether the overfitting rule flags the run at t (None for a run read before its level was recorded).
     Not part of the rule, which decides on the masking gap alone: shown beside it, since the trainer applies
     the one threshold to both."""
-    return None if row.get("overfit") is None else row["overfit"] > t
+    return _above(row.get("overfit"), t)
 
 
 def choose_masking_threshold(results: dict) -> Optional[dict]:
@@ -156,7 +161,7 @@ def threshold_section(results: dict) -> List[str]:
             f"except {', '.join(SHARED_TRAINING)}, whose training is the calibration runs'); then the largest such "
             f"value on a {points(GRID)}-point grid.", "",
             "Calibration runs:", "", *head, *rows(c["calibration"]), "",
-            f"Held-out runs ({len(c['held_out'])} with APGD so far):", "", *head, *rows(c["held_out"]), "",
+            f"Held-out runs ({len(c['held_out'])} with APGD):", "", *head, *rows(c["held_out"]), "",
             f"Decision by the rule: threshold {points(t)} points ({c['reason']}). Held out: "
             f"{sum(_flagged(r, t) for r in caught)} of {len(caught)} masked runs flagged, {len(false)} unmasked "
             f"runs flagged. Either rule at {points(t)} points (masking or catastrophic overfitting, the trainer's two "
