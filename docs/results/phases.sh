@@ -44,6 +44,9 @@ phase --part sweeps --sweeps $MONITOR
 # RegMix, FGSM-RS and PGD-AT runs repeated the first study's), so it answers the least.
 # 7. the claims without label smoothing, with today's PGK and RegMix (three seeds each)
 phase --part sweeps --sweeps regmix_no_smoothing,pgk_no_smoothing
+# 8. (added 2026-12-06, after 6 was read) the same targeted pair on the main PGK and PGD-AT trainings, which it was
+#    not chosen on: its false alarms on runs none of which is masked
+phase --part sweeps --sweeps pgk_monitor_apgd_t,pgd_at_monitor_apgd_t
 # Standard training, TRADES and MART are not trained again (decided 2026-12-06): their code changed as PGD-AT's
 # and FGSM-RS's did, and those trained the first study's very weights again, so the first study's main rows
 # stand for them (docs/results/README.md). To train them anyway:
