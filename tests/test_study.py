@@ -16,6 +16,7 @@ from regmix.rundir import RunDir
 from regmix.runtime import machine
 from regmix.study import load_suite, run_study
 from regmix.study import runner
+from regmix.study.results import copy_records
 from regmix.study.suite import sweep_points
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -396,3 +397,18 @@ def test_the_study_engine_never_imports_the_paper():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             found += [f"{path.name}:{node.lineno}" for name in names if "paper" in name.split(".")]
     assert found == []
+
+
+def test_copied_records_cite_their_source_under_the_study_folder_as_named_not_the_machines_absolute_path(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    record = Path("study/runs/pgk-seed0/eval/best-test-n10-abc.json")
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"accuracy": {"clean": 0.5}}))
+    # the ledger resolves its records (ledger_record), so collect hands copy_records absolute paths
+    results = {"study_folder": "study", "runs": [{"name": "pgk-seed0", "summaries": {},
+                                                  "evals": {"whole": {"record": str(record.resolve())}}}]}
+    copy_records(results, "results")
+    ev = results["runs"][0]["evals"]["whole"]
+    assert ev["source"] == str(record) and ev["record"] == "records/pgk-seed0/eval-whole.json"
+    assert json.loads((tmp_path / "results" / ev["record"]).read_text()) == {"accuracy": {"clean": 0.5}}

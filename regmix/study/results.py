@@ -169,9 +169,19 @@ def collect(suite: Suite, out) -> Dict:
             "setting": setting, "evals": specs, "seeds": suite.seeds, "runs": entries}
 
 
+def _as_cited(record, study_folder) -> str:
+    """A record's path under the study folder as the command named it (runs/study-mnist5k/runs/...), not
+    the machine's absolute path that the ledger resolves to, so the results read the same on any clone."""
+    try:
+        return str(Path(study_folder) / Path(record).resolve().relative_to(Path(study_folder).resolve()))
+    except ValueError:  # a record outside the study folder (never written by `regmix study`)
+        return str(record)
+
+
 def copy_records(results: dict, dest) -> None:
-    """Copy every cited record under DEST/records/<run>/ and point `results` (collect's) at the copies."""
-    dest = Path(dest)
+    """Copy every cited record under DEST/records/<run>/ and point `results` (collect's) at the copies;
+    `source` keeps where each one came from."""
+    dest, study_folder = Path(dest), results["study_folder"]
     records = dest / "records"
     if records.exists():
         shutil.rmtree(records)
@@ -181,12 +191,12 @@ def copy_records(results: dict, dest) -> None:
         for name, ev in entry["evals"].items():
             target = folder / f"eval-{name}.json"
             shutil.copyfile(ev["record"], target)
-            ev["source"], ev["record"] = ev["record"], str(target.relative_to(dest))
+            ev["source"], ev["record"] = _as_cited(ev["record"], study_folder), str(target.relative_to(dest))
         for kind, diag in entry["summaries"].items():
             target = folder / Path(diag["record"]).name
             shutil.copyfile(diag["record"], target)
-            diag["source"], diag["record"] = diag["record"], str(target.relative_to(dest))
-        run = RunDir(Path(results["study_folder"]) / "runs" / entry["name"])
+            diag["source"], diag["record"] = _as_cited(diag["record"], study_folder), str(target.relative_to(dest))
+        run = RunDir(Path(study_folder) / "runs" / entry["name"])
         if run.config_path.exists():
             shutil.copyfile(run.config_path, folder / run.config_path.name)
         # the epoch records (the curves come from them); the per-step ones stay in the study folder
