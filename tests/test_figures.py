@@ -73,6 +73,8 @@ def test_method_colours_are_fixed_distinct_and_colour_blind_safe():
     assert set(METHOD_COLORS.values()) <= set(PALETTE)
     assert method_color("regmix") == METHOD_COLORS["regmix"]
     assert method_color("new_method") == method_color("new_method") in PALETTE
+    # no name draws the yellow, which a thin line on white paper does not show
+    assert "#F0E442" not in {method_color(f"method_{i}") for i in range(200)}
 
 
 def test_figures_command_writes_every_figure_for_tiny_runs(tmp_path, capsys, monkeypatch):

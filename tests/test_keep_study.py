@@ -34,6 +34,12 @@ def test_a_kept_study_restores_finished_runs_only_and_is_not_redone(tmp_path):
     assert "diagnostics/softmax.npz" in files and "diagnostics/landscape_weight.npz" in files
     assert sorted(json.loads((kept / "study.json").read_text())["evals_done"]) == [
         "standard-seed0/first_seed", "standard-seed0/whole", "standard-seed0/wide"]
+    # a kept run that gains a record later (a diagnostic the suite added) is kept again with it
+    late = out / "runs" / "standard-seed0" / "diagnostics" / "added_later.npz"
+    late.write_bytes(b"a record added after the run was first kept")
+    assert keep_study.main(["save", str(out), str(kept), "--smoke"]) == 0
+    assert (kept / "runs" / "standard-seed0" / "diagnostics" / "added_later.npz").read_bytes() == late.read_bytes()
+    late.unlink()
 
     # on a fresh machine: the kept run and its evaluations are skipped, the rest is done
     assert keep_study.main(["restore", str(kept), str(fresh), "--smoke"]) == 0

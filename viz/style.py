@@ -22,12 +22,16 @@ PRESETS = {
 }
 
 
+# the palette less its yellow, which a thin line or a small marker on white paper does not show
+LINE_COLORS = [c for c in PALETTE if c != "#F0E442"]
+
+
 def method_color(method: str) -> str:
-    """The method's colour; an unknown name gets a palette colour chosen from its name, so it is the
-    same in every figure and every session."""
+    """The method's colour; an unknown name gets a palette colour chosen from its name (never the yellow),
+    so it is the same in every figure and every session."""
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
-    return PALETTE[zlib.crc32(method.encode()) % len(PALETTE)]
+    return LINE_COLORS[zlib.crc32(method.encode()) % len(LINE_COLORS)]
 
 
 def preset_size(preset: str = "single", aspect: float = 0.75) -> tuple[float, float]:

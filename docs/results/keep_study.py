@@ -56,9 +56,8 @@ def copy_run(source: Path, dest: Path) -> None:
 
 def save(out: Path, kept: Path, suite) -> int:
     keep, done, ledger = finished(out, suite)
-    for name in keep:
-        if not (kept / "runs" / name / RunDir.STATUS).exists():  # a finished run no longer changes
-            copy_run(out / "runs" / name, kept / "runs" / name)
+    for name in keep:  # copied again each time: a finished run still gains records (a suite's new diagnostics)
+        copy_run(out / "runs" / name, kept / "runs" / name)
     stored = {key: value for key, value in ledger.items() if not key.startswith("plan_")}
     stored.update(evals_done=dict(sorted(done.items())), suite_file=Path(ledger.get("suite_file", "")).name)
     atomic_write_text(kept / STUDY_FILE, json.dumps(stored, indent=1) + "\n")
