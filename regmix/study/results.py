@@ -133,14 +133,14 @@ def collect(suite: Suite, out) -> Dict:
         rd = run_dir(out, run)
         if rd.state() != "complete":
             continue
-        config = rd.read_config()
+        config, train_s = rd.read_config(), sum(epoch_times(rd))
         entry = {"name": run.name, "method": run.method, "seed": run.seed, "sweep": run.sweep,
                  "variant": run.variant, "options": config["method"].get("options") or {},
                  "train": {"epochs": config["train"]["epochs"], "ema": config["train"].get("ema"),
                            "eps": config["threat"]["eps"]},
-                 "train_s": round(sum(epoch_times(rd)), 2), "train_machines": train_machines(rd), "curve": _curve(rd),
+                 "train_s": round(train_s, 2), "train_machines": train_machines(rd), "curve": _curve(rd),
                  # validation and the masking monitor, summed over the epochs that timed them
-                 "validation_s": round(sum(epoch_times(rd, validation=True)) - sum(epoch_times(rd)), 2),
+                 "validation_s": round(sum(epoch_times(rd, validation=True)) - train_s, 2),
                  "best": (rd.status() or {}).get("best"), "evals": {},
                  "summaries": _summaries(rd, run.diagnostics)}
         records = {}
