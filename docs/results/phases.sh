@@ -40,7 +40,7 @@ phase --part sweeps --sweeps pgd_at_width32,pgk_width32,regmix_width32
 phase --part sweeps --sweeps longer_schedule_seeds
 # 6. the monitor's targeted pair while training (training only; read against the main runs)
 phase --part sweeps --sweeps $MONITOR
-# 7 comes last (moved on 2026-12-06): its training code did not change for this schedule (the main PGK,
+# 7 was moved after 6 on 2026-12-06: its training code did not change for this schedule (the main PGK,
 # RegMix, FGSM-RS and PGD-AT runs repeated the first study's), so it answers the least.
 # 7. the claims without label smoothing, with today's PGK and RegMix (three seeds each)
 phase --part sweeps --sweeps regmix_no_smoothing,pgk_no_smoothing
